@@ -1,0 +1,1 @@
+"""The web dashboard (static HTML + JS served by the API) and the job plot files."""

@@ -1,0 +1,543 @@
+"use strict";
+// The bumpfit dashboard: hash routes #/ (jobs), #/jobs/ID, #/sweeps/ID and #/new (submit).
+// It talks only to the JSON API it is served by; the vendored uPlot draws the charts.
+
+const RELIST_MS = 2000; // how often the jobs list and a running sweep re-read the API
+const MAX_STREAMS = 3; // event streams the jobs list keeps open (browsers allow ~6 connections per host)
+const T_MAX = 80; // app/functions.py: past exp(-80) the bump is written as 0
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const RANK = { queued: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2 };
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+
+let view = null; // {signal, onTeardown} of the page on screen
+let lastSubmitted = null; // the job id the form just created, highlighted in the list
+
+/* ---------- small helpers ---------- */
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) if (c != null) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+function fmt(v) {
+  if (v == null || (typeof v === "number" && Number.isNaN(v))) return "—";
+  if (Array.isArray(v)) return "[" + v.map(fmt).join(", ") + "]";
+  if (typeof v !== "number") return String(v);
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a < 1e-3 || a >= 1e5 ? v.toExponential(2) : String(Number(v.toPrecision(5)));
+}
+
+const fmtParams = (p) => (p ? Object.entries(p).map(([k, v]) => `${k}=${fmt(v)}`).join("  ") : "—");
+const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "—");
+const first = (v) => (Array.isArray(v) ? v[0] : v);
+
+function showError(message) {
+  const el = $("#error");
+  el.textContent = message || "";
+  el.hidden = !message;
+}
+
+function report(err) {
+  if (err?.name !== "AbortError") showError(err.message);
+}
+
+/** Call the API; a non-2xx answer throws an Error whose message is the API's own. */
+async function api(path, options = {}) {
+  let res;
+  try {
+    res = await fetch(path, {
+      signal: view?.signal, ...options,
+      headers: { "content-type": "application/json", ...(options.headers || {}) },
+    });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new Error(`cannot reach the bumpfit API: ${err.message}`);
+  }
+  const text = await res.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { body = null; }
+  if (!res.ok) throw new Error(body?.error?.message ?? `${res.status} ${res.statusText}`);
+  return body;
+}
+
+/** Follow a job's server-sent events; `onJob` gets each job resource, `onEnd` runs once it stops. */
+function follow(id, onJob, onEnd = () => {}) {
+  const es = new EventSource(`v1/jobs/${encodeURIComponent(id)}/events`);
+  const handle = (ev) => onJob(JSON.parse(ev.data));
+  es.addEventListener("progress", handle);
+  es.addEventListener("end", (ev) => { es.close(); handle(ev); onEnd(); });
+  es.onerror = () => { es.close(); onEnd(); };
+  view.onTeardown(() => es.close());
+  return es;
+}
+
+async function cancelJob(id, button) {
+  button.disabled = true;
+  try {
+    return await api(`v1/jobs/${encodeURIComponent(id)}:cancel`, { method: "POST" });
+  } catch (err) {
+    report(err);
+    button.disabled = false;
+    return null;
+  }
+}
+
+/* ---------- the layers' math (the same formulas as app/functions.py) ---------- */
+
+function bump(x, sigma) {
+  const x2 = x * x, d = sigma - x2;
+  return x2 < sigma * sigma && d * T_MAX > sigma ? Math.exp(-sigma / d) : 0;
+}
+
+function gaussian(x, a, b, c) {
+  const d = x - c;
+  return a * Math.exp(-b * d * d);
+}
+
+function evaluate(type, x, p) {
+  return type === "bump" ? bump(x, first(p.sigma)) : gaussian(x, first(p.a), first(p.b), first(p.c));
+}
+
+/* ---------- charts ---------- */
+
+function placeholder(el, text) {
+  el.replaceChildren(h("p", { class: "muted" }, text));
+  el.dataset.points = "0";
+}
+
+/** Draw a uPlot chart into `el`; `series` are [{label, color, points?: true (no line)}]. */
+const EPOCH_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+
+/** Tick labels with enough digits to tell neighbours apart; at most ~8 labels on a log axis. */
+function ticks(log) {
+  return (u, splits) => {
+    if (log) {
+      const exps = splits.map((v) => Math.log10(v)).map((e) => (Math.abs(e - Math.round(e)) < 1e-9 ? Math.round(e) : null));
+      const every = Math.ceil(exps.filter((e) => e != null).length / 8);
+      return exps.map((e) => (e == null || e % every ? "" : e >= -2 && e <= 3 ? String(10 ** e) : `1e${e}`));
+    }
+    const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1;
+    const digits = Math.min(12, Math.max(0, -Math.floor(Math.log10(step || 1) + 1e-9)));
+    const big = Math.max(...splits.map(Math.abs));
+    return splits.map((v) => (big >= 1e5 || (big < 1e-3 && big > 0) ? v.toExponential(2) : v.toFixed(digits)));
+  };
+}
+
+function draw(el, { xLabel, yLabel, log = false, series }, data) {
+  if (!data.slice(1).some((ys) => ys.some((y) => y != null))) return placeholder(el, "Nothing to draw yet.");
+  el.replaceChildren();
+  const opts = {
+    width: Math.max(320, el.clientWidth || 480), height: 260,
+    scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
+    axes: [xLabel === "epoch" ? { label: xLabel, incrs: EPOCH_STEPS } : { label: xLabel },
+      { label: yLabel, size: 80, values: ticks(log) }],
+    series: [{ label: xLabel }, ...series.map((s, i) => {
+      const stroke = s.color || COLORS[i % COLORS.length];
+      return s.points
+        ? { label: s.label, stroke, paths: () => null, points: { show: true, size: 5, stroke, fill: stroke } }
+        : { label: s.label, stroke, width: 2, spanGaps: true, points: { show: data[0].length < 40 } };
+    })],
+  };
+  new uPlot(opts, data, el);
+  el.dataset.points = String(data[0].length);
+}
+
+const positive = (v) => (v != null && v > 0 && Number.isFinite(v) ? v : null);
+
+function drawLoss(el, history) {
+  if (!history.length) return placeholder(el, "No finished epochs yet.");
+  const series = [{ label: "loss" }];
+  const data = [history.map((r) => r.epoch), history.map((r) => positive(r.loss))];
+  if (history.some((r) => r.val_loss != null)) {
+    series.push({ label: "val_loss" });
+    data.push(history.map((r) => positive(r.val_loss)));
+  }
+  draw(el, { xLabel: "epoch", yLabel: "loss (log)", log: true, series }, data);
+}
+
+function drawParams(el, history) {
+  if (!history.length) return placeholder(el, "No finished epochs yet.");
+  const names = [];
+  for (const [k, v] of Object.entries(history[0].params || {})) {
+    if (Array.isArray(v)) v.forEach((_, i) => names.push([`${k}[${i}]`, (p) => p[k][i]]));
+    else names.push([k, (p) => p[k]]);
+  }
+  const data = [history.map((r) => r.epoch), ...names.map(([, get]) => history.map((r) => get(r.params)))];
+  draw(el, { xLabel: "epoch", yLabel: "value", series: names.map(([label]) => ({ label })) }, data);
+}
+
+/** The training data sample, the target function (synthetic data) and the fitted function. */
+function drawFit(el, job, sample) {
+  const d = job.spec.data;
+  if ((d.features ?? 1) > 1) return placeholder(el, "Multi-feature data: no 1-D picture of the fit.");
+  const xs = sample?.x ?? [];
+  const [lo, hi] = d.x_range ?? [Math.min(...xs, -1), Math.max(...xs, 1)];
+  const rows = xs.map((x, i) => [x, sample.y[i]]);
+  for (let i = 0; i <= 400; i++) rows.push([lo + ((hi - lo) * i) / 400, null]);
+  rows.sort((a, b) => a[0] - b[0]);
+  const x = rows.map((r) => r[0]);
+  const series = [{ label: "data sample", color: "#9aa4b2", points: true }];
+  const data = [x, rows.map((r) => r[1])];
+  if (d.kind === "synthetic") {
+    series.push({ label: `target ${d.function}`, color: "#2ca02c" });
+    data.push(x.map((v) => evaluate(d.function, v, d.params)));
+  }
+  if (job.params) {
+    series.push({ label: `fitted (epoch ${job.progress.epoch})`, color: "#d62728" });
+    data.push(x.map((v) => evaluate(job.spec.layer.type, v, job.params)));
+  }
+  draw(el, { xLabel: "x", yLabel: "y", series }, data);
+}
+
+/* ---------- jobs list (#/) ---------- */
+
+const COLUMNS = ["job", "status", "layer", "data σ", "learned σ", "progress", "device", "worker", "sweep",
+  "created", ""];
+
+function statusBadge(job) {
+  const text = job.cancel_requested && job.status === "running" ? "cancelling" : job.status;
+  return h("span", { class: `status ${job.status}` }, text);
+}
+
+function progressCell(job) {
+  const { epoch, epochs } = job.progress;
+  const pct = epochs ? Math.round((100 * epoch) / epochs) : 0;
+  return [h("span", { class: "bar" }, h("span", { style: `width:${pct}%` })), `${epoch}/${epochs}`];
+}
+
+/** Fill a job row, unless the job shown there is newer (an event can beat a list response). */
+function fillRow(tr, job, onChange) {
+  const key = job.attempts * 1e9 + RANK[job.status] * 1e6 + job.progress.epoch;
+  if (Number(tr.dataset.key ?? -1) > key) return;
+  tr.dataset.key = key;
+  tr.dataset.status = job.status;
+  const learned = job.spec.layer.type === "bump" ? fmt(first(job.params?.sigma)) : fmtParams(job.params);
+  const cancel = FINISHED.has(job.status) || job.cancel_requested ? "" : h("button", {
+    class: "danger cancel", onclick: async (ev) => { const j = await cancelJob(job.id, ev.target); if (j) onChange(j); },
+  }, "Cancel");
+  const cells = [
+    h("a", { href: `#/jobs/${job.id}` }, job.id), statusBadge(job), job.spec.layer.type,
+    fmt(job.spec.data.params?.sigma), learned, progressCell(job), job.device ?? "—", job.worker ?? "—",
+    job.sweep_id ? h("a", { href: `#/sweeps/${job.sweep_id}` }, job.sweep_id) : "", fmtTime(job.created_at), cancel,
+  ];
+  const names = ["id", "status", "layer", "data-sigma", "sigma", "progress", "device", "worker", "sweep",
+    "created", "actions"];
+  tr.replaceChildren(...cells.map((c, i) => h("td", { class: `c-${names[i]}` }, c)));
+}
+
+async function jobsView(root) {
+  const status = h("select", { id: "status-filter", onchange: () => relist() },
+    ["", "queued", "running", "succeeded", "failed", "cancelled"].map((s) => h("option", { value: s }, s || "all")));
+  const tbody = h("tbody");
+  const updated = h("span", { class: "muted" });
+  root.append(
+    h("div", { class: "toolbar" }, h("h1", {}, "Jobs"), status, h("a", { href: "#/new" }, "Submit a job or sweep"), updated),
+    h("table", { id: "jobs" }, h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", {}, c)))), tbody),
+  );
+  const streams = new Set();
+  const rowOf = (id) => tbody.querySelector(`tr[data-job-id="${CSS.escape(id)}"]`);
+  const onJob = (job) => { const tr = rowOf(job.id); if (tr) fillRow(tr, job, onJob); };
+
+  async function relist() {
+    try {
+      const filter = status.value ? `&status=${status.value}` : "";
+      const { jobs } = await api(`v1/jobs?limit=50${filter}`);
+      const rows = jobs.map((job) => {
+        const tr = rowOf(job.id) ?? h("tr", { "data-job-id": job.id, class: job.id === lastSubmitted ? "new" : null });
+        fillRow(tr, job, onJob);
+        return tr;
+      });
+      if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: COLUMNS.length, class: "muted" },
+        "No jobs yet: submit one from the Submit page or with `bumpfit submit`.")));
+      tbody.replaceChildren(...rows);
+      updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+      // Stream the unfinished jobs (running ones first); the rest update on the next re-list.
+      const open = jobs.filter((j) => !FINISHED.has(j.status)).sort((a, b) => RANK[b.status] - RANK[a.status]);
+      for (const j of open) {
+        if (streams.size >= MAX_STREAMS) break;
+        if (streams.has(j.id)) continue;
+        streams.add(j.id);
+        follow(j.id, onJob, () => streams.delete(j.id));
+      }
+    } catch (err) {
+      report(err);
+    }
+  }
+  await relist();
+  const timer = setInterval(relist, RELIST_MS);
+  view.onTeardown(() => clearInterval(timer));
+}
+
+/* ---------- one job (#/jobs/ID) ---------- */
+
+function summary(job) {
+  const s = job.spec, d = s.data, t = s.training;
+  const dataText = d.kind === "synthetic"
+    ? `synthetic ${d.function} ${fmtParams(d.params)}, n=${d.n}, x in [${d.x_range}], noise ${d.noise_std}, seed ${d.seed}`
+    : d.kind === "inline" ? `inline, n=${d.n}, ${d.features} feature(s)` : `dataset ${d.id}, n=${d.n}`;
+  const items = [
+    ["status", statusBadge(job)], ["progress", progressCell(job)],
+    ["learned params", h("span", { id: "learned" }, fmtParams(job.params))],
+    ["metrics", fmtParams(job.metrics)], ["layer", JSON.stringify(s.layer)], ["data", dataText],
+    ["training", `${t.optimizer} lr=${t.learning_rate}, ${t.epochs} epochs, batch ${t.batch_size}, ${t.loss}` +
+      (t.validation_split ? `, validation ${t.validation_split}` : "") + `, seed ${t.seed}`],
+    ["device", `${job.device ?? "—"} (asked: ${s.device})`], ["worker", job.worker ?? "—"],
+    ["attempts", job.attempts], ["model", `${job.model.name} v${job.model.version ?? "—"}`],
+    ["created / started / finished",
+      `${fmtTime(job.created_at)} / ${fmtTime(job.started_at)} / ${fmtTime(job.finished_at)}`],
+  ];
+  if (job.sweep_id) items.push(["sweep", h("a", { href: `#/sweeps/${job.sweep_id}` }, job.sweep_id)]);
+  if (job.warnings?.length) items.push(["warnings", JSON.stringify(job.warnings)]);
+  if (job.error) items.push(["error", h("span", { class: "error-text" }, `${job.error.type}: ${job.error.message}`)]);
+  return h("dl", { class: "summary" }, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+async function jobView(root, id) {
+  const path = `v1/jobs/${encodeURIComponent(id)}`;
+  let job = await api(path);
+  const head = h("div", { class: "toolbar" });
+  const info = h("div");
+  const charts = { loss: h("div", { class: "chart", id: "chart-loss" }),
+    params: h("div", { class: "chart", id: "chart-params" }), fit: h("div", { class: "chart", id: "chart-fit" }) };
+  root.append(head, info, h("div", { class: "cards" },
+    h("section", { class: "card" }, h("h2", {}, "Loss per epoch (log scale)"), charts.loss),
+    h("section", { class: "card" }, h("h2", {}, "Parameters per epoch"), charts.params),
+    h("section", { class: "card" }, h("h2", {}, "Fitted function over a sample of the training data"), charts.fit)));
+  const sample = await api(`${path}/sample?size=400`).catch((err) => { report(err); return null; });
+  let history = [], shownEpoch = -1;
+
+  async function show(next) {
+    job = next;
+    const cancel = FINISHED.has(job.status) || job.cancel_requested ? "" : h("button", {
+      class: "danger cancel", onclick: async (ev) => { const j = await cancelJob(job.id, ev.target); if (j) queue(j); },
+    }, "Cancel job");
+    head.replaceChildren(h("h1", {}, `Job ${job.id}`), statusBadge(job), cancel,
+      h("a", { href: `${path}/plot.svg`, target: "_blank" }, "plot.svg"),
+      h("a", { href: path, target: "_blank" }, "JSON"), h("a", { href: `${path}/history`, target: "_blank" }, "history"));
+    info.replaceChildren(summary(job));
+    if (job.progress.epoch !== shownEpoch || FINISHED.has(job.status)) {
+      shownEpoch = job.progress.epoch;
+      history = (await api(`${path}/history`)).history;
+      drawLoss(charts.loss, history);
+      drawParams(charts.params, history);
+    }
+    drawFit(charts.fit, job, sample);
+  }
+  let chain = Promise.resolve();
+  const queue = (next) => { chain = chain.then(() => show(next)).catch(report); };
+  queue(job);
+  await chain;
+  if (!FINISHED.has(job.status) && !view.signal.aborted) follow(job.id, queue);
+}
+
+/* ---------- one sweep (#/sweeps/ID) ---------- */
+
+function targetSigma(sweep, row) {
+  const base = sweep.request.base || {};
+  if ((base.layer?.type ?? "bump") !== "bump" || (base.data?.function ?? "bump") !== "bump") return null;
+  return row.point["data.params.sigma"] ?? base.data?.params?.sigma ?? 0.5;
+}
+
+function drawSweep(scatter, errors, sweep) {
+  const rows = sweep.jobs.map((r) => ({ r, target: targetSigma(sweep, r), learned: first(r.params?.sigma) }))
+    .filter((p) => p.target != null).sort((a, b) => a.target - b.target);
+  if (!rows.length) {
+    const jobs = sweep.jobs.map((r, i) => [i + 1, positive(r.metrics?.loss)]);
+    draw(scatter, { xLabel: "job", yLabel: "final loss (log)", log: true, series: [{ label: "loss", points: true }] },
+      [jobs.map((j) => j[0]), jobs.map((j) => j[1])]);
+    return placeholder(errors, "Not a sweep over the bump's sigma: no target to compare with.");
+  }
+  const x = rows.map((p) => p.target);
+  draw(scatter, { xLabel: "target σ (data)", yLabel: "learned σ", series: [
+    { label: "learned = target", color: "#2ca02c" }, { label: "learned σ", color: "#d62728", points: true }] },
+  [x, x.slice(), rows.map((p) => p.learned ?? null)]);
+  draw(errors, { xLabel: "target σ (data)", yLabel: "|learned − target| (log)", log: true,
+    series: [{ label: "error", color: "#1f77b4", points: true }] },
+  [x, rows.map((p) => (p.learned == null ? null : positive(Math.abs(p.learned - p.target))))]);
+}
+
+async function sweepView(root, id) {
+  const path = `v1/sweeps/${encodeURIComponent(id)}`;
+  const head = h("div", { class: "toolbar" });
+  const scatter = h("div", { class: "chart", id: "chart-sweep" });
+  const errors = h("div", { class: "chart", id: "chart-sweep-error" });
+  const tbody = h("tbody");
+  root.append(head, h("div", { class: "cards" },
+    h("section", { class: "card" }, h("h2", {}, "Learned against target σ"), scatter),
+    h("section", { class: "card" }, h("h2", {}, "Error per job"), errors)),
+  h("h2", { style: "margin-top:16px" }, "Jobs"),
+  h("table", { id: "sweep-jobs" }, h("thead", {}, h("tr", {}, ["job", "point", "status", "progress", "target σ",
+    "learned σ", "error", "final loss", "problem"].map((c) => h("th", {}, c)))), tbody));
+  let timer = null;
+
+  async function load() {
+    const sweep = await api(path);
+    const counts = Object.entries(sweep.counts).map(([k, v]) => `${v} ${k}`).join(", ");
+    const unfinished = sweep.jobs.filter((r) => !FINISHED.has(r.status));
+    const cancelAll = unfinished.length ? h("button", { class: "danger cancel", onclick: async (ev) => {
+      ev.target.disabled = true;
+      for (const r of unfinished) await api(`v1/jobs/${r.id}:cancel`, { method: "POST" }).catch(() => null);
+      load().catch(report);
+    } }, `Cancel ${unfinished.length} unfinished`) : "";
+    head.replaceChildren(h("h1", {}, `Sweep ${sweep.id}`), h("span", { class: "muted", id: "sweep-counts" },
+      `${sweep.jobs.length} jobs: ${counts}`), cancelAll);
+    tbody.replaceChildren(...sweep.jobs.map((r) => {
+      const target = targetSigma(sweep, r), learned = first(r.params?.sigma);
+      const err = target != null && learned != null ? Math.abs(learned - target) : null;
+      return h("tr", { "data-job-id": r.id, "data-status": r.status }, [
+        h("a", { href: `#/jobs/${r.id}` }, r.id), Object.entries(r.point).map(([k, v]) => `${k}=${v}`).join(" "),
+        statusBadge(r), progressCell(r), fmt(target), fmt(learned), fmt(err), fmt(r.metrics?.loss),
+        r.error ? r.error.message : "",
+      ].map((c) => h("td", {}, c)));
+    }));
+    drawSweep(scatter, errors, sweep);
+    root.dataset.done = String(sweep.done);
+    if (sweep.done && timer) clearInterval(timer);
+  }
+  await load();
+  if (root.dataset.done !== "true") {
+    timer = setInterval(() => load().catch(report), RELIST_MS);
+    view.onTeardown(() => clearInterval(timer));
+  }
+}
+
+/* ---------- submit a job or a sweep (#/new) ---------- */
+
+function field(name, label, value, { options, hint, wide } = {}) {
+  const input = options
+    ? h("select", { name }, options.map((o) => h("option", { value: o, selected: o === value }, o)))
+    : h("input", { name, value, placeholder: hint ?? "", autocomplete: "off" });
+  return h("label", { class: wide ? "wide" : null, "data-field": name }, label, input);
+}
+
+/** The text of a field as JSON: "" is null, a number is a number, anything else goes as typed. */
+function valueOf(form, name) {
+  const raw = form.elements[name].value.trim();
+  if (raw === "") return null;
+  const n = Number(raw);
+  return Number.isFinite(n) && form.elements[name].tagName === "INPUT" ? n : raw;
+}
+
+function dropNulls(obj) {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v != null));
+}
+
+function jobRequest(form) {
+  const v = (name) => valueOf(form, name);
+  const layerType = v("layer.type"), fn = v("data.function");
+  const layer = layerType === "bump" ? { type: "bump", sigma_init: v("layer.sigma_init") }
+    : dropNulls({ type: "gaussian", a_init: v("layer.a_init"), b_init: v("layer.b_init"), c_init: v("layer.c_init") });
+  const params = fn === "bump" ? dropNulls({ sigma: v("data.params.sigma") })
+    : dropNulls({ a: v("data.params.a"), b: v("data.params.b"), c: v("data.params.c") });
+  return dropNulls({
+    layer,
+    data: dropNulls({ kind: "synthetic", function: fn, params, n: v("data.n"),
+      x_range: [v("data.x_min"), v("data.x_max")], noise_std: v("data.noise_std"), seed: v("data.seed") }),
+    training: dropNulls({ optimizer: v("training.optimizer"), learning_rate: v("training.learning_rate"),
+      epochs: v("training.epochs"), batch_size: v("training.batch_size"), loss: v("training.loss"),
+      validation_split: v("training.validation_split"), seed: v("training.seed") }),
+    device: v("device"), model_name: v("model_name"),
+  });
+}
+
+function sweepRequest(form) {
+  const raw = form.elements["sweep.sigmas"].value.split(/[\s,]+/).filter(Boolean);
+  if (!raw.length) throw new Error("sweep: enter the data sigmas to sweep over, such as 0.1, 0.2, 0.3");
+  const sigmas = raw.map((s) => (Number.isFinite(Number(s)) ? Number(s) : s));
+  return { base: jobRequest(form), grid: { "data.params.sigma": sigmas } };
+}
+
+function submitView(root) {
+  const preview = h("pre", { class: "card", id: "request-preview" });
+  const form = h("form", { class: "submit", id: "submit-form" },
+    h("fieldset", {}, h("legend", {}, "Layer"),
+      field("layer.type", "type", "bump", { options: ["bump", "gaussian"] }),
+      field("layer.sigma_init", "sigma_init (bump)", "", { hint: "random in [0.01, 0.1)" }),
+      field("layer.a_init", "a_init (gaussian)", "1"), field("layer.b_init", "b_init (gaussian)", "1"),
+      field("layer.c_init", "c_init (gaussian)", "0")),
+    h("fieldset", {}, h("legend", {}, "Data (synthetic)"),
+      field("data.function", "function", "bump", { options: ["bump", "gaussian"] }),
+      field("data.params.sigma", "sigma (bump)", "0.5"), field("data.params.a", "a (gaussian)", "1"),
+      field("data.params.b", "b (gaussian)", "1"), field("data.params.c", "c (gaussian)", "0"),
+      field("data.n", "n (samples)", "100000"), field("data.x_min", "x min", "-1"), field("data.x_max", "x max", "1"),
+      field("data.noise_std", "noise_std", "0"), field("data.seed", "seed", "", { hint: "random" })),
+    h("fieldset", {}, h("legend", {}, "Training"),
+      field("training.optimizer", "optimizer", "adam", { options: ["adam", "sgd", "rmsprop"] }),
+      field("training.learning_rate", "learning_rate", "0.001"), field("training.epochs", "epochs", "5"),
+      field("training.batch_size", "batch_size", "32"),
+      field("training.loss", "loss", "mse", { options: ["mse", "mae", "huber"] }),
+      field("training.validation_split", "validation_split", "0"),
+      field("training.seed", "seed", "", { hint: "random" }),
+      field("device", "device", "auto", { options: ["auto", "cpu", "gpu"] }),
+      field("model_name", "model_name", "", { hint: "default: the job id" })),
+    h("fieldset", {}, h("legend", {}, "Sweep (optional)"),
+      field("sweep.sigmas", "data sigmas, one job each", "", { hint: "0.1, 0.2, 0.3", wide: true })),
+    h("div", { class: "toolbar" },
+      h("button", { type: "submit", class: "primary", id: "submit-job" }, "Submit job"),
+      h("button", { type: "button", id: "submit-sweep" }, "Submit sweep")));
+  const sync = () => {
+    const layer = form.elements["layer.type"].value, fn = form.elements["data.function"].value;
+    for (const label of form.querySelectorAll("label[data-field]")) {
+      const name = label.dataset.field;
+      if (name.startsWith("layer.") && name !== "layer.type") label.hidden = (name === "layer.sigma_init") !== (layer === "bump");
+      if (name.startsWith("data.params.")) label.hidden = (name === "data.params.sigma") !== (fn === "bump");
+    }
+    const sigmas = form.elements["sweep.sigmas"].value.trim();
+    preview.textContent = JSON.stringify(sigmas ? (() => { try { return sweepRequest(form); } catch { return {}; } })()
+      : jobRequest(form), null, 2);
+  };
+  form.addEventListener("input", sync);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    showError("");
+    try {
+      const job = await api("v1/jobs", { method: "POST", body: JSON.stringify(jobRequest(form)) });
+      lastSubmitted = job.id;
+      location.hash = "#/";
+    } catch (err) { report(err); }
+  });
+  $("#submit-sweep", form).addEventListener("click", async () => {
+    showError("");
+    try {
+      const sweep = await api("v1/sweeps", { method: "POST", body: JSON.stringify(sweepRequest(form)) });
+      location.hash = `#/sweeps/${sweep.id}`;
+    } catch (err) { report(err); }
+  });
+  root.append(h("h1", {}, "Submit a job or a sweep"), form, h("h2", { style: "margin-top:16px" }, "Request body"), preview);
+  sync();
+}
+
+/* ---------- routing ---------- */
+
+function route() {
+  if (view) view.teardown();
+  const controller = new AbortController();
+  const stops = [];
+  view = {
+    signal: controller.signal,
+    onTeardown: (fn) => stops.push(fn),
+    teardown: () => { controller.abort(); stops.splice(0).forEach((fn) => fn()); },
+  };
+  showError("");
+  const root = $("#view");
+  root.replaceChildren();
+  delete root.dataset.done;
+  const [kind, id] = location.hash.replace(/^#\/?/, "").split("/");
+  const page = kind === "jobs" && id ? jobView(root, decodeURIComponent(id))
+    : kind === "sweeps" && id ? sweepView(root, decodeURIComponent(id))
+      : kind === "new" ? submitView(root) : jobsView(root);
+  Promise.resolve(page).catch(report);
+}
+
+window.addEventListener("hashchange", route);
+route();

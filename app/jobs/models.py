@@ -1,0 +1,77 @@
+"""Jobs (the queue itself), their per-epoch history and their trained artifacts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+class Job(Base):
+    """One training job; its row is also its queue entry and, once succeeded, a model version."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("model_name", "model_version"),
+        Index("ix_jobs_claim", "status", "fuse_key", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    spec: Mapped[dict[str, Any]]
+    request_hash: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    fuse_key: Mapped[str] = mapped_column(String(64))
+    device_request: Mapped[str] = mapped_column(String(8))
+    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id"), index=True)
+    point: Mapped[dict[str, Any] | None]
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[int | None]
+    epochs: Mapped[int]
+    progress_epoch: Mapped[int] = mapped_column(default=0)
+    params: Mapped[dict[str, Any] | None]
+    metrics: Mapped[dict[str, Any] | None]
+    warnings: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[dict[str, Any] | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int]
+    worker: Mapped[str | None] = mapped_column(String(255))
+    device: Mapped[str | None] = mapped_column(String(64))
+    lease_token: Mapped[str | None] = mapped_column(String(32), index=True)
+    lease_expires_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class HistoryRow(Base):
+    """One finished epoch of one job."""
+
+    __tablename__ = "job_history"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    loss: Mapped[float | None]
+    val_loss: Mapped[float | None]
+    seconds: Mapped[float | None]
+    params: Mapped[dict[str, Any]]
+    timestamp: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Artifact(Base):
+    """The `.keras` file of a succeeded job, written by the worker that trained it."""
+
+    __tablename__ = "artifacts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,96 @@
+"""HTTP routes for jobs: submit, read, list, cancel, history and live events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from app.db import session_scope
+from app.deps import SessionDep, SettingsDep
+from app.errors import NotFound
+from app.jobs import service
+from app.jobs.models import FINISHED
+from app.jobs.schemas import History, HistoryItem, JobList, JobOut, JobRequest
+from app.responses import ERRORS
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+EVENT_POLL_SECONDS = 0.5  # how often the events stream looks for progress
+
+
+@router.post("", response_model=JobOut, status_code=201, summary="Submit a training job",
+             responses={200: {"model": JobOut, "description": "Idempotent replay: the existing job"},
+                        **ERRORS})
+def submit(req: JobRequest, session: SessionDep, settings: SettingsDep, response: Response,
+           idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> JobOut:
+    """Validate the job, fill in its defaults and queue it. With `Idempotency-Key`, a repeat of the
+    same body returns the first job (200) and a different body is refused (409)."""
+    job, created = service.create(session, req, settings, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return service.to_out(job)
+
+
+@router.get("", response_model=JobList, summary="List jobs, newest first", responses=ERRORS)
+def list_jobs(session: SessionDep,
+              status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+              sweep_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+              page_token: str | None = None) -> JobList:
+    """Filter by status or sweep; pass `next_page_token` back as `page_token` for the next page."""
+    return service.list_jobs(session, status, sweep_id, limit, page_token)
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="Get a job", responses=ERRORS)
+def get_job(job_id: str, session: SessionDep) -> JobOut:
+    """The job with its status, progress, latest or learned parameters, metrics and error."""
+    return service.to_out(service.get(session, job_id))
+
+
+@router.post("/{job_id}:cancel", response_model=JobOut, status_code=202, summary="Cancel a job",
+             responses=ERRORS)
+def cancel_job(job_id: str, session: SessionDep) -> JobOut:
+    """A queued job is cancelled at once, a running one at its next epoch boundary; 409 if finished."""
+    return service.to_out(service.cancel(session, job_id))
+
+
+@router.get("/{job_id}/history", response_model=History, summary="Per-epoch history", responses=ERRORS)
+def get_history(job_id: str, session: SessionDep) -> History:
+    """One row per finished epoch (loss, val_loss, parameters), written while the job runs."""
+    rows = service.history(session, job_id)
+    return History(history=[HistoryItem.model_validate(r, from_attributes=True) for r in rows])
+
+
+@router.get("/{job_id}/events", summary="Live progress (server-sent events)",
+            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
+async def events(job_id: str, request: Request) -> StreamingResponse:
+    """A `text/event-stream` of `progress` events (the job resource) whenever the job changes,
+    ending with an `end` event once it has finished."""
+    url = request.app.state.settings.database_url
+
+    def snapshot() -> str:
+        with session_scope(url, readonly=True) as s:
+            return service.to_out(service.get(s, job_id)).model_dump_json()
+
+    first = await asyncio.to_thread(snapshot)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[str]:
+        last, body = None, first
+        while not await request.is_disconnected():
+            if body != last:
+                last = body
+                yield f"event: progress\ndata: {body}\n\n"
+            if json.loads(body)["status"] in FINISHED:
+                yield f"event: end\ndata: {body}\n\n"
+                return
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+            try:
+                body = await asyncio.to_thread(snapshot)
+            except NotFound:
+                return
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,192 @@
+"""Creating, reading, listing and cancelling jobs. Services never commit: callers do."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app import data as datalib
+from app.datasets.models import Dataset
+from app.db import utcnow
+from app.errors import Conflict, InvalidInput, NotFound, TooLarge
+from app.jobs.models import CANCELLED, FINISHED, QUEUED, RUNNING, HistoryRow, Job
+from app.jobs.schemas import JobList, JobOut, JobRequest, ModelRef, Progress
+from app.queue import notify
+from app.settings import Settings
+
+
+def new_id() -> str:
+    """A short random id."""
+    return uuid.uuid4().hex[:16]
+
+
+def digest(obj: Any) -> str:
+    """A stable hash of a JSON-able object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class Shape:
+    """What the worker will train on: rows, features, and the train/validation split."""
+
+    n: int
+    features: int
+    n_train: int
+    n_val: int
+
+
+def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
+    """Validate the data spec against the limits and return its shape; nothing is written."""
+    d = req.data
+    if d.kind == "synthetic":
+        if d.n > settings.max_points:
+            raise TooLarge.at("data.n", f"{d.n} is more than the limit {settings.max_points}")
+        n, features = d.n, 1
+    elif d.kind == "inline":
+        xa, _ = datalib.pair(d.x, d.y, "data", settings.max_inline_points, settings.max_features)
+        n, features = xa.shape
+    else:
+        row = session.execute(select(Dataset.n, Dataset.features).where(Dataset.id == d.id)).first()
+        if row is None:
+            raise InvalidInput.at("data.id", f"no dataset with id {d.id!r}; upload one with POST /v1/datasets")
+        n, features = row.n, row.features
+    t = req.training
+    n_train = int(n * (1 - t.validation_split))
+    n_val = n - n_train
+    if n_train < 1:
+        raise InvalidInput.at("training.validation_split", f"leaves no training rows out of {n}")
+    if t.validation_split > 0 and n_val < 1:
+        raise InvalidInput.at("training.validation_split", f"leaves no validation rows out of {n}")
+    compute = n * t.epochs * features
+    if compute > settings.max_compute:
+        raise TooLarge.at("training.epochs", f"n x epochs x features = {compute} is more than the "
+                          f"compute limit {settings.max_compute} per job")
+    return Shape(n, features, n_train, n_val)
+
+
+def fuse_key(req: JobRequest, shape: Shape) -> str:
+    """Jobs with equal keys can train together in one compiled model."""
+    t = req.training
+    return digest([req.layer.type, req.layer.per_feature, shape.n_train, shape.n_val, shape.features,
+                   t.batch_size, t.epochs, t.optimizer, t.learning_rate, t.loss, t.shuffle, req.device])
+
+
+def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict[str, Any], str]:
+    """Validate a request and fill its defaults: (spec, fuse key). Draws missing seeds."""
+    shape = data_shape(session, req, settings)
+    spec = req.model_dump(mode="json")
+    if spec["training"]["seed"] is None:
+        spec["training"]["seed"] = secrets.randbits(32)
+    if spec["data"]["kind"] == "synthetic" and spec["data"]["seed"] is None:
+        spec["data"]["seed"] = secrets.randbits(32)
+    spec["data"]["n"] = shape.n
+    spec["data"]["features"] = shape.features
+    return spec, fuse_key(req, shape)
+
+
+def build_job(req: JobRequest, spec: dict[str, Any], key: str, settings: Settings, **extra: Any) -> Job:
+    """A new queued job row for a prepared spec."""
+    job_id = new_id()
+    return Job(id=job_id, status=QUEUED, spec=spec, fuse_key=key, device_request=req.device,
+               model_name=req.model_name or job_id, epochs=req.training.epochs,
+               max_attempts=settings.max_attempts, warnings=[], progress_epoch=0, attempts=0,
+               cancel_requested=False, created_at=utcnow(), **extra)
+
+
+def create(session: Session, req: JobRequest, settings: Settings,
+           idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Enqueue a job: (job, created). A repeated Idempotency-Key returns the first job."""
+    request_hash = digest(req.model_dump(mode="json"))
+    if idempotency_key is not None:
+        found = _by_key(session, idempotency_key, request_hash)
+        if found is not None:
+            return found, False
+    spec, key = prepare(session, req, settings)
+    job = build_job(req, spec, key, settings, request_hash=request_hash, idempotency_key=idempotency_key)
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        # Another request with the same key won the race.
+        found = _by_key(session, idempotency_key or "", request_hash)
+        if found is None:
+            raise
+        return found, False
+    notify(session)
+    return job, True
+
+
+def _by_key(session: Session, key: str, request_hash: str) -> Job | None:
+    job = session.scalar(select(Job).where(Job.idempotency_key == key))
+    if job is not None and job.request_hash != request_hash:
+        raise Conflict(f"Idempotency-Key {key!r} was used with a different request body",
+                       details={"job_id": job.id})
+    return job
+
+
+def get(session: Session, job_id: str) -> Job:
+    """The job, or 404."""
+    job = session.scalar(select(Job).where(Job.id == job_id))
+    if job is None:
+        raise NotFound(f"no job with id {job_id!r}")
+    return job
+
+
+def to_out(job: Job) -> JobOut:
+    """The contract's job resource."""
+    return JobOut(
+        id=job.id, status=job.status, spec=job.spec,  # type: ignore[arg-type]
+        progress=Progress(epoch=job.progress_epoch, epochs=job.epochs),
+        params=job.params, metrics=job.metrics, warnings=job.warnings or [], error=job.error,
+        attempts=job.attempts, worker=job.worker, device=job.device, sweep_id=job.sweep_id,
+        cancel_requested=job.cancel_requested, created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, model=ModelRef(name=job.model_name, version=job.model_version),
+    )
+
+
+def list_jobs(session: Session, status: str | None, sweep_id: str | None, limit: int,
+              page_token: str | None) -> JobList:
+    """A page of jobs, newest first; `next_page_token` continues it."""
+    stmt = select(Job).order_by(Job.seq.desc()).limit(limit + 1)
+    if status:
+        stmt = stmt.where(Job.status == status)
+    if sweep_id:
+        stmt = stmt.where(Job.sweep_id == sweep_id)
+    if page_token:
+        if not page_token.isdigit() or int(page_token) >= 2**63:
+            raise InvalidInput.at("page_token", "not a token returned by this endpoint")
+        stmt = stmt.where(Job.seq < int(page_token))
+    jobs = list(session.scalars(stmt))
+    token = str(jobs[limit - 1].seq) if len(jobs) > limit else None
+    return JobList(jobs=[to_out(j) for j in jobs[:limit]], next_page_token=token)
+
+
+def cancel(session: Session, job_id: str) -> Job:
+    """Cancel a queued job now, or ask a running one to stop at its next epoch; 409 if finished."""
+    job = get(session, job_id)
+    if job.status not in FINISHED:
+        stmt = update(Job).where(Job.id == job_id).execution_options(synchronize_session=False)
+        queued = session.execute(stmt.where(Job.status == QUEUED).values(
+            status=CANCELLED, finished_at=utcnow(), cancel_requested=True))
+        if queued.rowcount == 0:  # type: ignore[attr-defined]
+            session.execute(stmt.where(Job.status == RUNNING).values(cancel_requested=True))
+        session.refresh(job)
+        if job.cancel_requested:
+            return job
+    raise Conflict(f"job {job_id} already finished ({job.status}); only queued or running jobs "
+                   "can be cancelled", details={"status": job.status})
+
+
+def history(session: Session, job_id: str) -> list[HistoryRow]:
+    """Every recorded epoch of the job, in order."""
+    get(session, job_id)
+    return list(session.scalars(select(HistoryRow).where(HistoryRow.job_id == job_id)
+                                .order_by(HistoryRow.epoch)))

@@ -1,0 +1,9 @@
+"""Every ORM model, imported in one place for Alembic and for create_all in tests."""
+
+from app.datasets.models import Dataset
+from app.db import Base
+from app.jobs.models import Artifact, HistoryRow, Job
+from app.ops.models import Worker
+from app.sweeps.models import Sweep
+
+__all__ = ["Artifact", "Base", "Dataset", "HistoryRow", "Job", "Sweep", "Worker"]

@@ -1,0 +1,86 @@
+"""Models are succeeded jobs; predictions use the NumPy form of the layers' math."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import functions
+from app.data import as_matrix
+from app.errors import InvalidInput, NotFound
+from app.jobs.models import SUCCEEDED, Artifact, Job
+from app.serving.schemas import ModelList, ModelOut, Version
+from app.settings import Settings
+
+
+def _version(job: Job) -> Version:
+    return Version(version=job.model_version or 0, job_id=job.id, layer=job.spec["layer"]["type"],
+                   params=job.params or {}, metrics=job.metrics, created_at=job.finished_at)
+
+
+def _jobs(session: Session, name: str | None = None) -> list[Job]:
+    stmt = select(Job).where(Job.status == SUCCEEDED, Job.model_version.is_not(None))
+    if name is not None:
+        stmt = stmt.where(Job.model_name == name)
+    return list(session.scalars(stmt.order_by(Job.model_name, Job.model_version)))
+
+
+def list_models(session: Session) -> ModelList:
+    """Every model with its versions."""
+    by_name: dict[str, list[Version]] = {}
+    for job in _jobs(session):
+        by_name.setdefault(job.model_name, []).append(_version(job))
+    return ModelList(models=[ModelOut(name=n, latest_version=v[-1].version, versions=v)
+                             for n, v in by_name.items()])
+
+
+def get_model(session: Session, name: str) -> ModelOut:
+    """One model's versions, or 404."""
+    versions = [_version(j) for j in _jobs(session, name)]
+    if not versions:
+        raise NotFound(f"no model named {name!r} (a model appears when a job with that name succeeds)")
+    return ModelOut(name=name, latest_version=versions[-1].version, versions=versions)
+
+
+def version_job(session: Session, name: str, version: int | None) -> Job:
+    """The succeeded job behind a model version (latest when `version` is None)."""
+    stmt = select(Job).where(Job.status == SUCCEEDED, Job.model_name == name)
+    if version is None:
+        stmt = stmt.order_by(Job.model_version.desc()).limit(1)
+    else:
+        stmt = stmt.where(Job.model_version == version)
+    job = session.scalar(stmt)
+    if job is None:
+        what = f"version {version} of model {name!r}" if version is not None else f"model {name!r}"
+        raise NotFound(f"no {what}")
+    return job
+
+
+def predict(job: Job, instances: list[Any], settings: Settings) -> list[Any]:
+    """Evaluate the job's learned function in float32, as the trained Keras layer does."""
+    flat = bool(instances) and not isinstance(instances[0], list)
+    x = as_matrix(instances, "instances", settings.max_predict_instances, settings.max_features)
+    params = {k: np.asarray(v, dtype=np.float32).reshape(-1) for k, v in (job.params or {}).items()}
+    width = max(p.size for p in params.values())
+    if width > 1 and x.shape[1] != width:
+        raise InvalidInput.at("instances", f"model {job.model_name} v{job.model_version} takes rows of "
+                              f"{width} features, got {x.shape[1]}")
+    features = job.spec["data"].get("features", 1)
+    if width == 1 and features > 1 and x.shape[1] != features:
+        raise InvalidInput.at("instances", f"model {job.model_name} was trained on rows of {features} "
+                              f"features, got {x.shape[1]}")
+    with np.errstate(all="ignore"):
+        y = functions.evaluate(np, job.spec["layer"]["type"], x, params)
+    out = y.astype(np.float32).astype(float)
+    return out[:, 0].tolist() if flat else out.tolist()
+
+
+def artifact(session: Session, job: Job) -> bytes:
+    """The `.keras` file the worker saved for the job."""
+    blob = session.get(Artifact, job.id)
+    if blob is None:
+        raise NotFound(f"job {job.id} has no stored artifact")
+    return blob.data

@@ -1,0 +1,97 @@
+"""Expanding a sweep into jobs (all validated before any is created) and reporting on it."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections import Counter
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import BumpfitError, InvalidInput, NotFound, TooLarge
+from app.jobs import service as jobs
+from app.jobs.models import FINISHED, Job
+from app.jobs.schemas import JobRequest, Progress
+from app.queue import notify
+from app.settings import Settings
+from app.sweeps.models import Sweep
+from app.sweeps.schemas import SweepCreated, SweepOut, SweepRequest, SweepRow
+
+
+def expand(req: SweepRequest, limit: int) -> list[dict[str, Any]]:
+    """The points of a sweep: the grid's cartesian product, or the listed points."""
+    if req.points is not None:
+        points = req.points
+    else:
+        grid = req.grid or {}
+        size = 1
+        for values in grid.values():
+            size *= len(values)
+        if size > limit:
+            raise TooLarge.at("grid", f"makes {size} jobs, more than the sweep limit {limit}")
+        points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
+    if len(points) > limit:
+        raise TooLarge.at("points", f"has {len(points)} jobs, more than the sweep limit {limit}")
+    return points
+
+
+def apply(base: dict[str, Any], point: dict[str, Any], where: str) -> dict[str, Any]:
+    """A copy of `base` with each dotted path of `point` set."""
+    out = copy.deepcopy(base)
+    for path, value in point.items():
+        keys = path.split(".")
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise InvalidInput.at(f"{where}.{path}", f"{k} is not an object in the base request")
+        node[keys[-1]] = value
+    return out
+
+
+def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCreated:
+    """Validate every job of the sweep, then create them all in this transaction."""
+    points = expand(req, settings.max_sweep_jobs)
+    where = "points" if req.points is not None else "grid"
+    prepared = []
+    for i, point in enumerate(points):
+        label = f"{where}[{i}]" if where == "points" else f"grid point {i} {point}"
+        try:
+            job_req = JobRequest.model_validate(apply(req.base, point, label))
+            spec, key = jobs.prepare(session, job_req, settings)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise InvalidInput(f"{label}: {loc}: {first['msg']}", details=[
+                {"point": i, "loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
+                for e in exc.errors()]) from None
+        except BumpfitError as exc:
+            raise type(exc)(f"{label}: {exc.message}", details={"point": i, "error": exc.details}) from None
+        prepared.append((job_req, spec, key, point))
+    sweep = Sweep(id=jobs.new_id(), request=req.model_dump(mode="json"), job_count=len(points))
+    session.add(sweep)
+    session.flush()  # the jobs reference it
+    rows = [jobs.build_job(r, spec, key, settings, request_hash=jobs.digest(r.model_dump(mode="json")),
+                           sweep_id=sweep.id, point=point) for r, spec, key, point in prepared]
+    session.add_all(rows)
+    session.flush()
+    notify(session)
+    return SweepCreated(id=sweep.id, jobs=[j.id for j in rows])
+
+
+def get(session: Session, sweep_id: str) -> SweepOut:
+    """The sweep with a row per job, in point order."""
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        raise NotFound(f"no sweep with id {sweep_id!r}")
+    rows = session.scalars(select(Job).where(Job.sweep_id == sweep_id).order_by(Job.seq)).all()
+    counts = Counter(j.status for j in rows)
+    return SweepOut(
+        id=sweep.id, created_at=sweep.created_at, counts=dict(counts), request=sweep.request,
+        done=all(j.status in FINISHED for j in rows),
+        jobs=[SweepRow(id=j.id, point=j.point or {}, status=j.status, params=j.params, metrics=j.metrics,
+                       error=j.error, progress=Progress(epoch=j.progress_epoch, epochs=j.epochs)) for j in rows],
+    )

@@ -1,0 +1,143 @@
+"""Shared fixtures: a real database (SQLite file or PostgreSQL), an API client, a running service."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from app import migrate
+from app.db import engine_for
+from app.main import create_app
+from app.models import Base
+from app.settings import Settings
+
+PG_ADMIN = os.environ.get("BUMPFIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    name = f"bumpfit_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives restarts
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    engine_for(url).dispose()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    with engine_for(url).begin() as c:
+        for table in reversed(Base.metadata.sorted_tables):
+            c.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated, empty database: every test using it runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'bumpfit.db'}"
+    else:
+        url = request.getfixturevalue("pg_server_url")
+    migrate.upgrade(url)
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """Settings for a test app on `db_url`."""
+    return Settings(database_url=db_url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """An in-process API client (no workers)."""
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    """A real `bumpfit serve` process and an HTTP client for it."""
+
+    def __init__(self, url: str, workers: int, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.database_url = url
+        self.log = log
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), "--database-url", url,
+             "--workers", str(workers)],
+            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+        )
+        self.http = httpx.Client(base_url=self.base, timeout=30)
+        wait_for(lambda: self._up(), 60, "the API to answer /healthz")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"bumpfit serve exited with {self.proc.returncode}")
+        try:
+            return self.http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def wait_job(self, job_id: str, timeout: float = 120, until: tuple[str, ...] = ("succeeded", "failed",
+                                                                                        "cancelled")) -> Any:
+        """Poll the job until its status is one of `until`; return the job resource."""
+        job: dict[str, Any] = {}
+
+        def done() -> bool:
+            job.update(self.http.get(f"/v1/jobs/{job_id}").json())
+            return job["status"] in until
+
+        wait_for(done, timeout, f"job {job_id} to reach {until}")
+        return job
+
+    def stop(self) -> None:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float = 0.1) -> None:
+    """Poll `cond` until true, or fail the test naming what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def seed_job(sigma: float = 0.5, n: int = 20000, epochs: int = 3, **training: Any) -> dict[str, Any]:
+    """The seed's job at a smaller n: synthetic bump data on [-1, 1], batch 32, Adam 1e-3."""
+    return {"data": {"kind": "synthetic", "function": "bump", "params": {"sigma": sigma}, "n": n, "seed": 1},
+            "training": {"epochs": epochs, "seed": 2, **training}}

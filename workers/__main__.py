@@ -1,0 +1,31 @@
+"""`python -m workers` (or `bumpfit worker`): one worker process on this host's device."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+
+
+def main() -> None:
+    """Configure the device, then claim and train jobs until SIGTERM."""
+    from app.logs import configure
+    from app.settings import get_settings
+
+    settings = get_settings()
+    configure(settings.log_level)
+    if settings.worker_device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+    from workers.runner import Worker
+
+    logging.getLogger("bumpfit.worker").info("settings: %s", settings.masked())
+    Worker(settings).run()
+
+
+if __name__ == "__main__":
+    main()

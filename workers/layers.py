@@ -1,0 +1,116 @@
+"""Keras layers for the bump and gaussian families (modelled on keras' PReLU).
+
+The math is `app.functions` run on `keras.ops`, the same code the API serves with NumPy.
+Importing this module registers the layers, so `keras.saving.load_model` opens bumpfit models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import constraints, initializers, ops, regularizers
+
+from app import functions
+
+DEFAULT_SIGMA_INIT = (0.01, 0.1)  # the seed's [0, 0.1) less the draws too small to learn
+
+
+class _ParamLayer(keras.layers.Layer):
+    """Element-wise layer with one value per parameter, or one per input feature.
+
+    With `members=K` it holds K independent parameter sets and maps inputs of shape
+    (K, batch, features): the fused form that trains a sweep's jobs in one compiled step.
+    """
+
+    PARAMS: tuple[str, ...] = ()
+
+    def __init__(self, per_feature: bool = False, members: int | None = None, **kwargs: Any) -> None:
+        specs = {p: (kwargs.pop(f"{p}_initializer", None), kwargs.pop(f"{p}_regularizer", None),
+                     kwargs.pop(f"{p}_constraint", None)) for p in self.PARAMS}
+        super().__init__(**kwargs)
+        self.per_feature = per_feature
+        self.members = members
+        self.supports_masking = True
+        self._specs = {
+            p: (initializers.get(i or self.default_initializer(p)), regularizers.get(r),
+                constraints.get(c if c is not None else self.default_constraint(p)))
+            for p, (i, r, c) in specs.items()
+        }
+
+    def default_initializer(self, name: str) -> Any:
+        """The initializer used when none is given."""
+        raise NotImplementedError
+
+    def default_constraint(self, name: str) -> Any:
+        """The constraint used when none is given."""
+        return None
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        shape: tuple[int, ...] = (input_shape[-1],) if self.per_feature else (1,)  # type: ignore[assignment]
+        if self.members is not None:
+            # A stack of independent models trained together: inputs (members, batch, features).
+            shape = (self.members, 1, *shape)
+        for name, (init, reg, con) in self._specs.items():
+            setattr(self, name, self.add_weight(name=name, shape=shape, initializer=init,
+                                                regularizer=reg, constraint=con, trainable=True))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config["per_feature"] = self.per_feature
+        config["members"] = self.members
+        for name, (init, reg, con) in self._specs.items():
+            config[f"{name}_initializer"] = initializers.serialize(init)
+            config[f"{name}_regularizer"] = regularizers.serialize(reg)
+            config[f"{name}_constraint"] = constraints.serialize(con)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bumpfit")
+class BumpLayer(_ParamLayer):
+    """exp(-sigma / (sigma - x^2)) where |x| < sigma and x^2 < sigma, else 0; trainable sigma >= 0.
+
+    Finite output and gradients for every finite x and sigma >= 0 (see app.functions.bump).
+    """
+
+    PARAMS = ("sigma",)
+
+    def default_initializer(self, name: str) -> Any:
+        return initializers.RandomUniform(*DEFAULT_SIGMA_INIT)
+
+    def default_constraint(self, name: str) -> Any:
+        return constraints.NonNeg()
+
+    def call(self, inputs: Any) -> Any:
+        return functions.bump(ops, inputs, self.sigma)
+
+
+@keras.saving.register_keras_serializable(package="bumpfit")
+class GaussianLayer(_ParamLayer):
+    """a * exp(-b * (x - c)^2) with trainable a, b >= 0 and c (defaults 1, 1, 0)."""
+
+    PARAMS = ("a", "b", "c")
+
+    def default_initializer(self, name: str) -> Any:
+        return {"a": "ones", "b": "ones", "c": "zeros"}[name]
+
+    def default_constraint(self, name: str) -> Any:
+        return constraints.NonNeg() if name == "b" else None
+
+    def call(self, inputs: Any) -> Any:
+        return functions.gaussian(ops, inputs, self.a, self.b, self.c)
+
+
+LAYERS: dict[str, type[_ParamLayer]] = {"bump": BumpLayer, "gaussian": GaussianLayer}
+
+
+def build_model(layer_type: str, features: int, params: dict[str, Any], per_feature: bool) -> keras.Model:
+    """A one-layer model holding the given parameter values, ready to save as `.keras`."""
+    layer = LAYERS[layer_type](per_feature=per_feature, name=layer_type)
+    model = keras.Sequential([keras.Input(shape=(features,)), layer])
+    for name, value in params.items():
+        getattr(layer, name).assign(ops.reshape(ops.convert_to_tensor(value, "float32"), (-1,)))
+    return model

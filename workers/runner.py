@@ -1,0 +1,252 @@
+"""One worker process: register, claim fusable jobs, train them, write results fenced by lease."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+
+from app import data as datalib
+from app import queue
+from app.datasets.models import Dataset
+from app.db import session_scope, utcnow
+from app.errors import InvalidInput
+from app.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
+from app.ops.models import Worker as WorkerRow
+from app.settings import Settings
+from workers.training import EpochReport, Member, Result, default_device, train_group
+
+log = logging.getLogger("bumpfit.worker")
+DB_DOWN = (OperationalError, InterfaceError)  # the database is unreachable or restarting
+T = TypeVar("T")
+REAP_EVERY = 5.0  # seconds between looks for jobs whose worker died
+DB_RETRY_SLEEP = 0.5  # seconds between tries while the database is unreachable
+
+
+def load_member(session: Any, job: Job, settings: Settings) -> Member:
+    """The job's data as arrays; raises InvalidInput for data that cannot be trained on."""
+    d = job.spec["data"]
+    if d["kind"] == "synthetic":
+        x, y = datalib.synthetic(d["function"], d["params"], d["n"], tuple(d["x_range"]), d["noise_std"], d["seed"])
+    elif d["kind"] == "inline":
+        x, y = datalib.pair(d["x"], d["y"], "data", settings.max_inline_points, settings.max_features)
+    else:
+        blob = session.scalar(select(Dataset.data).where(Dataset.id == d["id"]))
+        if blob is None:
+            raise InvalidInput.at("data.id", f"dataset {d['id']!r} no longer exists")
+        x, y = datalib.from_npz(blob)
+    return Member(job.id, job.spec, x, y)
+
+
+class Worker:
+    """Claims groups of fusable jobs and trains each group in one compiled model."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = settings.database_url
+        self.id = f"{socket.gethostname()}:{os.getpid()}"
+        self.device = default_device()
+        if settings.worker_device == "gpu" and not self.device.startswith("GPU"):
+            raise SystemExit("BUMPFIT_WORKER_DEVICE=gpu but TensorFlow sees no GPU on this host")
+        if settings.worker_device == "cpu":
+            self.device = "CPU:0"
+        gpu = self.device.startswith("GPU")
+        self.accepts = ("auto", "gpu") if gpu else ("auto", "cpu")
+        self.stopping = threading.Event()
+        # Started by `bumpfit serve`: stop when it dies, even by kill -9, instead of living on orphaned.
+        self.parent = int(os.environ.get("BUMPFIT_PARENT_PID", "0")) or None
+        self.token: str | None = None
+        self.current: list[str] = []
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def retry(self, fn: Callable[[], T]) -> T:
+        """Run a database unit of work, retrying while the database is unreachable (one lease)."""
+        deadline = time.monotonic() + self.settings.lease_seconds
+        while True:
+            try:
+                return fn()
+            except DB_DOWN:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("database unreachable; retrying")
+                time.sleep(DB_RETRY_SLEEP)
+
+    def register(self, status: str) -> None:
+        """Upsert this worker's row with its heartbeat."""
+        def write() -> None:
+            with session_scope(self.url) as s:
+                row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id, device=self.device, started_at=utcnow())
+                row.status, row.current_jobs, row.heartbeat_at = status, list(self.current), utcnow()
+                s.add(row)
+        self.retry(write)
+
+    def heartbeat_loop(self) -> None:
+        """Renew leases and this worker's heartbeat several times per lease, whatever epochs take."""
+        while not self.stopping.wait(self.settings.heartbeat_interval):
+            if self.parent is not None and os.getppid() != self.parent:
+                log.warning("bumpfit serve (pid %s) is gone; stopping", self.parent)
+                self.stopping.set()
+            try:
+                token = self.token
+                if token is not None:
+                    with session_scope(self.url) as s:
+                        queue.heartbeat(s, token, self.settings.lease_seconds)
+                self.register("busy" if self.current else "idle")
+            except Exception:  # noqa: BLE001 - keep beating through database restarts
+                log.exception("heartbeat failed")
+
+    def wait_for_work(self, listener: Any) -> None:
+        """Sleep until a NOTIFY (PostgreSQL) or the poll interval passes."""
+        if listener is not None:
+            try:
+                for _ in listener.notifies(timeout=self.settings.poll_seconds, stop_after=1):
+                    pass
+                return
+            except Exception:  # noqa: BLE001 - fall back to polling; reconnect next round
+                log.warning("LISTEN connection lost; polling")
+        self.stopping.wait(self.settings.poll_seconds)
+
+    def listen(self) -> Any:
+        """A dedicated autocommit connection LISTENing for new jobs (PostgreSQL only)."""
+        url = make_url(self.url)
+        if not url.drivername.startswith("postgresql"):
+            return None
+        try:
+            import psycopg
+
+            conn = psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                                   autocommit=True)
+            conn.execute(f"LISTEN {queue.CHANNEL}")
+            return conn
+        except Exception:  # noqa: BLE001
+            log.warning("could not LISTEN; polling")
+            return None
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Claim and train until SIGTERM/SIGINT."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        self.register("idle")
+        beat = threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat")
+        beat.start()
+        listener, last_reap = self.listen(), 0.0
+        log.info("worker %s ready on %s, taking %s jobs", self.id, self.device, "/".join(self.accepts))
+        while not self.stopping.is_set():
+            try:
+                if time.monotonic() - last_reap > REAP_EVERY:
+                    with session_scope(self.url) as s:
+                        counts = queue.reap(s)
+                    if any(counts.values()):
+                        log.info("reaped expired leases: %s", counts)
+                    last_reap = time.monotonic()
+                with session_scope(self.url) as s:
+                    token, jobs = queue.claim(s, self.id, self.accepts, self.settings.max_fuse,
+                                              self.settings.lease_seconds)
+                    s.expunge_all()
+            except DB_DOWN:
+                log.warning("database unreachable; retrying")
+                self.stopping.wait(DB_RETRY_SLEEP)
+                listener = None
+                continue
+            if not jobs:
+                if listener is None:
+                    listener = self.listen()
+                self.wait_for_work(listener)
+                continue
+            self.token, self.current = token, [j.id for j in jobs]
+            try:
+                self.run_group(token, jobs)
+            finally:
+                self.token, self.current = None, []
+        self.register("stopped")
+        log.info("worker %s stopped", self.id)
+
+    def run_group(self, token: str, jobs: list[Job]) -> None:
+        """Load, train and finish one claimed group; a job's bad data fails only that job."""
+        members = []
+        with session_scope(self.url) as s:
+            for job in jobs:
+                try:
+                    members.append(load_member(s, job, self.settings))
+                except InvalidInput as exc:
+                    queue.finish(s, job.id, token, FAILED, error={"type": "bad_input", "message": exc.message})
+                    continue
+                queue.clear_history(s, job.id, token)
+                queue.update_fenced(s, job.id, token, device=self.device)
+        if not members:
+            return
+        log.info("training %d job(s) together", len(members),
+                 extra={"worker": self.id, "job_id": ",".join(m.id for m in members)})
+        done: set[str] = set()
+
+        def on_epoch(report: EpochReport) -> list[int]:
+            return self.record_epoch(token, members, report, done)
+
+        try:
+            results = train_group(members, on_epoch, self.device, artifacts=True)
+        except Exception as exc:  # noqa: BLE001 - a bug or resource error fails the group, once
+            log.exception("training failed")
+            error = {"type": "training_error", "message": f"{type(exc).__name__}: {exc}"}
+            results = [Result(params={}, error=error) for _ in members]
+        for member, result in zip(members, results, strict=True):
+            if member.id not in done and not result.stopped:
+                self.retry(functools.partial(self.finish, token, member, result))
+
+    def record_epoch(self, token: str, members: list[Member], report: EpochReport, done: set[str]) -> list[int]:
+        """Write each member's history row (fenced) and settle members that end here: lost
+        (another worker or the reaper owns it now), diverged, cancelled, or handed back because
+        this worker is shutting down. Returns the members the engine should drop."""
+        drop: list[int] = []
+
+        def write() -> None:
+            drop.clear()
+            with session_scope(self.url) as s:
+                held = dict(s.execute(select(Job.id, Job.cancel_requested).where(
+                    Job.lease_token == token, Job.status == "running")).all())
+                for k, row in report.rows.items():
+                    job_id = members[k].id
+                    if job_id not in held or not queue.add_history(s, job_id, token, row):
+                        pass
+                    elif k in report.errors:
+                        queue.finish(s, job_id, token, FAILED, params=row["params"], error=report.errors[k])
+                    elif held[job_id]:
+                        queue.finish(s, job_id, token, CANCELLED)
+                    elif self.stopping.is_set():
+                        queue.hand_back(s, job_id, token)
+                    else:
+                        continue
+                    drop.append(k)
+            done.update(members[k].id for k in drop)
+
+        self.retry(write)
+        return drop
+
+    def finish(self, token: str, member: Member, result: Result) -> None:
+        """Write a member's final state; a model-version race is retried."""
+        for _ in range(5):
+            try:
+                with session_scope(self.url) as s:
+                    if result.error:
+                        queue.finish(s, member.id, token, FAILED, params=result.params or None,
+                                     error=result.error, warnings=result.warnings)
+                    else:
+                        queue.finish(s, member.id, token, SUCCEEDED, params=result.params,
+                                     metrics=result.metrics, warnings=result.warnings,
+                                     artifact=result.artifact)
+                return
+            except IntegrityError:
+                continue  # another job of the same model name took this version number
+        raise RuntimeError(f"could not assign a model version to job {member.id}")
