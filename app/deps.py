@@ -38,6 +38,8 @@ def get_read_session(request: Request) -> Iterator[Session]:
     yield from _session(request, True)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+# scope="function": commit before the response is sent, so a client that reads right after a 201
+# finds what it created, and a failed commit is an error response rather than a lost write.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

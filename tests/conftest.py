@@ -111,11 +111,19 @@ class Service:
         job: dict[str, Any] = {}
 
         def done() -> bool:
-            job.update(self.http.get(f"/v1/jobs/{job_id}").json())
+            r = self.http.get(f"/v1/jobs/{job_id}")
+            assert r.status_code == 200, f"GET /v1/jobs/{job_id}: {r.status_code} {r.text}\n{self.log_tail()}"
+            job.update(r.json())
             return job["status"] in until
 
         wait_for(done, timeout, f"job {job_id} to reach {until}")
         return job
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the service's log, for failure messages."""
+        if self.log is None or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
         self.http.close()

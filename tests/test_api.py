@@ -3,7 +3,9 @@ sweeps expansion, datasets and predictions. No worker runs here."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ from tests.conftest import seed_job
 
 
 def count_jobs(url: str) -> int:
-    with session_scope(url) as s:
+    with session_scope(url, readonly=True) as s:
         return int(s.scalar(select(func.count()).select_from(Job)) or 0)
 
 
@@ -103,6 +105,28 @@ def test_oversized_body_is_413(db_url: str) -> None:
                              headers={"content-type": "application/json"})
         assert "larger than the limit" in error(chunked, 413)
     assert count_jobs(db_url) == 0
+
+
+def test_a_created_job_is_committed_before_the_response_is_sent(db_url: str) -> None:
+    """A client that reads right after its 201 must find the job (the commit may not trail the response)."""
+    app = create_app(Settings(database_url=db_url))
+    body = json.dumps(seed_job()).encode()
+    seen: list[tuple[int, int]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":  # what the database holds as the client hears back
+            seen.append((message["status"], await asyncio.to_thread(count_jobs, db_url)))
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/jobs", "raw_path": b"/v1/jobs", "query_string": b"",
+             "root_path": "", "headers": [(b"content-type", b"application/json")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80)}
+    with TestClient(app):  # runs the app's startup
+        asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
+    assert seen == [(201, 1)]
 
 
 def test_idempotency_key(client: TestClient, db_url: str) -> None:
