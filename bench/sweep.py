@@ -3,6 +3,7 @@ sweep over HTTP to a real `bumpfit serve` on SQLite; then the seed's one-by-one 
 of the same sigmas, for the per-job ratio. Loopback only; stops by itself.
 
     python bench/sweep.py [--workers 1] [--seed-samples 3]
+    KERAS_BACKEND=jax python bench/sweep.py --seed-samples 0   # workers on the JAX form
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def main() -> None:
     print(f"largest error {max(errors):.2e}; within 1e-2: {sum(e <= 1e-2 for e in errors)}/{len(errors)}")
     print(f"sweep wall time, submission to last job finished: {wall:.2f} s ({wall / len(table):.3f} s per job); "
           f"seen done by the client after {detected:.2f} s")
+    print(f"workers' keras backend: {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
+    if not args.seed_samples:
+        return
     picks = [table[round(i * (len(table) - 1) / max(args.seed_samples - 1, 1))] for i in range(args.seed_samples)]
     seed_times = []
     for sigma, epochs in picks:

@@ -55,7 +55,7 @@ def test_layer_keeps_sigma_non_negative_and_config_round_trips() -> None:
     assert clone.get_config() == layer.get_config()
     layer.build((None, 3))
     assert layer.sigma.shape == (3,)
-    assert layer.sigma.constraint(np.array([-1.0, 2.0], np.float32)).numpy().tolist() == [0.0, 2.0]
+    assert keras.ops.convert_to_numpy(layer.sigma.constraint(np.array([-1.0, 2.0], np.float32))).tolist() == [0.0, 2.0]
 
 
 @pytest.mark.parametrize("sigma,epochs,n", [(0.3, 3, 20000), (0.9, 3, 20000), (2.5, 5, 50000)])

@@ -1,4 +1,5 @@
-"""bumpfit workers: TensorFlow processes that claim jobs from the database and train them."""
+"""bumpfit workers: Keras processes (TensorFlow, or JAX with KERAS_BACKEND=jax) that claim jobs from the
+database and train them."""
 
 import os
 

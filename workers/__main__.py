@@ -6,6 +6,7 @@ import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX: take GPU memory as needed
 
 
 def main() -> None:
@@ -17,10 +18,13 @@ def main() -> None:
     configure(settings.log_level)
     if settings.worker_device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    import tensorflow as tf
+    import keras
 
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
+    if keras.backend.backend() == "tensorflow":  # KERAS_BACKEND=jax runs the JAX form, no TensorFlow
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
     from workers.runner import Worker
 
     logging.getLogger("bumpfit.worker").info("settings: %s", settings.masked())

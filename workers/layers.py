@@ -85,7 +85,7 @@ class BumpLayer(_ParamLayer):
         return constraints.NonNeg()
 
     def call(self, inputs: Any) -> Any:
-        return functions.bump(ops, inputs, self.sigma)
+        return functions.bump(ops, inputs, ops.convert_to_tensor(self.sigma))
 
 
 @keras.saving.register_keras_serializable(package="bumpfit")
@@ -101,7 +101,8 @@ class GaussianLayer(_ParamLayer):
         return constraints.NonNeg() if name == "b" else None
 
     def call(self, inputs: Any) -> Any:
-        return functions.gaussian(ops, inputs, self.a, self.b, self.c)
+        a, b, c = (ops.convert_to_tensor(v) for v in (self.a, self.b, self.c))
+        return functions.gaussian(ops, inputs, a, b, c)
 
 
 LAYERS: dict[str, type[_ParamLayer]] = {"bump": BumpLayer, "gaussian": GaussianLayer}

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import keras
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -143,7 +144,8 @@ class Worker:
         beat = threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat")
         beat.start()
         listener, last_reap = self.listen(), 0.0
-        log.info("worker %s ready on %s, taking %s jobs", self.id, self.device, "/".join(self.accepts))
+        log.info("worker %s ready on %s (keras backend %s), taking %s jobs", self.id, self.device,
+                 keras.backend.backend(), "/".join(self.accepts))
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - last_reap > REAP_EVERY:

@@ -3,8 +3,8 @@
 Jobs that share a fuse key (layer, shapes, batch size, epochs, optimizer) train together as one
 `members=K` Keras layer: each job has its own data, shuffle and parameters, and the loss is the
 sum of the per-job mean losses, so each job's gradients, and its Adam/RMSprop/SGD path, are
-exactly those it would have alone. One epoch is one XLA-compiled `tf.while_loop` over batches
-that stay on the device: no Python runs per step.
+exactly those it would have alone. One epoch is one XLA-compiled loop over batches that stay on
+the device (`tf.while_loop`, or `lax.scan` with KERAS_BACKEND=jax): no Python runs per step.
 """
 
 from __future__ import annotations
@@ -19,10 +19,16 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from workers.layers import DEFAULT_SIGMA_INIT, LAYERS, build_model
+
+BACKEND = keras.backend.backend()  # "tensorflow" (the default) or "jax" (KERAS_BACKEND=jax)
+if BACKEND == "jax":
+    import jax
+    import jax.numpy as jnp
+else:
+    import tensorflow as tf
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
 LOSSES = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error,
@@ -70,7 +76,9 @@ OnEpoch = Callable[[EpochReport], Iterable[int] | None]
 
 
 def default_device() -> str:
-    """GPU:0 when TensorFlow sees a GPU, else CPU:0."""
+    """GPU:0 when the backend sees a GPU, else CPU:0."""
+    if BACKEND == "jax":
+        return "GPU:0" if any(d.platform == "gpu" for d in jax.devices()) else "CPU:0"
     return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
 
 
@@ -109,10 +117,11 @@ class Signature:
 
 
 class Compiled:
-    """A `members=K` layer, its optimizer, data held in variables, and the XLA-compiled epoch.
+    """A `members=K` layer, its optimizer, the group's data on the device and the compiled epoch.
 
     Kept in a small cache: the next group with the same signature loads its parameters and data
-    into the same variables and reuses the compiled step (no second XLA compile).
+    into the same model and reuses the compiled step (no second XLA compile). The backend forms
+    below differ only in how the loop over batches is compiled.
     """
 
     def __init__(self, sig: Signature) -> None:
@@ -120,18 +129,17 @@ class Compiled:
         self.steps = math.ceil(sig.n_train / sig.batch)
         self.loss_fn = LOSSES[sig.loss]
         self.layer = LAYERS[sig.layer_type](per_feature=sig.per_feature, members=sig.k, name=sig.layer_type)
-        var = lambda rows: tf.Variable(tf.zeros((sig.k, rows, sig.features)), trainable=False)  # noqa: E731
-        with tf.device(sig.device):
+        with keras.device(sig.device):
             self.layer.build((sig.k, None, sig.features))
-            self.x, self.y = var(sig.n_train), var(sig.n_train)
-            self.xv, self.yv = var(sig.n_val), var(sig.n_val)
             self.optimizer = OPTIMIZERS[sig.optimizer]()
             self.optimizer.build(self.layer.trainable_variables)
         pad = self.steps * sig.batch - sig.n_train
-        self.mask = tf.constant(np.concatenate([np.ones(sig.n_train), np.zeros(pad)]).astype(np.float32)
-                                .reshape(self.steps, sig.batch))
-        self.epoch = tf.function(self._epoch_fn, jit_compile=True)
-        self.evaluate = tf.function(self._evaluate_fn)  # used once an epoch: not worth an XLA compile
+        mask = np.concatenate([np.ones(sig.n_train, np.float32), np.zeros(pad, np.float32)])
+        self.mask = mask.reshape(self.steps, sig.batch)  # 0 for the padding rows of the last batch
+        self.x: Any = None  # (K, n_train, F) training rows; xv, yv the validation rows
+        self.y: Any = None
+        self.xv: Any = None
+        self.yv: Any = None
 
     def load(self, members: list[Member], inits: dict[str, np.ndarray], learning_rate: float) -> None:
         """Put a group's starting parameters and data in place and reset the optimizer's state."""
@@ -139,46 +147,145 @@ class Compiled:
         for name, value in inits.items():
             getattr(self.layer, name).assign(value.astype(np.float32))
         for v in self.optimizer.variables:
-            v.assign(tf.cast(learning_rate, v.dtype) if v is self.optimizer.learning_rate else tf.zeros_like(v))
-        self.x.assign(np.stack([m.x[:n] for m in members]))
-        self.y.assign(np.stack([m.y[:n] for m in members]))
-        if self.sig.n_val:
-            self.xv.assign(np.stack([m.x[n:] for m in members]))
-            self.yv.assign(np.stack([m.y[n:] for m in members]))
+            lr = v is self.optimizer.learning_rate
+            v.assign(ops.cast(learning_rate, v.dtype) if lr else ops.zeros(v.shape, v.dtype))
+        self.put_data(np.stack([m.x[:n] for m in members]), np.stack([m.y[:n] for m in members]),
+                      np.stack([m.x[n:] for m in members]), np.stack([m.y[n:] for m in members]))
+
+    def put_data(self, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> None:
+        """Move the group's arrays (K, rows, F) to the device."""
+        raise NotImplementedError
+
+    def epoch(self, perm: np.ndarray) -> tuple[Any, Any, Any]:
+        """One epoch over the rows in `perm` (K, steps * batch): each member's mean loss (K,), the summed
+        |gradient| of each parameter (K, params), and the fraction of outputs that were not zero (K,)."""
+        raise NotImplementedError
+
+    def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Each member's mean loss on (K, rows, F) inputs, and the predictions."""
+        raise NotImplementedError
 
     def member_loss(self, y: Any, pred: Any, weights: Any) -> Any:
         """Each member's mean loss over the weighted rows: shape (K,)."""
         per_row = self.loss_fn(y, pred)  # (K, rows): keras reduces the feature axis
         return ops.sum(per_row * weights, axis=1) / ops.sum(weights)
 
-    def _epoch_fn(self, perm: Any) -> tuple[Any, Any, Any]:
+    def batches(self, x: Any, y: Any, perm: Any) -> tuple[Any, Any]:
+        """The epoch's rows of x and y (K, n_train, F) in `perm` order, as (steps, K, batch, F)."""
         sig = self.sig
-        xe = tf.gather(self.x, perm, batch_dims=1)  # (K, steps * batch, F)
-        ye = tf.gather(self.y, perm, batch_dims=1)
         shape = (sig.k, self.steps, sig.batch, sig.features)
-        xe = tf.transpose(tf.reshape(xe, shape), (1, 0, 2, 3))
-        ye = tf.transpose(tf.reshape(ye, shape), (1, 0, 2, 3))
+        xe = ops.reshape(self.gather(x, perm), shape)
+        ye = ops.reshape(self.gather(y, perm), shape)
+        return ops.transpose(xe, (1, 0, 2, 3)), ops.transpose(ye, (1, 0, 2, 3))
+
+    def gather(self, a: Any, perm: Any) -> Any:
+        """Rows `perm[k]` of member k's array a[k]."""
+        return ops.take_along_axis(a, ops.expand_dims(perm, -1), axis=1)
+
+    def step_stats(self, per_member: Any, grads: list[Any], pred: Any, w: Any) -> tuple[Any, Any, Any]:
+        """A step's contribution to the epoch's loss sum, |gradient| sums and non-zero output count."""
+        g = ops.stack([ops.sum(ops.abs(gv), axis=(1, 2)) for gv in grads], axis=1)  # (K, params)
+        nonzero = ops.sum(ops.cast(pred != 0, "float32") * w[None, :, None], axis=(1, 2))
+        return per_member * ops.sum(w), g, nonzero
+
+    def totals(self, loss_sum: Any, grad_abs: Any, live: Any) -> tuple[Any, Any, Any]:
+        """The epoch's sums as `epoch` returns them: mean loss and non-zero fraction per member."""
+        sig = self.sig
+        return loss_sum / sig.n_train, grad_abs, live / (sig.n_train * sig.features)
+
+
+class TensorFlowCompiled(Compiled):
+    """The epoch as one XLA-compiled `tf.while_loop`; the data lives in device variables."""
+
+    def __init__(self, sig: Signature) -> None:
+        super().__init__(sig)
+        var = lambda rows: tf.Variable(tf.zeros((sig.k, rows, sig.features)), trainable=False)  # noqa: E731
+        with tf.device(sig.device):
+            self.x, self.y, self.xv, self.yv = var(sig.n_train), var(sig.n_train), var(sig.n_val), var(sig.n_val)
+        self.tf_mask = tf.constant(self.mask)
+        self.epoch = tf.function(self._epoch_fn, jit_compile=True)  # type: ignore[method-assign]
+        self.evaluate = tf.function(self._evaluate_fn)  # type: ignore[method-assign]  # once an epoch: no XLA
+
+    def put_data(self, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> None:
+        for var, a in zip((self.x, self.y, self.xv, self.yv), (x, y, xv, yv), strict=True):
+            var.assign(a)
+
+    def gather(self, a: Any, perm: Any) -> Any:
+        return tf.gather(a, perm, batch_dims=1)
+
+    def _epoch_fn(self, perm: Any) -> tuple[Any, Any, Any]:
+        xe, ye = self.batches(self.x, self.y, perm)
         variables = self.layer.trainable_variables
 
         def body(i: Any, loss_sum: Any, grad_abs: Any, live: Any) -> tuple[Any, ...]:
-            w = self.mask[i]
+            w = self.tf_mask[i]
             with tf.GradientTape() as tape:
                 pred = self.layer(xe[i])
                 per_member = self.member_loss(ye[i], pred, w[None, :])
                 total = ops.sum(per_member)
             grads = tape.gradient(total, variables)
             self.optimizer.apply(grads, variables)
-            g = tf.stack([ops.sum(ops.abs(gv), axis=(1, 2)) for gv in grads], axis=1)  # (K, params)
-            nonzero = ops.sum(ops.cast(pred != 0, "float32") * w[None, :, None], axis=(1, 2))
-            return i + 1, loss_sum + per_member * ops.sum(w), grad_abs + g, live + nonzero
+            dl, dg, dn = self.step_stats(per_member, grads, pred, w)
+            return i + 1, loss_sum + dl, grad_abs + dg, live + dn
 
-        zeros = (tf.zeros(sig.k), tf.zeros((sig.k, len(variables))), tf.zeros(sig.k))
+        k = self.sig.k
+        zeros = (tf.zeros(k), tf.zeros((k, len(variables))), tf.zeros(k))
         _, loss_sum, grad_abs, live = tf.while_loop(lambda i, *_: i < self.steps, body, (tf.constant(0), *zeros))
-        return loss_sum / sig.n_train, grad_abs, live / (sig.n_train * sig.features)
+        return self.totals(loss_sum, grad_abs, live)
 
     def _evaluate_fn(self, x: Any, y: Any) -> tuple[Any, Any]:
         pred = self.layer(x)
         return self.member_loss(y, pred, tf.ones((1, tf.shape(x)[1]))), pred
+
+
+class JaxCompiled(Compiled):
+    """The epoch as one `jax.jit`-compiled `lax.scan` over batches, written with the layer's
+    `stateless_call` and the optimizer's `stateless_apply` (KERAS_BACKEND=jax, CPU or GPU)."""
+
+    def __init__(self, sig: Signature) -> None:
+        super().__init__(sig)
+        self._epoch = jax.jit(self._epoch_fn)
+        self._evaluate = jax.jit(self._evaluate_fn)
+
+    def put_data(self, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> None:
+        device = jax.devices("gpu" if self.sig.device.startswith("GPU") else "cpu")[0]
+        self.x, self.y, self.xv, self.yv = (jax.device_put(a, device) for a in (x, y, xv, yv))
+
+    def epoch(self, perm: np.ndarray) -> tuple[Any, Any, Any]:
+        trainable = [v.value for v in self.layer.trainable_variables]
+        state = [v.value for v in self.optimizer.variables]
+        trainable, state, out = self._epoch(trainable, state, self.x, self.y, perm)
+        for v, value in zip(self.layer.trainable_variables + self.optimizer.variables, trainable + state,
+                            strict=True):
+            v.assign(value)
+        return out  # type: ignore[no-any-return]
+
+    def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
+        return self._evaluate([v.value for v in self.layer.trainable_variables], x, y)  # type: ignore[no-any-return]
+
+    def _loss(self, trainable: list[Any], x: Any, y: Any, w: Any) -> tuple[Any, tuple[Any, Any]]:
+        pred, _ = self.layer.stateless_call(trainable, [], x)
+        per_member = self.member_loss(y, pred, w[None, :])
+        return ops.sum(per_member), (per_member, pred)
+
+    def _epoch_fn(self, trainable: list[Any], state: list[Any], x: Any, y: Any, perm: Any) -> tuple[Any, ...]:
+        xe, ye = self.batches(x, y, perm)  # data as arguments: the compiled step does not bake it in
+        grad_fn = jax.grad(self._loss, has_aux=True)
+
+        def step(carry: tuple[Any, ...], batch: tuple[Any, Any, Any]) -> tuple[tuple[Any, ...], None]:
+            trainable, state, loss_sum, grad_abs, live = carry
+            grads, (per_member, pred) = grad_fn(trainable, *batch)
+            trainable, state = self.optimizer.stateless_apply(state, grads, trainable)
+            dl, dg, dn = self.step_stats(per_member, grads, pred, batch[2])
+            return (trainable, state, loss_sum + dl, grad_abs + dg, live + dn), None
+
+        k = self.sig.k
+        init = (trainable, state, jnp.zeros(k), jnp.zeros((k, len(trainable))), jnp.zeros(k))
+        (trainable, state, loss_sum, grad_abs, live), _ = jax.lax.scan(step, init, (xe, ye, jnp.asarray(self.mask)))
+        return trainable, state, self.totals(loss_sum, grad_abs, live)
+
+    def _evaluate_fn(self, trainable: list[Any], x: Any, y: Any) -> tuple[Any, Any]:
+        return self._loss(trainable, x, y, jnp.ones(x.shape[1]))[1]
 
 
 _CACHE: OrderedDict[Signature, Compiled] = OrderedDict()
@@ -190,7 +297,7 @@ def compiled_for(sig: Signature) -> Compiled:
     if sig in _CACHE:
         _CACHE.move_to_end(sig)
     else:
-        _CACHE[sig] = Compiled(sig)
+        _CACHE[sig] = JaxCompiled(sig) if BACKEND == "jax" else TensorFlowCompiled(sig)
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
     return _CACHE[sig]
@@ -214,7 +321,7 @@ class Group:
         starts = [initial_values(m.spec, size, r) for m, r in zip(members, self.rngs, strict=True)]
         inits = {p: np.stack([s[p] for s in starts]).reshape(self.k, 1, size) for p in starts[0]}
         self.model = compiled_for(self.sig)
-        with tf.device(device):
+        with keras.device(device):
             self.model.load(members, inits, t["learning_rate"])
         self.layer = self.model.layer
 
@@ -228,7 +335,7 @@ class Group:
         """Train every epoch, reporting after each; members dropped by `on_epoch` stop there."""
         results = [Result(params={}, device=self.device) for _ in self.members]
         active = set(range(self.k))
-        with ThreadPoolExecutor(1) as pool, tf.device(self.device):
+        with ThreadPoolExecutor(1) as pool, keras.device(self.device):
             upcoming = pool.submit(self.permutations)
             for epoch in range(1, self.epochs + 1):
                 started = time.perf_counter()
