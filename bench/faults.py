@@ -46,10 +46,13 @@ def main() -> None:
         ids = [svc.http.post("/v1/jobs", json=seed_job(sigma=0.1 + 0.01 * i, n=500_000, epochs=rng.choice([5, 10, 15]),
                                                        batch_size=rng.choice([16, 32, 48, 64]), seed=i)
                              ).json()["id"] for i in range(args.jobs)]
+        killed: set[str] = set()
         kills = 0
         while kills < args.kills and time.monotonic() - start < DEADLINE_S:
+            # a worker killed before may still show on its jobs until the lease lapses (and as a zombie
+            # it does not refuse a second kill): only live workers count
             running = [j for j in svc.http.get("/v1/jobs", params={"status": "running", "limit": 100}).json()["jobs"]
-                       if j["progress"]["epoch"] >= 1]
+                       if j["progress"]["epoch"] >= 1 and j["worker"] not in killed]
             if not running:
                 if not svc.http.get("/v1/jobs", params={"status": "queued", "limit": 1}).json()["jobs"]:
                     break  # nothing left to interrupt
@@ -59,6 +62,7 @@ def main() -> None:
             try:
                 os.kill(int(victim.rsplit(":", 1)[1]), signal.SIGKILL)
                 kills += 1
+                killed.add(victim)
                 print(f"killed worker {victim}", flush=True)
             except ProcessLookupError:
                 pass
