@@ -17,7 +17,6 @@ from tests.conftest import ROOT, Service, seed_job
 from tests.test_training import bump_member
 from workers.training import Member, train_group
 
-pytest.importorskip("jax")  # installed with the test extra; the worker image may leave it out
 JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 # Trains the same fused group as `members()` below on the JAX backend and prints its results.
