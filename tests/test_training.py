@@ -16,7 +16,7 @@ import pytest
 
 from app import data, functions
 from workers.layers import BumpLayer, GaussianLayer, build_model
-from workers.training import EpochReport, Member, train, train_group
+from workers.training import EpochReport, Member, save_artifact, train, train_group
 
 
 def spec(layer: dict[str, Any] | None = None, **training: Any) -> dict[str, Any]:
@@ -143,3 +143,12 @@ def test_one_diverging_or_cancelled_member_does_not_touch_the_others() -> None:
         assert f.error is None and not f.stopped
         for k in ("a", "b", "c"):
             assert abs(f.params[k] - a.params[k]) <= 1e-5
+
+
+def test_artifacts_saved_one_after_another_each_hold_their_own_parameters(tmp_path: Path) -> None:
+    # the export model is reused between saves: no job may get another job's values
+    for i, sigma in enumerate((0.25, 0.75, 0.5)):
+        path = tmp_path / f"{i}.keras"
+        path.write_bytes(save_artifact(bump_member(sigma, n=100), {"sigma": sigma}))
+        layer = keras.saving.load_model(path).layers[0]
+        assert keras.ops.convert_to_numpy(layer.sigma).tolist() == [np.float32(sigma)]

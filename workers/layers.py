@@ -112,6 +112,12 @@ def build_model(layer_type: str, features: int, params: dict[str, Any], per_feat
     """A one-layer model holding the given parameter values, ready to save as `.keras`."""
     layer = LAYERS[layer_type](per_feature=per_feature, name=layer_type)
     model = keras.Sequential([keras.Input(shape=(features,)), layer])
+    set_params(model, params)
+    return model
+
+
+def set_params(model: keras.Model, params: dict[str, Any]) -> None:
+    """Put parameter values (a number each, or a list each when per feature) into a built model."""
+    layer = model.layers[0]
     for name, value in params.items():
         getattr(layer, name).assign(ops.reshape(ops.convert_to_tensor(value, "float32"), (-1,)))
-    return model
