@@ -47,8 +47,7 @@ def main() -> None:
                                                        batch_size=rng.choice([16, 32, 48, 64]), seed=i)
                              ).json()["id"] for i in range(args.jobs)]
         killed: set[str] = set()
-        kills = 0
-        while kills < args.kills and time.monotonic() - start < DEADLINE_S:
+        while len(killed) < args.kills and time.monotonic() - start < DEADLINE_S:
             # a worker killed before may still show on its jobs until the lease lapses (and as a zombie
             # it does not refuse a second kill): only live workers count
             running = [j for j in svc.http.get("/v1/jobs", params={"status": "running", "limit": 100}).json()["jobs"]
@@ -61,7 +60,6 @@ def main() -> None:
             victim = rng.choice(running)["worker"]
             try:
                 os.kill(int(victim.rsplit(":", 1)[1]), signal.SIGKILL)
-                kills += 1
                 killed.add(victim)
                 print(f"killed worker {victim}", flush=True)
             except ProcessLookupError:
@@ -74,7 +72,7 @@ def main() -> None:
         lost = [j["id"] for j in jobs if j["status"] != "succeeded" or history.get(j["id"]) != j["spec"]["training"]
                 ["epochs"] or versions.get(j["id"]) != 1]
         retried = sum(j["attempts"] > 1 for j in jobs)
-        print(f"jobs run: {len(jobs)}, workers killed: {kills}, jobs retried: {retried}, "
+        print(f"jobs run: {len(jobs)}, workers killed: {len(killed)}, jobs retried: {retried}, "
               f"attempts: {sum(j['attempts'] for j in jobs)}, jobs lost or duplicated: {len(lost)}, "
               f"wall {time.monotonic() - start:.0f} s")
         if lost:

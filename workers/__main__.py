@@ -18,9 +18,9 @@ def main() -> None:
     configure(settings.log_level)
     if settings.worker_device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    import keras
+    from workers.training import BACKEND
 
-    if keras.backend.backend() == "tensorflow":  # KERAS_BACKEND=jax runs the JAX form, no TensorFlow
+    if BACKEND == "tensorflow":  # KERAS_BACKEND=jax runs the JAX form, no TensorFlow
         import tensorflow as tf
 
         for gpu in tf.config.list_physical_devices("GPU"):

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import keras
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -25,7 +24,7 @@ from app.errors import InvalidInput
 from app.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
 from app.ops.models import Worker as WorkerRow
 from app.settings import Settings
-from workers.training import EpochReport, Member, Result, default_device, train_group
+from workers.training import BACKEND, EpochReport, Member, Result, default_device, train_group
 
 log = logging.getLogger("bumpfit.worker")
 DB_DOWN = (OperationalError, InterfaceError)  # the database is unreachable or restarting
@@ -144,8 +143,8 @@ class Worker:
         beat = threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat")
         beat.start()
         listener, last_reap = self.listen(), 0.0
-        log.info("worker %s ready on %s (keras backend %s), taking %s jobs", self.id, self.device,
-                 keras.backend.backend(), "/".join(self.accepts))
+        log.info("worker %s ready on %s (keras backend %s), taking %s jobs", self.id, self.device, BACKEND,
+                 "/".join(self.accepts))
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - last_reap > REAP_EVERY:

@@ -138,7 +138,7 @@ class Compiled:
             self.optimizer.build(self.layer.trainable_variables)
         pad = self.steps * sig.batch - sig.n_train
         mask = np.concatenate([np.ones(sig.n_train, np.float32), np.zeros(pad, np.float32)])
-        self.mask = mask.reshape(self.steps, sig.batch)  # 0 for the padding rows of the last batch
+        self.mask = ops.convert_to_tensor(mask.reshape(self.steps, sig.batch))  # 0: padding of the last batch
         self.x: Any = None  # (K, n_train, F) training rows; xv, yv the validation rows
         self.y: Any = None
         self.xv: Any = None
@@ -205,13 +205,18 @@ class TensorFlowCompiled(Compiled):
         var = lambda rows: tf.Variable(tf.zeros((sig.k, rows, sig.features)), trainable=False)  # noqa: E731
         with tf.device(sig.device):
             self.x, self.y, self.xv, self.yv = var(sig.n_train), var(sig.n_train), var(sig.n_val), var(sig.n_val)
-        self.tf_mask = tf.constant(self.mask)
-        self.epoch = tf.function(self._epoch_fn, jit_compile=True)  # type: ignore[method-assign]
-        self.evaluate = tf.function(self._evaluate_fn)  # type: ignore[method-assign]  # once an epoch: no XLA
+        self._epoch = tf.function(self._epoch_fn, jit_compile=True)
+        self._evaluate = tf.function(self._evaluate_fn)  # used once an epoch: not worth an XLA compile
 
     def put_data(self, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> None:
         for var, a in zip((self.x, self.y, self.xv, self.yv), (x, y, xv, yv), strict=True):
             var.assign(a)
+
+    def epoch(self, perm: np.ndarray) -> tuple[Any, Any, Any]:
+        return self._epoch(perm)  # type: ignore[no-any-return]
+
+    def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
+        return self._evaluate(x, y)  # type: ignore[no-any-return]
 
     def gather(self, a: Any, perm: Any) -> Any:
         return tf.gather(a, perm, batch_dims=1)
@@ -221,7 +226,7 @@ class TensorFlowCompiled(Compiled):
         variables = self.layer.trainable_variables
 
         def body(i: Any, loss_sum: Any, grad_abs: Any, live: Any) -> tuple[Any, ...]:
-            w = self.tf_mask[i]
+            w = self.mask[i]
             with tf.GradientTape() as tape:
                 pred = self.layer(xe[i])
                 per_member = self.member_loss(ye[i], pred, w[None, :])
@@ -284,7 +289,7 @@ class JaxCompiled(Compiled):
 
         k = self.sig.k
         init = (trainable, state, jnp.zeros(k), jnp.zeros((k, len(trainable))), jnp.zeros(k))
-        (trainable, state, loss_sum, grad_abs, live), _ = jax.lax.scan(step, init, (xe, ye, jnp.asarray(self.mask)))
+        (trainable, state, loss_sum, grad_abs, live), _ = jax.lax.scan(step, init, (xe, ye, self.mask))
         return trainable, state, self.totals(loss_sum, grad_abs, live)
 
     def _evaluate_fn(self, trainable: list[Any], x: Any, y: Any) -> tuple[Any, Any]:
