@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +17,7 @@ from typing import Any
 import click
 
 from app.client import COMMANDS as CLIENT_COMMANDS
-from app.settings import Settings
+from app.settings import Settings, load_settings
 
 log = logging.getLogger("bumpfit.serve")
 RESPAWN_CHECK_SECONDS = 1.0  # how often `serve` looks for dead worker processes
@@ -23,7 +25,7 @@ STOP_GRACE_SECONDS = 30.0  # workers get this long after SIGTERM to hand their j
 
 
 def _settings(**flags: Any) -> Settings:
-    return Settings(**{k: v for k, v in flags.items() if v is not None})
+    return load_settings(**{k: v for k, v in flags.items() if v is not None})
 
 
 def gpu_count() -> int:
@@ -136,8 +138,19 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
 
 @main.command()
 @click.option("--database-url", default=None, help="SQLAlchemy URL of the shared database")
-def worker(database_url: str | None) -> None:
+@click.option("--healthcheck", is_flag=True,
+              help="exit 0 if a worker of this host has a heartbeat younger than one lease, else 1 (no TensorFlow)")
+def worker(database_url: str | None, healthcheck: bool) -> None:
     """Run one worker process against an existing database (one per GPU on GPU hosts)."""
+    if healthcheck:
+        from app.ops.service import host_worker_alive
+
+        settings = _settings(database_url=database_url)
+        if not host_worker_alive(settings.database_url, socket.gethostname(), settings.lease_seconds):
+            raise SystemExit(f"no worker on {socket.gethostname()} with a heartbeat in the last "
+                             f"{settings.lease_seconds:g} s")
+        return
+    _settings(database_url=database_url)  # a misconfiguration ends here, before TensorFlow loads
     if database_url:
         os.environ["BUMPFIT_DATABASE_URL"] = database_url
     from workers.__main__ import main as worker_main
@@ -152,22 +165,40 @@ def keys() -> None:
 
 @keys.command("new")
 @click.option("--scope", type=click.Choice(["read", "submit"]), default="submit", show_default=True)
-def new_key(scope: str) -> None:
+@click.option("--dotenv", is_flag=True,
+              help="print .env lines on stdout (the key goes to stderr): BUMPFIT_API_KEYS with this key added to "
+                   "the configured ones and, while the PostgreSQL URL has no password, a new POSTGRES_PASSWORD")
+def new_key(scope: str, dotenv: bool) -> None:
     """Print a new API key (shown once) and the BUMPFIT_API_KEYS entry that stores its hash."""
+    from sqlalchemy.engine import make_url
+
     from app.auth import new_key as make
 
     key, entry = make(scope)
-    click.echo(f"key (give it to the client; it is not stored): {key}")
-    click.echo(f"BUMPFIT_API_KEYS={entry}   (comma-separate several entries)")
+    if not dotenv:
+        click.echo(f"key (give it to the client; it is not stored): {key}")
+        click.echo(f"BUMPFIT_API_KEYS={entry}   (comma-separate several entries)")
+        return
+    settings = _settings()
+    click.echo(f"bumpfit API key ({scope}; shown once, only its hash goes to .env): {key}", err=True)
+    click.echo(f"# bumpfit keys new --scope {scope} --dotenv")
+    click.echo(f"BUMPFIT_API_KEYS={','.join(filter(None, [settings.api_keys, entry]))}")
+    url = make_url(settings.database_url)
+    if url.drivername.startswith("postgresql") and url.username and not url.password:
+        click.echo(f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}")
 
 
 @main.command()
 @click.option("--database-url", default=None, help="SQLAlchemy URL")
-def migrate(database_url: str | None) -> None:
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="seconds to keep trying while the database does not accept connections yet")
+def migrate(database_url: str | None, wait: float) -> None:
     """Bring the database to the latest migration (what `alembic upgrade head` does)."""
     from app import migrate as m
 
-    m.upgrade(_settings(database_url=database_url).database_url)
+    url = _settings(database_url=database_url).database_url
+    m.wait_for_database(url, wait)
+    m.upgrade(url)
     click.echo(f"database at migration {m.head()}")
 
 

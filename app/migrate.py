@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
-from pathlib import Path
+from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import OperationalError
 
 from app.db import engine_for
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "alembic"
+# The repository keeps the scripts in alembic/ at its root; app/migrations links to it, so the wheel
+# carries them as package data and an editable checkout finds them in place.
+SCRIPTS = files("app") / "migrations"
+WAIT_STEP_SECONDS = 1.0  # between tries while the database does not accept connections yet
 
 
 def config(url: str) -> Config:
@@ -26,6 +31,19 @@ def config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database to `revision` (latest by default)."""
     command.upgrade(config(url), revision)
+
+
+def wait_for_database(url: str, seconds: float) -> None:
+    """Return once the database accepts a connection; raise the last error after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with engine_for(url).connect():
+                return
+        except OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(WAIT_STEP_SECONDS)
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
 
 
 class Settings(BaseSettings):
@@ -19,7 +22,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host:5432/db",
     )
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=0, description="worker processes `bumpfit serve` starts")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -32,14 +35,14 @@ class Settings(BaseSettings):
     worker_device: Literal["auto", "cpu", "gpu"] = "auto"
 
     # limits
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_upload_bytes: int = 64 * 1024 * 1024
-    max_points: int = Field(2_000_000, description="samples in one job's data")
-    max_inline_points: int = Field(200_000, description="samples sent inline in a job body")
-    max_features: int = 64
-    max_compute: int = Field(2_000_000_000, description="n x epochs x features for one job")
-    max_sweep_jobs: int = 10_000
-    max_predict_instances: int = 100_000
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    max_points: int = Field(2_000_000, gt=0, description="samples in one job's data")
+    max_inline_points: int = Field(200_000, gt=0, description="samples sent inline in a job body")
+    max_features: int = Field(64, gt=0)
+    max_compute: int = Field(2_000_000_000, gt=0, description="n x epochs x features for one job")
+    max_sweep_jobs: int = Field(10_000, gt=0)
+    max_predict_instances: int = Field(100_000, gt=0)
 
     def masked(self) -> str:
         """These settings as JSON for the start-up log, with the database password hidden."""
@@ -53,13 +56,57 @@ class Settings(BaseSettings):
                           "(`bumpfit keys new`); required when serving on a non-loopback address")
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: CORS off")
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            raise ValueError(f"{url!r} is not a database URL (sqlite:///path or "
+                             "postgresql+psycopg://user@host:5432/db)") from None
+        if driver not in DRIVERS:
+            raise ValueError(f"unsupported driver {driver!r}: use sqlite:///path or postgresql+psycopg://...")
+        return url
+
+    @field_validator("api_keys")
+    @classmethod
+    def _well_formed_keys(cls, entries: str) -> str:
+        from app.auth import parse_keys
+
+        parse_keys(entries)  # raises ValueError naming the bad entry
+        return entries
+
     @property
     def heartbeat_interval(self) -> float:
         """Seconds between lease renewals: several within one lease."""
         return self.heartbeat_seconds or self.lease_seconds / 6
 
 
+class SettingsError(SystemExit):
+    """A misconfiguration: ends the process (status 1) printing one line per bad setting."""
+
+    def __init__(self, error: ValidationError, flags: Iterable[str] = ()) -> None:
+        def name(field: str) -> str:
+            env = f"BUMPFIT_{field.upper()}"
+            return f"--{field.replace('_', '-')}" if field in flags else env
+
+        super().__init__("\n".join(f"bumpfit: {name(str(e['loc'][0]))}: {e['msg'].removeprefix('Value error, ')}"
+                                   for e in error.errors()))
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from the environment with command-line `flags` on top; a bad value raises
+    SettingsError (one line naming the variable or flag) instead of a traceback."""
+    try:
+        return Settings(**flags)
+    except ValidationError as e:
+        raise SettingsError(e, flags) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
-    return Settings()
+    return load_settings()

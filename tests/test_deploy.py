@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from app.auth import new_key
+from app.auth import hash_key, new_key, parse_keys
 from app.cli import main as cli
 from app.settings import Settings
 from tests.conftest import ROOT, free_port, seed_job, wait_for
@@ -73,8 +74,8 @@ def test_every_variable_is_a_real_setting() -> None:
             assert var in fields, f"{name}: {var} is not a setting"
     example = [line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
                if line and not line.startswith("#")]
-    compose_only = {"POSTGRES_PASSWORD", "BUMPFIT_PORT", "BUMPFIT_CPU_WORKERS", "BUMPFIT_GPU"}
-    assert "BUMPFIT_API_KEYS" in example
+    compose_only = {"BUMPFIT_PORT", "BUMPFIT_CPU_WORKERS", "BUMPFIT_GPU"}
+    assert not {"BUMPFIT_API_KEYS", "POSTGRES_PASSWORD"} & set(example)  # no secret is shipped
     assert all(v in fields or v in compose_only for v in example)
     assert "POSTGRES_PASSWORD" in (ROOT / "docker-compose.yml").read_text() and not (ROOT / ".env").exists()
 
@@ -90,7 +91,8 @@ def test_health_checks_point_at_real_endpoints() -> None:
 def test_dockerfile() -> None:
     stages = re.findall(r"^FROM \S+ AS (\S+)", DOCKERFILE, re.M)
     assert stages == ["base", "build", "runtime"]
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim", DOCKERFILE, re.M)  # pinned
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11\.\d+-slim", DOCKERFILE, re.M)  # pinned
+    assert not DOCKERFILE.startswith("# syntax")  # a frontend image would be pulled from a registry
     extras = set(PYPROJECT["project"]["optional-dependencies"])
     assert re.search(r"^ARG EXTRA=(\w+)", DOCKERFILE, re.M).group(1) in extras  # type: ignore[union-attr]
     assert {s["build"]["args"]["EXTRA"] for s in SERVICES.values() if "build" in s} <= extras
@@ -180,3 +182,65 @@ def test_readyz_is_503_until_the_database_is_reachable_and_migrated(url: str, tm
         if url.startswith("sqlite"):
             migrate.upgrade(url)
             assert client.get("/readyz").json()["status"] == "ready"
+
+
+@pytest.mark.parametrize(("env", "named", "problem"), [
+    ({"BUMPFIT_API_KEYS": "not-a-key"}, "BUMPFIT_API_KEYS", "expected <sha256 hex>:read|submit"),
+    ({"BUMPFIT_DATABASE_URL": "mysql://u@h/db"}, "BUMPFIT_DATABASE_URL", "unsupported driver 'mysql'"),
+    ({"BUMPFIT_DATABASE_URL": "no url"}, "BUMPFIT_DATABASE_URL", "is not a database URL"),
+    ({"BUMPFIT_MAX_POINTS": "-5"}, "BUMPFIT_MAX_POINTS", "greater than 0"),
+    ({"BUMPFIT_LEASE_SECONDS": "soon"}, "BUMPFIT_LEASE_SECONDS", "valid number"),
+])
+@pytest.mark.parametrize("command", [["migrate"], ["serve"], ["worker"], ["keys", "new", "--dotenv"]])
+def test_a_misconfiguration_ends_the_process_with_one_line(env: dict[str, str], named: str, problem: str,
+                                                            command: list[str], tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "app.cli", *command], cwd=tmp_path, env={**os.environ, **env},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and r.stdout == ""
+    (line,) = r.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"bumpfit: {named}: ") and problem in line
+
+
+def test_a_bad_flag_is_named_as_the_flag(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "70000"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and r.stderr.strip() == "bumpfit: --port: Input should be less than or equal to 65535"
+
+
+def test_keys_new_dotenv_adds_a_key_and_makes_the_database_password_once(tmp_path: Path) -> None:
+    def dotenv(**env: str) -> tuple[dict[str, str], str]:
+        r = subprocess.run([sys.executable, "-m", "app.cli", "keys", "new", "--dotenv"], cwd=tmp_path,
+                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=True)
+        lines = dict(line.split("=", 1) for line in r.stdout.splitlines() if not line.startswith("#"))
+        return lines, r.stderr.rsplit(" ", 1)[-1].strip()
+
+    url = "postgresql+psycopg://bumpfit:@db:5432/bumpfit"  # compose's URL before .env has a password
+    first, key = dotenv(BUMPFIT_DATABASE_URL=url)
+    assert set(first) == {"BUMPFIT_API_KEYS", "POSTGRES_PASSWORD"} and len(first["POSTGRES_PASSWORD"]) >= 24
+    assert key.startswith("bf_") and key not in first["BUMPFIT_API_KEYS"]
+    assert first["BUMPFIT_API_KEYS"] == f"{hash_key(key)}:submit"
+    url = f"postgresql+psycopg://bumpfit:{first['POSTGRES_PASSWORD']}@db:5432/bumpfit"
+    second, key2 = dotenv(BUMPFIT_DATABASE_URL=url, BUMPFIT_API_KEYS=first["BUMPFIT_API_KEYS"])
+    assert set(second) == {"BUMPFIT_API_KEYS"}  # the database keeps its password
+    assert set(parse_keys(second["BUMPFIT_API_KEYS"])) == {hash_key(key), hash_key(key2)}
+
+
+def test_worker_healthcheck_follows_the_heartbeat(db_url: str) -> None:
+    import socket
+
+    from app.db import session_scope, utcnow
+    from app.ops.models import Worker
+
+    def check() -> int:
+        env = {**os.environ, "BUMPFIT_DATABASE_URL": db_url, "BUMPFIT_LEASE_SECONDS": "30"}
+        return subprocess.run([sys.executable, "-m", "app.cli", "worker", "--healthcheck"], env=env,
+                              capture_output=True, timeout=60).returncode
+
+    assert check() == 1  # no worker registered on this host
+    with session_scope(db_url) as s:
+        s.add(Worker(id=f"{socket.gethostname()}:1", device="CPU:0", status="idle", current_jobs=[],
+                     heartbeat_at=utcnow()))
+    assert check() == 0
+    with session_scope(db_url) as s:
+        s.get(Worker, f"{socket.gethostname()}:1").heartbeat_at = utcnow() - timedelta(seconds=31)  # type: ignore
+    assert check() == 1

@@ -16,6 +16,7 @@ from app.db import utcnow
 from app.deps import SessionDep, SettingsDep
 from app.errors import Unavailable
 from app.ops.models import Worker
+from app.ops.service import alive
 
 router = APIRouter(tags=["operations"])
 
@@ -68,6 +69,4 @@ def workers(session: SessionDep, settings: SettingsDep) -> dict[str, list[Worker
     rows = session.scalars(select(Worker).order_by(Worker.started_at))
     return {"workers": [WorkerOut(
         id=w.id, device=w.device, status=w.status, current_jobs=w.current_jobs, started_at=w.started_at,
-        heartbeat_at=w.heartbeat_at,
-        alive=w.status != "stopped" and (now - w.heartbeat_at).total_seconds() < settings.lease_seconds)
-        for w in rows]}
+        heartbeat_at=w.heartbeat_at, alive=alive(w, now, settings.lease_seconds)) for w in rows]}
