@@ -44,15 +44,32 @@ class WorkerPool:
     def __init__(self, n: int, env: dict[str, str], gpus: int = 0) -> None:
         self.n, self.env, self.gpus = n, env, gpus
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.wake_fds: list[int] = []  # write ends of each worker's wake-up pipe
         self.stopping = threading.Event()
 
     def spawn(self, i: int) -> subprocess.Popen[bytes]:
-        env = {**self.env, "CUDA_VISIBLE_DEVICES": str(i % self.gpus)} if self.gpus else self.env
-        return subprocess.Popen([sys.executable, "-m", "workers"], env=env)
+        env = {**self.env, "CUDA_VISIBLE_DEVICES": str(i % self.gpus)} if self.gpus else dict(self.env)
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        env["BUMPFIT_WAKE_FD"] = str(read)
+        proc = subprocess.Popen([sys.executable, "-m", "workers"], env=env, pass_fds=(read,))
+        os.close(read)
+        if i < len(self.wake_fds):
+            os.close(self.wake_fds[i])
+            self.wake_fds[i] = write
+        else:
+            self.wake_fds.append(write)
+        return proc
 
     def start(self) -> None:
         self.procs = [self.spawn(i) for i in range(self.n)]
         threading.Thread(target=self.supervise, daemon=True, name="supervisor").start()
+
+    def wake(self) -> None:
+        """Tell every worker that jobs were queued (a byte down its pipe; a full pipe already says so)."""
+        for fd in list(self.wake_fds):
+            with contextlib.suppress(OSError):
+                os.write(fd, b"\0")
 
     def supervise(self) -> None:
         while not self.stopping.wait(RESPAWN_CHECK_SECONDS):
@@ -113,7 +130,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     """Migrate the database, start the API and N workers; Ctrl-C / SIGTERM stops them all."""
     import uvicorn
 
-    from app import migrate
+    from app import migrate, queue
     from app.auth import is_loopback, parse_keys
     from app.logs import configure
     from app.main import create_app
@@ -128,6 +145,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     env = {**os.environ, "BUMPFIT_DATABASE_URL": settings.database_url, "BUMPFIT_PARENT_PID": str(os.getpid())}
     pool = WorkerPool(settings.workers, env, gpu_count() if settings.worker_device != "cpu" else 0)
     pool.start()
+    queue.on_enqueue(pool.wake)  # SQLite has no NOTIFY: a queued job wakes the workers at once
     config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
                             log_level=settings.log_level, log_config=None)
     try:

@@ -8,16 +8,20 @@ reaped, or the job was cancelled) changes nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, select, text, update
+from sqlalchemy import Table, and_, bindparam, delete, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.jobs.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Artifact, HistoryRow, Job
 
 CHANNEL = "bumpfit_jobs"  # PostgreSQL NOTIFY channel that wakes idle workers
+WAKE = "bumpfit_wake"  # session.info flag: call the wakers once this transaction commits
+_wakers: list[Callable[[], None]] = []
+JOBS = cast(Table, Job.__table__)  # Core statements with one bound parameter set per job
 
 
 def is_postgres(session: Session) -> bool:
@@ -25,10 +29,30 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def on_enqueue(waker: Callable[[], None]) -> None:
+    """Call `waker` after each commit that queued jobs: how `bumpfit serve` wakes its own workers
+    on SQLite, which has no NOTIFY (workers of other processes poll)."""
+    _wakers.append(waker)
+
+
 def notify(session: Session) -> None:
-    """Wake idle workers once this transaction commits (PostgreSQL; SQLite workers poll)."""
+    """Wake idle workers once this transaction commits: NOTIFY on PostgreSQL, else the wakers."""
     if is_postgres(session):
         session.execute(text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+    else:
+        session.info[WAKE] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake(session: Session) -> None:
+    if session.info.pop(WAKE, False):
+        for waker in _wakers:
+            waker()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(WAKE, None)
 
 
 def claim(session: Session, worker: str, devices: tuple[str, ...], limit: int,
@@ -84,23 +108,60 @@ def update_fenced(session: Session, job_id: str, token: str, **values: Any) -> b
     return session.execute(stmt.execution_options(synchronize_session=False)).rowcount == 1  # type: ignore[attr-defined]
 
 
-def clear_history(session: Session, job_id: str, token: str) -> bool:
-    """Drop history left by an earlier attempt, if this worker holds the job."""
-    if not update_fenced(session, job_id, token, progress_epoch=0):
-        return False
-    session.execute(delete(HistoryRow).where(HistoryRow.job_id == job_id))
-    return True
+def start_group(session: Session, token: str, device: str) -> None:
+    """Mark every job held under `token` as starting on `device` and drop the history an earlier
+    attempt (or a worker that handed the job back) left: two statements for the whole group."""
+    held_jobs = and_(Job.lease_token == token, Job.status == RUNNING)
+    session.execute(update(Job).where(held_jobs).values(device=device, progress_epoch=0)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(HistoryRow).where(HistoryRow.job_id.in_(select(Job.id).where(held_jobs)))
+                    .execution_options(synchronize_session=False))
 
 
-def add_history(session: Session, job_id: str, token: str, row: dict[str, Any]) -> bool:
-    """Record one finished epoch and the job's progress, fenced; False if the job was lost.
+def held(session: Session, token: str) -> dict[str, bool]:
+    """Jobs still held under `token`: {job id: cancel requested}. On PostgreSQL the rows stay locked
+    until commit (SQLite's write transaction holds the whole database), so writes to these jobs
+    later in the same transaction are fenced by this read."""
+    stmt = select(Job.id, Job.cancel_requested).where(Job.lease_token == token, Job.status == RUNNING)
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return {row.id: row.cancel_requested for row in session.execute(stmt)}
 
-    The fenced UPDATE locks the job row until commit, so the insert after it is fenced too.
-    """
-    if not update_fenced(session, job_id, token, progress_epoch=row["epoch"], params=row["params"]):
-        return False
-    session.execute(insert(HistoryRow).values(job_id=job_id, timestamp=utcnow(), **row))
-    return True
+
+def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]]) -> dict[str, bool]:
+    """Record one finished epoch of the jobs in `rows` still held under `token` (their progress and
+    history rows, two multi-row statements whatever their number); returns those jobs as `held`
+    does. Jobs not returned were lost and got nothing."""
+    owned = {job_id: cancel for job_id, cancel in held(session, token).items() if job_id in rows}
+    if owned:
+        session.execute(update(JOBS).where(JOBS.c.id == bindparam("job_id")).values(
+            progress_epoch=bindparam("epoch"), params=bindparam("params")),
+            [{"job_id": job_id, "epoch": rows[job_id]["epoch"], "params": rows[job_id]["params"]} for job_id in owned])
+        now = utcnow()
+        session.execute(insert(HistoryRow), [{"job_id": job_id, "timestamp": now, **rows[job_id]} for job_id in owned])
+    return owned
+
+
+def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]]) -> set[str]:
+    """End the jobs in `results` still held under `token` as succeeded, each the next version of
+    its model, with `params`, `metrics`, `warnings` and `artifact`: two multi-row statements. Returns
+    the jobs written. Raises IntegrityError when another job of the same model name took a version."""
+    owned = set(held(session, token)) & set(results)
+    if not owned:
+        return owned
+    other = JOBS.alias("other")
+    name = select(JOBS.c.model_name).where(JOBS.c.id == bindparam("job_id")).scalar_subquery()
+    version = select(func.coalesce(func.max(other.c.model_version), 0) + 1).where(other.c.model_name == name)
+    session.execute(update(JOBS).where(JOBS.c.id == bindparam("job_id")).values(
+        status=SUCCEEDED, finished_at=utcnow(), lease_token=None, lease_expires_at=None, error=None,
+        params=bindparam("params"), metrics=bindparam("metrics"), warnings=bindparam("warnings"),
+        model_version=version.scalar_subquery()),
+        [{"job_id": job_id, **{k: results[job_id][k] for k in ("params", "metrics", "warnings")}} for job_id in owned])
+    artifacts = [{"job_id": job_id, "data": results[job_id]["artifact"]} for job_id in owned
+                 if results[job_id].get("artifact")]
+    if artifacts:
+        session.execute(insert(Artifact), artifacts)
+    return owned
 
 
 def finish(session: Session, job_id: str, token: str, status: str, *, params: Any = None,

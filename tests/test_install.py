@@ -26,8 +26,9 @@ def test_the_wheel_installs_and_serves_a_job_from_an_empty_directory(tmp_path: P
     python = bin_ / "python"
 
     # Nothing the wheel installs shadows a library, and the migrations are inside the package.
-    found = subprocess.run([python, "-c", "import alembic, app.migrate as m; print(alembic.__file__); print(m.SCRIPTS)"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    probe = "import alembic, app.migrate as m; print(alembic.__file__); print(m.SCRIPTS)"
+    found = subprocess.run([python, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                           check=True).stdout.split()
     site = str(tmp_path / "venv" / "lib")
     assert found[0].startswith(site) and found[0].endswith("alembic/__init__.py")
     assert found[1].startswith(site) and Path(found[1], "versions").is_dir()

@@ -84,11 +84,12 @@ def test_lost_lease_fences_every_write(client: TestClient, db_url: str) -> None:
     new, _ = claim(db_url, worker="w:2")
     row = {"epoch": 1, "loss": 0.1, "val_loss": None, "params": {"sigma": 0.3}, "seconds": 0.1}
     with session_scope(db_url) as s:
-        assert not queue.add_history(s, job_id, old, row)
+        assert queue.add_epoch(s, old, {job_id: row}) == {}
         assert not queue.finish(s, job_id, old, "succeeded", params={"sigma": 9.0})
+        assert queue.succeed_many(s, old, {job_id: {"params": {"sigma": 9.0}, "metrics": {}, "warnings": []}}) == set()
         assert not queue.heartbeat(s, old, 60)
         assert queue.heartbeat(s, new, 60) == {job_id: False}
-        assert queue.add_history(s, job_id, new, row)
+        assert queue.add_epoch(s, new, {job_id: row}) == {job_id: False}
     j = job(db_url, job_id)
     assert j.status == "running" and j.attempts == 2 and j.worker == "w:2" and j.params == {"sigma": 0.3}
     assert len(client.get(f"/v1/jobs/{job_id}/history").json()["history"]) == 1

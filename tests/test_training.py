@@ -152,3 +152,15 @@ def test_artifacts_saved_one_after_another_each_hold_their_own_parameters(tmp_pa
         path.write_bytes(save_artifact(bump_member(sigma, n=100), {"sigma": sigma}))
         layer = keras.saving.load_model(path).layers[0]
         assert keras.ops.convert_to_numpy(layer.sigma).tolist() == [np.float32(sigma)]
+
+
+def test_a_per_feature_gaussian_artifact_predicts_what_the_api_computes(tmp_path: Path) -> None:
+    # the archive is Keras's own for the shape, with this job's values written into its weights
+    params = {"a": [1.5, 0.5], "b": [2.0, 0.25], "c": [-0.1, 0.3]}
+    x = np.linspace(-2, 2, 40, dtype=np.float32).reshape(20, 2)
+    member = Member("g", {"layer": {"type": "gaussian", "per_feature": True}}, x, x)
+    path = tmp_path / "g.keras"
+    path.write_bytes(save_artifact(member, params))
+    model = keras.saving.load_model(path)
+    expected = functions.evaluate(np, "gaussian", x, {k: np.float32(v) for k, v in params.items()})
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), expected, rtol=1e-6)

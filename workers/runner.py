@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import select as os_select
 import signal
 import socket
 import threading
@@ -65,6 +66,8 @@ class Worker:
         self.stopping = threading.Event()
         # Started by `bumpfit serve`: stop when it dies, even by kill -9, instead of living on orphaned.
         self.parent = int(os.environ.get("BUMPFIT_PARENT_PID", "0")) or None
+        # ... and it wakes this worker through a pipe when jobs are queued (SQLite has no NOTIFY).
+        self.wake_fd = int(os.environ.get("BUMPFIT_WAKE_FD", "0")) or None
         self.token: str | None = None
         self.current: list[str] = []
 
@@ -107,7 +110,7 @@ class Worker:
                 log.exception("heartbeat failed")
 
     def wait_for_work(self, listener: Any) -> None:
-        """Sleep until a NOTIFY (PostgreSQL) or the poll interval passes."""
+        """Sleep until a NOTIFY (PostgreSQL), a byte on the wake-up pipe, or the poll interval passes."""
         if listener is not None:
             try:
                 for _ in listener.notifies(timeout=self.settings.poll_seconds, stop_after=1):
@@ -115,6 +118,11 @@ class Worker:
                 return
             except Exception:  # noqa: BLE001 - fall back to polling; reconnect next round
                 log.warning("LISTEN connection lost; polling")
+        if self.wake_fd is not None:
+            if os_select.select([self.wake_fd], [], [], self.settings.poll_seconds)[0]:
+                if not os.read(self.wake_fd, 4096):  # end of file: `bumpfit serve` is gone; poll
+                    self.wake_fd = None
+            return
         self.stopping.wait(self.settings.poll_seconds)
 
     def listen(self) -> Any:
@@ -184,9 +192,7 @@ class Worker:
                     members.append(load_member(s, job, self.settings))
                 except InvalidInput as exc:
                     queue.finish(s, job.id, token, FAILED, error={"type": "bad_input", "message": exc.message})
-                    continue
-                queue.clear_history(s, job.id, token)
-                queue.update_fenced(s, job.id, token, device=self.device)
+            queue.start_group(s, token, self.device)
         if not members:
             return
         log.info("training %d job(s) together", len(members),
@@ -202,8 +208,11 @@ class Worker:
             log.exception("training failed")
             error = {"type": "training_error", "message": f"{type(exc).__name__}: {exc}"}
             results = [Result(params={}, error=error) for _ in members]
-        for member, result in zip(members, results, strict=True):
-            if member.id not in done and not result.stopped:
+        pending = [(m, r) for m, r in zip(members, results, strict=True) if m.id not in done and not r.stopped]
+        try:
+            self.retry(functools.partial(self.finish_all, token, pending))
+        except IntegrityError:  # a model-version race with another worker: settle them one by one
+            for member, result in pending:
                 self.retry(functools.partial(self.finish, token, member, result))
 
     def record_epoch(self, token: str, members: list[Member], report: EpochReport, done: set[str]) -> list[int]:
@@ -215,12 +224,11 @@ class Worker:
         def write() -> None:
             drop.clear()
             with session_scope(self.url) as s:
-                held = dict(s.execute(select(Job.id, Job.cancel_requested).where(
-                    Job.lease_token == token, Job.status == "running")).all())
+                held = queue.add_epoch(s, token, {members[k].id: row for k, row in report.rows.items()})
                 for k, row in report.rows.items():
                     job_id = members[k].id
-                    if job_id not in held or not queue.add_history(s, job_id, token, row):
-                        pass
+                    if job_id not in held:
+                        pass  # lost: another worker or the reaper owns it now
                     elif k in report.errors:
                         queue.finish(s, job_id, token, FAILED, params=row["params"], error=report.errors[k])
                     elif held[job_id]:
@@ -234,6 +242,15 @@ class Worker:
 
         self.retry(write)
         return drop
+
+    def finish_all(self, token: str, pending: list[tuple[Member, Result]]) -> None:
+        """Write a group's final states in one transaction: successes in two multi-row statements."""
+        with session_scope(self.url) as s:
+            queue.succeed_many(s, token, {m.id: {"params": r.params, "metrics": r.metrics, "warnings": r.warnings,
+                                                 "artifact": r.artifact} for m, r in pending if not r.error})
+            for m, r in pending:
+                if r.error:
+                    queue.finish(s, m.id, token, FAILED, params=r.params or None, error=r.error, warnings=r.warnings)
 
     def finish(self, token: str, member: Member, result: Result) -> None:
         """Write a member's final state; a model-version race is retried."""

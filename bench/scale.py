@@ -1,0 +1,132 @@
+"""Sweeps of many small jobs through the HTTP API of a real `bumpfit serve --workers 2`, on SQLite
+and PostgreSQL, beside the engine's in-process time for the same work. Loopback only.
+
+    python -m bench.scale [--sizes 50,100,1000,10000] [--db sqlite,postgresql] [--workers 2]
+
+Each job: synthetic bump data, n 1,000, 3 epochs, batch 32, Adam 1e-3 (its own sigma and seeds).
+Per size: submission to last job finished, the marginal ms per job against the smallest size,
+the engine's in-process time for the same jobs (train_group in groups of BUMPFIT_MAX_FUSE), their
+ratio, and each worker's peak resident memory (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+
+from app.jobs.models import Job
+from tests.conftest import Service, wait_for
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+N, EPOCHS, MAX_FUSE = 1000, 3, 512
+TIMEOUT_S = 600
+
+
+def sweep_body(size: int) -> dict:
+    """`size` jobs of the bench's shape, each with its own sigma and seeds."""
+    base = {"data": {"kind": "synthetic", "function": "bump", "params": {"sigma": 0.5}, "n": N},
+            "training": {"epochs": EPOCHS, "batch_size": 32}}
+    points = [{"data.params.sigma": round(0.2 + 0.6 * i / max(size - 1, 1), 6), "data.seed": i,
+               "training.seed": i} for i in range(size)]
+    return {"base": base, "points": points}
+
+
+def worker_peaks_mb(pid: int) -> list[float]:
+    """Peak resident memory of each child process of `pid` (the workers of `bumpfit serve`)."""
+    peaks = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return peaks
+
+
+def through_api(url: str, size: int, workers: int) -> tuple[float, list[float]]:
+    """Seconds from submitting one sweep of `size` jobs to its last job finishing; worker peaks."""
+    svc = Service(url, workers=workers)
+    engine = create_engine(url)
+    try:
+        wait_for(lambda: len(svc.http.get("/v1/workers").json()["workers"]) >= workers, 120, "the workers")
+        warm = svc.http.post("/v1/sweeps", json=sweep_body(2 * workers)).json()["id"]  # compile the shape
+        wait_for(lambda: svc.http.get(f"/v1/sweeps/{warm}").json()["done"], 120, "the warm-up sweep")
+        start = time.time()
+        r = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=300)
+        r.raise_for_status()
+        sweep_id = r.json()["id"]
+        done = select(func.count()).where(Job.sweep_id == sweep_id, Job.finished_at.is_not(None))
+        with engine.connect() as c:
+            wait_for(lambda: c.execute(done).scalar_one() == size, TIMEOUT_S, f"{size} jobs", every=0.05)
+            last = c.execute(select(func.max(Job.finished_at)).where(Job.sweep_id == sweep_id)).scalar_one()
+            failed = c.execute(select(func.count()).where(Job.sweep_id == sweep_id, Job.status != "succeeded"))
+            assert failed.scalar_one() == 0, "some jobs did not succeed"
+        return last.timestamp() - start, worker_peaks_mb(svc.proc.pid)
+    finally:
+        svc.stop()
+        engine.dispose()
+
+
+def in_process(size: int) -> float:
+    """The engine alone on the same jobs: data made, then train_group per group of MAX_FUSE."""
+    from app import data
+    from workers.training import Member, train_group
+
+    body = sweep_body(size)
+    members = []
+    for i, p in enumerate(body["points"]):
+        spec = {"layer": {"type": "bump", "sigma_init": None}, "data": {"n": N},
+                "training": {"optimizer": "adam", "learning_rate": 1e-3, "epochs": EPOCHS, "batch_size": 32,
+                             "loss": "mse", "validation_split": 0.0, "shuffle": True, "seed": i}}
+        x, y = data.synthetic("bump", {"sigma": p["data.params.sigma"]}, N, (-1.0, 1.0), 0.0, i)
+        members.append(Member(str(i), spec, x, y))
+    train_group(members[:4])  # compile outside the timing, as the service's warm-up does
+    start = time.perf_counter()
+    for g in range(0, size, MAX_FUSE):
+        train_group(members[g:g + MAX_FUSE])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="50,100,1000,10000")
+    ap.add_argument("--db", default="sqlite,postgresql")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pg", default=PG)
+    args = ap.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    engine_s = {size: in_process(size) for size in sizes}
+    print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, --workers {args.workers}; "
+          f"jobs of n {N}, {EPOCHS} epochs, batch 32")
+    print("| database | jobs | API s | ms per job (marginal) | engine in-process s | API / engine | worker peak MB |")
+    print("|---|---|---|---|---|---|---|")
+    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
+    for db in args.db.split(","):
+        times = {}
+        for size in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                if db == "sqlite":
+                    url = f"sqlite:///{tmp}/scale.db"
+                    times[size], peaks = through_api(url, size, args.workers)
+                else:
+                    name = f"bumpfit_scale_{uuid.uuid4().hex[:8]}"
+                    with admin.connect() as c:
+                        c.execute(text(f'CREATE DATABASE "{name}"'))
+                    try:
+                        times[size], peaks = through_api(args.pg.rsplit("/", 1)[0] + f"/{name}", size, args.workers)
+                    finally:
+                        with admin.connect() as c:
+                            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            marginal = ((times[size] - times[sizes[0]]) / (size - sizes[0]) * 1000) if size > sizes[0] else None
+            print(f"| {db} | {size:,} | {times[size]:.2f} | {'' if marginal is None else f'{marginal:.2f}'} | "
+                  f"{engine_s[size]:.2f} | {times[size] / engine_s[size]:.2f}x | "
+                  f"{', '.join(f'{p:.0f}' for p in peaks)} |", flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()
