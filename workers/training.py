@@ -85,11 +85,16 @@ def default_device() -> str:
     return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
 
 
-def param_values(layer: keras.layers.Layer, k: int) -> list[dict[str, Any]]:
-    """The first k members' parameters as JSON numbers: a float each, or a list each when per feature."""
-    arrays = {name: ops.convert_to_numpy(getattr(layer, name)).astype(float) for name in layer.PARAMS}
-    return [{name: (float(a[i].reshape(-1)[0]) if not layer.per_feature else a[i].reshape(-1).tolist())
-             for name, a in arrays.items()} for i in range(k)]
+def param_arrays(layer: keras.layers.Layer, k: int) -> dict[str, np.ndarray]:
+    """The first k members' parameters, (k, values) floats by name."""
+    return {name: ops.convert_to_numpy(getattr(layer, name))[:k].reshape(k, -1).astype(float) for name in layer.PARAMS}
+
+
+def param_values(arrays: dict[str, np.ndarray], per_feature: bool) -> list[dict[str, Any]]:
+    """Each member's parameters as JSON numbers: a float each, or a list each when per feature."""
+    columns = {name: (a.tolist() if per_feature else a[:, 0].tolist()) for name, a in arrays.items()}
+    k = next(iter(arrays.values())).shape[0]
+    return [{name: column[i] for name, column in columns.items()} for i in range(k)]
 
 
 def initial_values(spec: dict[str, Any], size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -386,14 +391,19 @@ class Group:
                 computed = time.perf_counter()
                 seconds = computed - started
                 rows = {}
-                values = param_values(self.layer, self.k)
+                arrays = param_arrays(self.layer, self.k)
+                values = param_values(arrays, self.sig.per_feature)
+                fine = self._fine(losses[: self.k], grad_abs[: self.k], live[: self.k], arrays)
+                loss_list = losses.tolist()
+                val_list = val.tolist() if val is not None else None
                 for k in sorted(active):
                     params = values[k]
-                    row = {"epoch": epoch, "loss": _num(losses[k]), "params": params, "seconds": seconds,
-                           "val_loss": _num(val[k]) if val is not None else None}
+                    row = {"epoch": epoch, "loss": _num(loss_list[k]), "params": params, "seconds": seconds,
+                           "val_loss": _num(val_list[k]) if val_list is not None else None}
                     results[k].history.append(row)
                     results[k].params = params
-                    self._diagnose(k, epoch, row, grad_abs[k], live[k], results[k])
+                    if not fine[k]:  # per-member checks only where the vectorised ones found something
+                        self._diagnose(k, epoch, row, grad_abs[k], live[k], results[k])
                     rows[k] = row
                 self.host_seconds.append(time.perf_counter() - computed)
                 errors = {k: results[k].error for k in active if results[k].error}
@@ -407,6 +417,15 @@ class Group:
         for k, metrics in self.metrics(sorted(active)).items():
             results[k].metrics = metrics
         return results
+
+    def _fine(self, losses: np.ndarray, grad_abs: np.ndarray, live: np.ndarray,
+              arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Members with nothing for `_diagnose` to report, all at once: finite, with gradients, and
+        (a bump) with samples inside the support."""
+        fine = np.isfinite(losses) & np.all(grad_abs != 0, axis=1)
+        for a in arrays.values():
+            fine &= np.all(np.isfinite(a), axis=1)
+        return fine & (live >= SPARSE_SUPPORT) if self.layer_type == "bump" else fine
 
     def _diagnose(self, k: int, epoch: int, row: dict[str, Any], grad_abs: np.ndarray, live: float,
                   result: Result) -> None:
