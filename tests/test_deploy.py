@@ -22,6 +22,7 @@ from app.auth import hash_key, new_key, parse_keys
 from app.cli import main as cli
 from app.settings import Settings
 from tests.conftest import ROOT, free_port, seed_job, wait_for
+from tests.conftest import _truncate as truncate
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -135,6 +136,7 @@ def test_compose_commands_complete_a_job_on_postgresql(pg_server_url: str, tmp_p
     port = free_port()
     migrate = spawn("migrate", pg_server_url, port, tmp_path)
     assert migrate.wait(120) == 0, (tmp_path / "migrate.log").read_text()
+    truncate(pg_server_url)  # the session's database: earlier tests' jobs would count in /metrics
     procs = [spawn("api", pg_server_url, port, tmp_path), spawn("worker", pg_server_url, port, tmp_path)]
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {KEY}"})
 

@@ -56,6 +56,30 @@ def test_jax_and_tensorflow_forms_learn_the_same_parameters() -> None:
         assert j["device"] == t.device == "CPU:0"
 
 
+# A worker's start-up on JAX with the persistent compilation cache on, then one small job; prints
+# the learned sigma and how many compiles the cache answered.
+CACHED = """
+import sys
+import jax
+from tests.test_training import bump_member
+from workers.training import enable_compile_cache, train
+hits = []
+jax.monitoring.register_event_listener(lambda event, **_: hits.append(event == "/jax/compilation_cache/cache_hits"))
+enable_compile_cache(sys.argv[1])
+print(train(bump_member(0.5, n=300, epochs=1)).params["sigma"], sum(hits))
+"""
+
+
+def test_the_jax_form_keeps_its_compiled_epochs_on_disk(tmp_path: Path) -> None:
+    cache = tmp_path / "xla"
+    runs = [subprocess.run([sys.executable, "-c", CACHED, str(cache)], cwd=ROOT, env=JAX_ENV, capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-3000:]
+    (sigma1, hits1), (sigma2, hits2) = (r.stdout.split()[-2:] for r in runs)
+    assert int(hits2) > int(hits1)  # the second process loaded what the first compiled
+    assert sigma1 == sigma2 and any(cache.iterdir())
+
+
 @pytest.mark.slow
 def test_serve_runs_its_workers_on_the_jax_backend(tmp_path: Path) -> None:
     svc = Service(f"sqlite:///{tmp_path}/jax.db", workers=1, log=tmp_path / "serve.log", env={"KERAS_BACKEND": "jax"})

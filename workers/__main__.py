@@ -18,7 +18,9 @@ def main() -> None:
     configure(settings.log_level)
     if settings.worker_device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    from workers.training import BACKEND
+    from workers.training import BACKEND, enable_compile_cache
+
+    enable_compile_cache(settings.compile_cache_dir)
 
     if BACKEND == "tensorflow":  # KERAS_BACKEND=jax runs the JAX form, no TensorFlow
         import tensorflow as tf

@@ -13,8 +13,8 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -23,6 +23,7 @@ from keras import ops
 
 from workers import export
 from workers.layers import DEFAULT_SIGMA_INIT, LAYERS
+from workers.shuffle import ROUNDS, draw_keys, epoch_keys, row_order
 
 BACKEND = keras.backend.backend()  # "tensorflow" (the default) or "jax" (KERAS_BACKEND=jax)
 if BACKEND == "jax":
@@ -76,6 +77,17 @@ SIGMA_FIX = ("Set layer.sigma_init to a value that covers part of the data (e.g.
 OnEpoch = Callable[[EpochReport], Iterable[int] | None]
 
 
+def enable_compile_cache(directory: str) -> None:
+    """Keep the JAX form's compiled epochs on disk, so a new worker process (or a restarted one)
+    loads a shape compiled before instead of compiling it again; "" leaves the cache off."""
+    if BACKEND != "jax" or not directory:
+        return
+    path = Path(directory).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # a CPU compiles an epoch in < 1 s
+
+
 def default_device() -> str:
     """GPU:0 when the backend sees a GPU, else CPU:0."""
     if BACKEND == "jax":
@@ -83,12 +95,16 @@ def default_device() -> str:
     return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
 
 
-def param_values(layer: keras.layers.Layer) -> list[dict[str, Any]]:
-    """Every member's parameters as JSON numbers: a float each, or a list each when per feature."""
-    arrays = {name: ops.convert_to_numpy(getattr(layer, name)).astype(float) for name in layer.PARAMS}
+def param_arrays(layer: keras.layers.Layer, k: int) -> dict[str, np.ndarray]:
+    """The first k members' parameters, (k, values) floats by name."""
+    return {name: ops.convert_to_numpy(getattr(layer, name))[:k].reshape(k, -1).astype(float) for name in layer.PARAMS}
+
+
+def param_values(arrays: dict[str, np.ndarray], per_feature: bool) -> list[dict[str, Any]]:
+    """Each member's parameters as JSON numbers: a float each, or a list each when per feature."""
+    columns = {name: (a.tolist() if per_feature else a[:, 0].tolist()) for name, a in arrays.items()}
     k = next(iter(arrays.values())).shape[0]
-    return [{name: (float(a[i].reshape(-1)[0]) if not layer.per_feature else a[i].reshape(-1).tolist())
-             for name, a in arrays.items()} for i in range(k)]
+    return [{name: column[i] for name, column in columns.items()} for i in range(k)]
 
 
 def initial_values(spec: dict[str, Any], size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -107,7 +123,7 @@ class Signature:
 
     layer_type: str
     per_feature: bool
-    k: int
+    k: int  # members in the compiled step: the group's size rounded up by `bucket`
     n_train: int
     n_val: int
     features: int
@@ -117,12 +133,22 @@ class Signature:
     device: str
 
 
+BUCKET_STEP = 1024  # K is rounded up to a power of two below this, to a multiple of it above
+
+
+def bucket(k: int) -> int:
+    """The member count compiled for a group of k jobs, so groups of nearby sizes (37 and 60
+    jobs: 64) share one compile; padding costs at most 2x the work, and nothing above 1024."""
+    return 1 << (k - 1).bit_length() if k <= BUCKET_STEP else -(-k // BUCKET_STEP) * BUCKET_STEP
+
+
 class Compiled:
-    """A `members=K` layer, its optimizer, the group's data on the device and the compiled epoch.
+    """A `members=K` layer, its optimizer, the group's arrays on the device and the compiled epoch.
 
     Kept in a small cache: the next group with the same signature loads its parameters and data
-    into the same model and reuses the compiled step (no second XLA compile). The backend forms
-    below differ only in how the loop over batches is compiled.
+    into the same model and reuses the compiled step (no second XLA compile). Each epoch takes
+    only its number from the host: every batch's rows come from `workers.shuffle` inside the
+    compiled loop. The backend forms below differ only in how that loop is compiled.
     """
 
     def __init__(self, sig: Signature) -> None:
@@ -134,32 +160,32 @@ class Compiled:
             self.layer.build((sig.k, None, sig.features))
             self.optimizer = OPTIMIZERS[sig.optimizer]()
             self.optimizer.build(self.layer.trainable_variables)
-        pad = self.steps * sig.batch - sig.n_train
-        mask = np.concatenate([np.ones(sig.n_train, np.float32), np.zeros(pad, np.float32)])
-        self.mask = ops.convert_to_tensor(mask.reshape(self.steps, sig.batch))  # 0: padding of the last batch
-        self.x: Any = None  # (K, n_train, F) training rows; xv, yv the validation rows
+        # The group on the device: x, y (K, n_train, F), xv, yv (K, n_val, F), each member's round keys
+        # (K, ROUNDS) and shuffle flag (K,), and its weight (K,): 1 for a job, 0 for a padding member.
+        self.x: Any = None
         self.y: Any = None
         self.xv: Any = None
         self.yv: Any = None
+        self.keys: Any = None
+        self.shuffle: Any = None
+        self.weight: Any = None
 
-    def load(self, members: list[Member], inits: dict[str, np.ndarray], learning_rate: float) -> None:
-        """Put a group's starting parameters and data in place and reset the optimizer's state."""
-        n = self.sig.n_train
+    def load(self, arrays: dict[str, np.ndarray], inits: dict[str, np.ndarray], learning_rate: float) -> None:
+        """Put a group's starting parameters and arrays in place and reset the optimizer's state."""
         for name, value in inits.items():
             getattr(self.layer, name).assign(value.astype(np.float32))
         for v in self.optimizer.variables:
             lr = v is self.optimizer.learning_rate
             v.assign(ops.cast(learning_rate, v.dtype) if lr else ops.zeros(v.shape, v.dtype))
-        self.put_data(np.stack([m.x[:n] for m in members]), np.stack([m.y[:n] for m in members]),
-                      np.stack([m.x[n:] for m in members]), np.stack([m.y[n:] for m in members]))
+        self.put_data(arrays)
 
-    def put_data(self, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> None:
-        """Move the group's arrays (K, rows, F) to the device."""
+    def put_data(self, arrays: dict[str, np.ndarray]) -> None:
+        """Move the group's arrays (named as the attributes above) to the device, once per group."""
         raise NotImplementedError
 
-    def epoch(self, perm: np.ndarray) -> tuple[Any, Any, Any]:
-        """One epoch over the rows in `perm` (K, steps * batch): each member's mean loss (K,), the summed
-        |gradient| of each parameter (K, params), and the fraction of outputs that were not zero (K,)."""
+    def epoch(self, number: int) -> tuple[Any, Any, Any]:
+        """Epoch `number` (from 1): each member's mean loss (K,), the summed |gradient| of each
+        parameter (K, params), and the fraction of outputs that were not zero (K,)."""
         raise NotImplementedError
 
     def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
@@ -171,17 +197,19 @@ class Compiled:
         per_row = self.loss_fn(y, pred)  # (K, rows): keras reduces the feature axis
         return ops.sum(per_row * weights, axis=1) / ops.sum(weights)
 
-    def batches(self, x: Any, y: Any, perm: Any) -> tuple[Any, Any]:
-        """The epoch's rows of x and y (K, n_train, F) in `perm` order, as (steps, K, batch, F)."""
+    def batch(self, x: Any, y: Any, keys: Any, shuffle: Any, i: Any) -> tuple[Any, Any, Any]:
+        """Step i's rows of every member (K, batch, F) in the epoch's order, and the rows' weights
+        (batch,): 0 for the positions past n_train that pad the last batch."""
         sig = self.sig
-        shape = (sig.k, self.steps, sig.batch, sig.features)
-        xe = ops.reshape(self.gather(x, perm), shape)
-        ye = ops.reshape(self.gather(y, perm), shape)
-        return ops.transpose(xe, (1, 0, 2, 3)), ops.transpose(ye, (1, 0, 2, 3))
+        pos = i * sig.batch + ops.arange(sig.batch, dtype="int32")
+        w = ops.cast(pos < sig.n_train, "float32")
+        pos = ops.broadcast_to(ops.where(pos < sig.n_train, pos, 0), (sig.k, sig.batch))
+        rows = row_order(ops, keys, pos, sig.n_train, shuffle)
+        return self.gather(x, rows), self.gather(y, rows), w
 
-    def gather(self, a: Any, perm: Any) -> Any:
-        """Rows `perm[k]` of member k's array a[k]."""
-        return ops.take_along_axis(a, ops.expand_dims(perm, -1), axis=1)
+    def gather(self, a: Any, rows: Any) -> Any:
+        """Rows `rows[k]` of member k's array a[k]."""
+        return ops.take_along_axis(a, ops.expand_dims(rows, -1), axis=1)
 
     def step_stats(self, per_member: Any, grads: list[Any], pred: Any, w: Any) -> tuple[Any, Any, Any]:
         """A step's contribution to the epoch's loss sum, |gradient| sums and non-zero output count."""
@@ -196,39 +224,42 @@ class Compiled:
 
 
 class TensorFlowCompiled(Compiled):
-    """The epoch as one XLA-compiled `tf.while_loop`; the data lives in device variables."""
+    """The epoch as one XLA-compiled `tf.while_loop`; the group's arrays live in device variables."""
 
     def __init__(self, sig: Signature) -> None:
         super().__init__(sig)
-        var = lambda rows: tf.Variable(tf.zeros((sig.k, rows, sig.features)), trainable=False)  # noqa: E731
+        var = lambda shape, dtype=tf.float32: tf.Variable(tf.zeros(shape, dtype), trainable=False)  # noqa: E731
+        k, f = sig.k, sig.features
         with tf.device(sig.device):
-            self.x, self.y, self.xv, self.yv = var(sig.n_train), var(sig.n_train), var(sig.n_val), var(sig.n_val)
+            self.x, self.y = var((k, sig.n_train, f)), var((k, sig.n_train, f))
+            self.xv, self.yv = var((k, sig.n_val, f)), var((k, sig.n_val, f))
+            self.keys, self.shuffle, self.weight = var((k, ROUNDS), tf.int32), var(k, tf.int32), var(k)
         self._epoch = tf.function(self._epoch_fn, jit_compile=True)
         self._evaluate = tf.function(self._evaluate_fn)  # used once an epoch: not worth an XLA compile
 
-    def put_data(self, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> None:
-        for var, a in zip((self.x, self.y, self.xv, self.yv), (x, y, xv, yv), strict=True):
-            var.assign(a)
+    def put_data(self, arrays: dict[str, np.ndarray]) -> None:
+        for name, a in arrays.items():
+            getattr(self, name).assign(a)
 
-    def epoch(self, perm: np.ndarray) -> tuple[Any, Any, Any]:
-        return self._epoch(perm)  # type: ignore[no-any-return]
+    def epoch(self, number: int) -> tuple[Any, Any, Any]:
+        return self._epoch(tf.constant(number, tf.int32))  # type: ignore[no-any-return]  # a tensor: no retrace
 
     def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
         return self._evaluate(x, y)  # type: ignore[no-any-return]
 
-    def gather(self, a: Any, perm: Any) -> Any:
-        return tf.gather(a, perm, batch_dims=1)
+    def gather(self, a: Any, rows: Any) -> Any:
+        return tf.gather(a, rows, batch_dims=1)
 
-    def _epoch_fn(self, perm: Any) -> tuple[Any, Any, Any]:
-        xe, ye = self.batches(self.x, self.y, perm)
+    def _epoch_fn(self, number: Any) -> tuple[Any, Any, Any]:
+        keys, shuffle = epoch_keys(ops, tf.convert_to_tensor(self.keys), number), tf.convert_to_tensor(self.shuffle)
         variables = self.layer.trainable_variables
 
         def body(i: Any, loss_sum: Any, grad_abs: Any, live: Any) -> tuple[Any, ...]:
-            w = self.mask[i]
+            xb, yb, w = self.batch(self.x, self.y, keys, shuffle, i)
             with tf.GradientTape() as tape:
-                pred = self.layer(xe[i])
-                per_member = self.member_loss(ye[i], pred, w[None, :])
-                total = ops.sum(per_member)
+                pred = self.layer(xb)
+                per_member = self.member_loss(yb, pred, w[None, :])
+                total = ops.sum(per_member * self.weight)
             grads = tape.gradient(total, variables)
             self.optimizer.apply(grads, variables)
             dl, dg, dn = self.step_stats(per_member, grads, pred, w)
@@ -253,14 +284,16 @@ class JaxCompiled(Compiled):
         self._epoch = jax.jit(self._epoch_fn)
         self._evaluate = jax.jit(self._evaluate_fn)
 
-    def put_data(self, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray) -> None:
+    def put_data(self, arrays: dict[str, np.ndarray]) -> None:
         device = jax.devices("gpu" if self.sig.device.startswith("GPU") else "cpu")[0]
-        self.x, self.y, self.xv, self.yv = (jax.device_put(a, device) for a in (x, y, xv, yv))
+        for name, a in arrays.items():
+            setattr(self, name, jax.device_put(a, device))
 
-    def epoch(self, perm: np.ndarray) -> tuple[Any, Any, Any]:
+    def epoch(self, number: int) -> tuple[Any, Any, Any]:
         trainable = [v.value for v in self.layer.trainable_variables]
         state = [v.value for v in self.optimizer.variables]
-        trainable, state, out = self._epoch(trainable, state, self.x, self.y, perm)
+        trainable, state, out = self._epoch(trainable, state, self.x, self.y, self.keys, self.shuffle, self.weight,
+                                            np.int32(number))
         for v, value in zip(self.layer.trainable_variables + self.optimizer.variables, trainable + state,
                             strict=True):
             v.assign(value)
@@ -269,29 +302,32 @@ class JaxCompiled(Compiled):
     def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
         return self._evaluate([v.value for v in self.layer.trainable_variables], x, y)  # type: ignore[no-any-return]
 
-    def _loss(self, trainable: list[Any], x: Any, y: Any, w: Any) -> tuple[Any, tuple[Any, Any]]:
+    def _loss(self, trainable: list[Any], x: Any, y: Any, w: Any, weight: Any) -> tuple[Any, tuple[Any, Any]]:
         pred, _ = self.layer.stateless_call(trainable, [], x)
         per_member = self.member_loss(y, pred, w[None, :])
-        return ops.sum(per_member), (per_member, pred)
+        return ops.sum(per_member * weight), (per_member, pred)
 
-    def _epoch_fn(self, trainable: list[Any], state: list[Any], x: Any, y: Any, perm: Any) -> tuple[Any, ...]:
-        xe, ye = self.batches(x, y, perm)  # data as arguments: the compiled step does not bake it in
+    def _epoch_fn(self, trainable: list[Any], state: list[Any], x: Any, y: Any, keys: Any, shuffle: Any,
+                  weight: Any, number: Any) -> tuple[Any, ...]:
+        keys = epoch_keys(ops, keys, number)  # the group's arrays are arguments: the compile does not bake them in
         grad_fn = jax.grad(self._loss, has_aux=True)
 
-        def step(carry: tuple[Any, ...], batch: tuple[Any, Any, Any]) -> tuple[tuple[Any, ...], None]:
+        def step(carry: tuple[Any, ...], i: Any) -> tuple[tuple[Any, ...], None]:
             trainable, state, loss_sum, grad_abs, live = carry
-            grads, (per_member, pred) = grad_fn(trainable, *batch)
+            xb, yb, w = self.batch(x, y, keys, shuffle, i)
+            grads, (per_member, pred) = grad_fn(trainable, xb, yb, w, weight)
             trainable, state = self.optimizer.stateless_apply(state, grads, trainable)
-            dl, dg, dn = self.step_stats(per_member, grads, pred, batch[2])
+            dl, dg, dn = self.step_stats(per_member, grads, pred, w)
             return (trainable, state, loss_sum + dl, grad_abs + dg, live + dn), None
 
         k = self.sig.k
         init = (trainable, state, jnp.zeros(k), jnp.zeros((k, len(trainable))), jnp.zeros(k))
-        (trainable, state, loss_sum, grad_abs, live), _ = jax.lax.scan(step, init, (xe, ye, self.mask))
+        (trainable, state, loss_sum, grad_abs, live), _ = jax.lax.scan(step, init, jnp.arange(self.steps))
         return trainable, state, self.totals(loss_sum, grad_abs, live)
 
     def _evaluate_fn(self, trainable: list[Any], x: Any, y: Any) -> tuple[Any, Any]:
-        return self._loss(trainable, x, y, jnp.ones(x.shape[1]))[1]
+        pred, _ = self.layer.stateless_call(trainable, [], x)
+        return self.member_loss(y, pred, jnp.ones((1, x.shape[1]))), pred
 
 
 _CACHE: OrderedDict[Signature, Compiled] = OrderedDict()
@@ -317,52 +353,69 @@ class Group:
         t, lay = first["training"], first["layer"]
         self.members, self.device, self.k = members, device, len(members)
         self.layer_type = lay["type"]
-        self.epochs, self.shuffle = t["epochs"], t.get("shuffle", True)
+        self.epochs = t["epochs"]
         n, features = members[0].x.shape
         n_train = int(n * (1 - t["validation_split"]))
-        self.sig = Signature(self.layer_type, lay.get("per_feature", False), self.k, n_train, n - n_train,
-                             features, t["batch_size"], t["optimizer"], t["loss"], device)
-        self.rngs = [np.random.default_rng(m.spec["training"]["seed"]) for m in members]
+        self.sig = Signature(self.layer_type, lay.get("per_feature", False), bucket(self.k), n_train,
+                             n - n_train, features, t["batch_size"], t["optimizer"], t["loss"], device)
+        rngs = [np.random.default_rng(m.spec["training"]["seed"]) for m in members]
         size = features if self.sig.per_feature else 1
-        starts = [initial_values(m.spec, size, r) for m, r in zip(members, self.rngs, strict=True)]
-        inits = {p: np.stack([s[p] for s in starts]).reshape(self.k, 1, size) for p in starts[0]}
+        starts = [initial_values(m.spec, size, r) for m, r in zip(members, rngs, strict=True)]
+        keys = [draw_keys(r) for r in rngs]  # after the starting values: each job's own draws, whatever its group
+        pad = [starts[0]] * (self.sig.k - self.k)  # padding members: a job's start, zero data, weight 0
+        inits = {p: np.stack([s[p] for s in starts + pad]).reshape(self.sig.k, 1, size) for p in starts[0]}
         self.model = compiled_for(self.sig)
         with keras.device(device):
-            self.model.load(members, inits, t["learning_rate"])
+            self.model.load(self.arrays(keys), inits, t["learning_rate"])
         self.layer = self.model.layer
+        self.host_seconds: list[float] = []  # each epoch's host work after its compiled step (bench/gpu.py)
 
-    def permutations(self) -> np.ndarray:
-        """Each member's row order for the next epoch, from its own seed, padded to whole batches."""
-        n, steps, batch = self.sig.n_train, self.model.steps, self.sig.batch
-        rows = [r.permutation(n) if self.shuffle else np.arange(n) for r in self.rngs]
-        return np.pad(np.stack(rows), ((0, 0), (0, steps * batch - n))).astype(np.int32)
+    def arrays(self, keys: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The group's arrays for the device, padded with zero members up to the compiled K."""
+        sig, k = self.sig, self.k
+
+        def stack(rows: list[Any], shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
+            out = np.zeros((sig.k, *shape), dtype)
+            out[:k] = rows
+            return out
+
+        n, f = sig.n_train, sig.features
+        xs, ys = [m.x for m in self.members], [m.y for m in self.members]
+        return {"x": stack([x[:n] for x in xs], (n, f)), "y": stack([y[:n] for y in ys], (n, f)),
+                "xv": stack([x[n:] for x in xs], (sig.n_val, f)), "yv": stack([y[n:] for y in ys], (sig.n_val, f)),
+                "keys": stack(keys, (ROUNDS,), np.int32),
+                "shuffle": stack([m.spec["training"].get("shuffle", True) for m in self.members], (), np.int32),
+                "weight": stack([1.0] * k, ())}
 
     def run(self, on_epoch: OnEpoch | None) -> list[Result]:
         """Train every epoch, reporting after each; members dropped by `on_epoch` stop there."""
         results = [Result(params={}, device=self.device) for _ in self.members]
         active = set(range(self.k))
-        with ThreadPoolExecutor(1) as pool, keras.device(self.device):
-            upcoming = pool.submit(self.permutations)
+        with keras.device(self.device):
             for epoch in range(1, self.epochs + 1):
                 started = time.perf_counter()
-                perm = upcoming.result()
-                if epoch < self.epochs:
-                    upcoming = pool.submit(self.permutations)
-                losses, grad_abs, live = (ops.convert_to_numpy(t) for t in self.model.epoch(perm))
+                losses, grad_abs, live = (ops.convert_to_numpy(t) for t in self.model.epoch(epoch))
                 val = None
                 if self.sig.n_val:
                     val = ops.convert_to_numpy(self.model.evaluate(self.model.xv, self.model.yv)[0])
-                seconds = time.perf_counter() - started
+                computed = time.perf_counter()
+                seconds = computed - started
                 rows = {}
-                values = param_values(self.layer)
+                arrays = param_arrays(self.layer, self.k)
+                values = param_values(arrays, self.sig.per_feature)
+                fine = self._fine(losses[: self.k], grad_abs[: self.k], live[: self.k], arrays)
+                loss_list = losses.tolist()
+                val_list = val.tolist() if val is not None else None
                 for k in sorted(active):
                     params = values[k]
-                    row = {"epoch": epoch, "loss": _num(losses[k]), "params": params, "seconds": seconds,
-                           "val_loss": _num(val[k]) if val is not None else None}
+                    row = {"epoch": epoch, "loss": _num(loss_list[k]), "params": params, "seconds": seconds,
+                           "val_loss": _num(val_list[k]) if val_list is not None else None}
                     results[k].history.append(row)
                     results[k].params = params
-                    self._diagnose(k, epoch, row, grad_abs[k], live[k], results[k])
+                    if not fine[k]:  # per-member checks only where the vectorised ones found something
+                        self._diagnose(k, epoch, row, grad_abs[k], live[k], results[k])
                     rows[k] = row
+                self.host_seconds.append(time.perf_counter() - computed)
                 errors = {k: results[k].error for k in active if results[k].error}
                 active -= set(errors)
                 if on_epoch is not None:
@@ -374,6 +427,15 @@ class Group:
         for k, metrics in self.metrics(sorted(active)).items():
             results[k].metrics = metrics
         return results
+
+    def _fine(self, losses: np.ndarray, grad_abs: np.ndarray, live: np.ndarray,
+              arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Members with nothing for `_diagnose` to report, all at once: finite, with gradients, and
+        (a bump) with samples inside the support."""
+        fine = np.isfinite(losses) & np.all(grad_abs != 0, axis=1)
+        for a in arrays.values():
+            fine &= np.all(np.isfinite(a), axis=1)
+        return fine & (live >= SPARSE_SUPPORT) if self.layer_type == "bump" else fine
 
     def _diagnose(self, k: int, epoch: int, row: dict[str, Any], grad_abs: np.ndarray, live: float,
                   result: Result) -> None:
