@@ -1,5 +1,5 @@
 """Idle-worker pickup latency: time from a job's creation to a worker claiming it, on PostgreSQL
-(LISTEN/NOTIFY) and on SQLite (polling). Starts real `bumpfit serve` processes on loopback.
+(LISTEN/NOTIFY) and on SQLite (a wake-up pipe from `bumpfit serve`). Starts real `bumpfit serve` processes on loopback.
 
     python bench/pickup.py [--jobs 20] [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
 """
@@ -50,7 +50,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for label, url in (("PostgreSQL LISTEN/NOTIFY", args.pg.rsplit("/", 1)[0] + f"/{name}"),
-                               ("SQLite polling", f"sqlite:///{tmp}/pickup.db")):
+                               ("SQLite, woken by bumpfit serve", f"sqlite:///{tmp}/pickup.db")):
                 ms = sorted(measure(url, args.jobs))
                 p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
                 print(f"{label}: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms "
