@@ -7,6 +7,7 @@ reaped, or the job was cancelled) changes nothing.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -62,6 +63,18 @@ def claim(session: Session, worker: str, devices: tuple[str, ...], limit: int,
     return token, jobs
 
 
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity (a diverged epoch's loss or parameters) as None: JSON
+    has no such numbers and PostgreSQL refuses them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def _owned(job_id: str, token: str) -> Any:
     return and_(Job.id == job_id, Job.lease_token == token, Job.status == RUNNING)
 
@@ -97,6 +110,7 @@ def add_history(session: Session, job_id: str, token: str, row: dict[str, Any]) 
 
     The fenced UPDATE locks the job row until commit, so the insert after it is fenced too.
     """
+    row = finite(row)
     if not update_fenced(session, job_id, token, progress_epoch=row["epoch"], params=row["params"]):
         return False
     session.execute(insert(HistoryRow).values(job_id=job_id, timestamp=utcnow(), **row))
@@ -110,9 +124,9 @@ def finish(session: Session, job_id: str, token: str, status: str, *, params: An
     values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "lease_token": None,
                               "lease_expires_at": None, "error": error}
     if params is not None:
-        values["params"] = params
+        values["params"] = finite(params)
     if metrics is not None:
-        values["metrics"] = metrics
+        values["metrics"] = finite(metrics)
     if warnings is not None:
         values["warnings"] = warnings
     if status == SUCCEEDED:
