@@ -101,4 +101,7 @@ def validation_details(errors: list[Any], prefix: str = "") -> list[dict[str, st
         loc = field_path(e["loc"])
         loc = f"{prefix}.{loc}" if prefix and loc != "body" else prefix or loc
         out.setdefault(loc, str(e["msg"]).removeprefix("Value error, "))
-    return [{"loc": k, "msg": v} for k, v in out.items()]
+    # A union reports each branch: for [1, false] as a row, "not a number" at the row and "not a
+    # number" at its item. The deeper error is the one about what the client sent.
+    deeper = {k for k in out for other in out if other.startswith((f"{k}.", f"{k}["))}
+    return [{"loc": k, "msg": v} for k, v in out.items() if k not in deeper]

@@ -13,10 +13,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import math
 import struct
+import warnings
 import zipfile
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -25,7 +26,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from app import functions
-from app.data import bound_problem, first_bad
+from app.data import FLOAT32_MAX, bound_problem, first_bad
 from app.errors import InvalidInput, TooLarge
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -33,8 +34,8 @@ EOCD = struct.Struct("<4s4H2LH")  # the zip "end of central directory" record
 MAX_ZIP_MEMBERS = 16  # an .npz needs two; a directory of millions would cost memory to index
 MAX_ZIP_DIRECTORY = 64 * 1024  # bytes of central directory, likewise
 READ_CHUNK = 1 << 20  # bytes inflated per read
+TEXT_CHUNK = 1 << 20  # characters of CSV text decoded at a time
 NUMBER_CHARS = 80  # generous room per cell: '-1.234567890123456789e-308' plus quotes and spaces
-BLOCK_VALUES = 1 << 20  # CSV cells converted to float per block: bounds the Python objects alive
 
 
 @dataclass(frozen=True)
@@ -182,65 +183,38 @@ def _text(f: IO[bytes]) -> io.TextIOWrapper:
     return io.TextIOWrapper(f, encoding=encoding, newline="")
 
 
-class _Lines:
-    """Lines of the text, each at most `max_chars` long, counting them for error messages."""
-
-    def __init__(self, text: io.TextIOWrapper, max_chars: int) -> None:
-        self.text, self.max_chars, self.number = text, max_chars, 0
-
-    def __iter__(self) -> Iterator[str]:
-        while True:
-            try:
-                line = self.text.readline(self.max_chars + 1)
-            except UnicodeDecodeError:
-                raise InvalidInput.at(f"file row {self.number + 1}", "is not UTF-8 text (save the CSV as "
-                                      "UTF-8, or UTF-16 with a byte-order mark)") from None
-            if not line:
-                return
-            self.number += 1
-            if len(line) > self.max_chars and not line.endswith(("\n", "\r")):
-                raise InvalidInput.at(f"file row {self.number}", f"is longer than {self.max_chars} characters; "
-                                      "a row holds at most 2 x max_features numbers")
-            yield line
+def _chunks(text: io.TextIOWrapper, max_chars: int) -> Iterator[list[str]]:
+    """The text's lines, a chunk of about TEXT_CHUNK characters at a time, none longer than
+    `max_chars`: a file that is one endless line never becomes one endless row."""
+    rest, number = "", 0
+    while True:
+        try:
+            chunk = text.read(TEXT_CHUNK)
+        except UnicodeDecodeError:
+            raise InvalidInput.at(f"file row {number + rest.count(chr(10)) + 1}", "is not UTF-8 text (save the CSV "
+                                  "as UTF-8, or UTF-16 with a byte-order mark)") from None
+        lines = (rest + chunk).splitlines(keepends=True)
+        # a last line without its ending (or a \\r that may be half of \\r\\n) continues in the next chunk
+        rest = lines.pop() if chunk and lines and not lines[-1].endswith("\n") else ""
+        if lines and max(map(len, lines)) > max_chars or len(rest) > max_chars:
+            long = next((i for i, line in enumerate(lines) if len(line) > max_chars), len(lines))
+            raise InvalidInput.at(f"file row {number + long + 1}", f"is longer than {max_chars} characters; "
+                                  "a row holds at most 2 x max_features numbers")
+        number += len(lines)
+        if lines:
+            yield lines
+        if not chunk:
+            return
 
 
 def _delimiter(line: str) -> str | None:
-    """The first row's separator: comma, semicolon or tab; None for numpy.savetxt's spaces."""
+    """A row's separator: comma, semicolon or tab; None for whitespace (numpy.savetxt's default)."""
     return next((d for d in (",", ";", "\t") if d in line), None)
 
 
-def _rows(lines: _Lines) -> Iterator[list[str]]:
-    """Cells of each row that holds any. Comment lines (`#`) are skipped; the last one before the
-    first row comes through as the header when it names x and y columns (numpy.savetxt's header)."""
-    it = iter(lines)
-    comment: list[str] | None = None
-    for line in it:
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("#"):
-            comment = _split(line.lstrip()[1:], _delimiter(line))
-            continue
-        if comment and all(c.strip().lower()[:1] in ("x", "y") for c in comment):
-            yield comment
-        delim = _delimiter(line)
-        if delim is None:  # whitespace-separated, as numpy.savetxt writes by default: no quoting
-            yield line.split()
-            yield from (r.split() for r in it if r.strip() and not r.lstrip().startswith("#"))
-            return
-        try:
-            yield from (row for row in csv.reader(_chain(line, it), delimiter=delim) if any(c.strip() for c in row))
-        except csv.Error as exc:
-            raise InvalidInput.at(f"file row {lines.number}", f"is not valid CSV ({exc})") from None
-        return
-
-
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from (line for line in rest if not line.lstrip().startswith("#"))
-
-
 def _split(line: str, delim: str | None) -> list[str]:
-    return next(csv.reader([line], delimiter=delim)) if delim else line.split()
+    """One line's cells: CSV with `delim`, or whitespace-separated (numpy.savetxt's default) when None."""
+    return next(csv.reader([line], delimiter=delim), []) if delim else line.split()
 
 
 def _numbers(row: list[str]) -> bool:
@@ -251,48 +225,114 @@ def _numbers(row: list[str]) -> bool:
     return True
 
 
+def _is_comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
+@dataclass
+class _Table:
+    """What the first lines of a CSV say about the rest."""
+
+    delim: str | None
+    width: int
+    names: list[str]
+    bound: float
+
+
+def _start(lines: list[str], limits: Limits) -> tuple[int, _Table, list[str] | None]:
+    """Find the first data row in the first chunk: (its index, the table's shape, the header)."""
+    header, comment, delim = None, None, None
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if _is_comment(line):
+            comment = _split(line.lstrip()[1:], _delimiter(line))
+            continue
+        delim = _delimiter(line) if header is None else delim  # the first row's separator holds for all
+        cells = _split(line, delim)
+        if not _numbers(cells):
+            if header is not None:  # a second line of words is a bad row, not a header
+                _table_rows([line], i + 1, _Table(delim, len(header), header, limits.bound))
+            header = cells
+            continue
+        if header is None and comment and all(c.strip().lower()[:1] in ("x", "y") for c in comment):
+            header = comment
+        width = len(cells)
+        names = header or [f"x{k + 1}" if k < width // 2 else f"y{k + 1 - width // 2}" for k in range(width)]
+        return i, _Table(delim, width, names, limits.bound), header
+    raise InvalidInput.at("file", "no data rows")
+
+
 def read_csv(f: IO[bytes], limits: Limits) -> tuple[np.ndarray, np.ndarray]:
-    """Columns x..., y... (header names starting with x and y, or without header the first half x)."""
-    max_cells = 2 * limits.max_features
-    lines = _Lines(_text(f), max_cells * NUMBER_CHARS)
-    rows = _rows(lines)
-    header: list[str] | None = None
-    first = next(rows, None)
-    while first is not None and not _numbers(first):
-        if header is not None:  # a second line of words: not a header, a bad row
-            _convert([first], [lines.number], header)
-        header = first
-        first = next(rows, None)
-    if first is None:
-        raise InvalidInput.at("file", "no data rows")
-    width = len(first)
-    xcols, ycols = _columns(header, width, limits)
-    names = header or [f"x{i + 1}" if i < width // 2 else f"y{i + 1 - width // 2}" for i in range(width)]
-    blocks: list[np.ndarray] = []
-    block, where = [first], array("L", [lines.number])  # the file row of each row of the block
-    n = 0
-    for row in rows:
-        if len(row) != width:
-            raise InvalidInput.at(f"file row {lines.number}", f"has {len(row)} columns but the first data row "
-                                  f"has {width}: rows have different numbers of columns")
-        block.append(row)
-        where.append(lines.number)
-        if len(block) * width >= BLOCK_VALUES:
-            n += len(block)
-            _too_many(n, limits)
-            blocks.append(_convert(block, where, names, limits.bound))
-            block, where = [], array("L")
-    if block:
+    """Columns x..., y... (header names starting with x and y, or without header the first half x).
+    Blank rows and `#` comment lines are skipped; the last comment before the data is the header
+    when it names x and y columns (numpy.savetxt's `header=`)."""
+    chunks = _chunks(_text(f), 2 * limits.max_features * NUMBER_CHARS)
+    first = next(chunks, [])
+    start, table, header = _start(first, limits)
+    xcols, ycols = _columns(header, table.width, limits)
+    blocks, n, number = [], 0, start
+    for lines in itertools.chain([first[start:]], chunks):
+        block = _table_block(lines, number + 1, table)
+        number += len(lines)
         n += len(block)
-        _too_many(n, limits)
-        blocks.append(_convert(block, where, names, limits.bound))
+        if n > limits.max_points:
+            raise TooLarge.at("file", f"has more than {limits.max_points} data rows, the limit")
+        blocks.append(block)
     data = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    if len(data) == 0:
+        raise InvalidInput.at("file", "no data rows")
     return data[:, xcols], data[:, ycols]
 
 
-def _too_many(n: int, limits: Limits) -> None:
-    if n > limits.max_points:
-        raise TooLarge.at("file", f"has more than {limits.max_points} data rows, the limit")
+def _table_block(lines: list[str], first_row: int, table: _Table) -> np.ndarray:
+    """Lines of the table (the first is file row `first_row`) -> float32 rows, by numpy's C parser;
+    on any problem the lines are read again cell by cell to name the row and column at fault."""
+    try:
+        with warnings.catch_warnings(), np.errstate(over="ignore"):
+            warnings.simplefilter("ignore")  # "input contained no data": a chunk of blank lines
+            values = np.loadtxt([line for line in lines if not line.isspace()], delimiter=table.delim,
+                                quotechar='"', comments="#", dtype=np.float64, ndmin=2)
+    except ValueError:
+        values = None
+    if values is not None and (len(values) == 0 or values.shape[1] == table.width) \
+            and first_bad(values, table.bound) is None:
+        return values.reshape(-1, table.width).astype(np.float32)
+    return _table_rows(lines, first_row, table)
+
+
+def _table_rows(lines: list[str], first_row: int, table: _Table) -> np.ndarray:
+    """The slow, exact reading: the first bad cell is named by its row in the file and its column.
+    Rows whose cells are all empty (a spreadsheet's trailing `,,`) are skipped."""
+    if table.delim:
+        reader = csv.reader(lines, delimiter=table.delim)
+        rows = ((first_row + reader.line_num - 1, row) for row in reader)
+    else:
+        rows = ((first_row + i, line.split()) for i, line in enumerate(lines))
+    out: list[list[float]] = []
+    try:
+        for number, row in rows:
+            if not "".join(row).strip() or _is_comment(row[0]):
+                continue
+            if len(row) != table.width:
+                raise InvalidInput.at(f"file row {number}", f"has {len(row)} columns but the first data row has "
+                                      f"{table.width}: rows have different numbers of columns")
+            out.append([_cell(cell, number, col, table) for col, cell in enumerate(row)])
+    except csv.Error as exc:
+        raise InvalidInput.at(f"file row {first_row}", f"is not valid CSV ({exc})") from None
+    return np.asarray(out, dtype=np.float32).reshape(-1, table.width)
+
+
+def _cell(cell: str, row: int, col: int, table: _Table) -> float:
+    """One cell as a number within the bound, or an error naming it."""
+    where = f"file row {row}, column {col + 1} ({table.names[col].strip()[:40]})"
+    try:
+        value = float(cell)
+    except ValueError:
+        raise InvalidInput.at(where, f"must be a number, not {cell.strip()[:40]!r}") from None
+    if not abs(value) <= table.bound or not abs(value) <= FLOAT32_MAX:
+        raise InvalidInput.at(where, bound_problem(value, table.bound))
+    return value
 
 
 def _columns(header: list[str] | None, width: int, limits: Limits) -> tuple[list[int], list[int]]:
@@ -312,24 +352,3 @@ def _columns(header: list[str] | None, width: int, limits: Limits) -> tuple[list
     if len(xcols) > limits.max_features:
         raise TooLarge.at("file", f"has {len(xcols)} features, more than the limit {limits.max_features}")
     return xcols, ycols
-
-
-def _convert(block: list[list[str]], where: Any, names: list[str],
-             bound: float = functions.DATA_MAX) -> np.ndarray:
-    """Cells -> float32 rows; the first bad cell is named by its row in the file and its column."""
-    try:
-        with np.errstate(over="ignore"):
-            values = np.array(block, dtype=np.float64)
-    except ValueError:
-        values = None
-    if values is not None:
-        bad = first_bad(values, bound)
-        if bad is None:
-            return values.astype(np.float32)
-        row, col = bad
-        problem = bound_problem(float(values[row, col]), bound)
-    else:
-        row, col, problem = next((r, c, f"must be a number, not {cell.strip()[:40]!r}") for r, cells in enumerate(block)
-                                 for c, cell in enumerate(cells) if not _numbers([cell]))
-    name = names[col].strip()[:40] if col < len(names) else f"column {col + 1}"
-    raise InvalidInput.at(f"file row {where[row]}, column {col + 1} ({name})", problem)

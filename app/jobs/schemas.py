@@ -98,7 +98,7 @@ def _layer_type(value: Any) -> Any:
 Layer = Annotated[
     Annotated[BumpLayer, Tag("bump")] | Annotated[GaussianLayer, Tag("gaussian")],
     Discriminator(_layer_type, custom_error_type="invalid_layer",
-                  custom_error_message="layer.type must be 'bump' or 'gaussian'"),
+                  custom_error_message="needs type 'bump' or 'gaussian'"),
 ]
 
 
@@ -151,9 +151,16 @@ class DatasetData(Strict):
     id: str
 
 
-Data = Annotated[SyntheticData | InlineData | DatasetData,
-                 Discriminator("kind", custom_error_type="invalid_data",
-                               custom_error_message="data.kind must be 'synthetic', 'inline' or 'dataset'")]
+def _data_kind(value: Any) -> Any:
+    return value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
+Data = Annotated[
+    Annotated[SyntheticData, Tag("synthetic")] | Annotated[InlineData, Tag("inline")]
+    | Annotated[DatasetData, Tag("dataset")],
+    Discriminator(_data_kind, custom_error_type="invalid_data",
+                  custom_error_message="needs kind 'synthetic', 'inline' or 'dataset'"),
+]
 
 
 class Training(Strict):
