@@ -310,8 +310,12 @@ def _table_rows(lines: list[str], first_row: int, table: _Table) -> np.ndarray:
     else:
         rows = ((first_row + i, line.split()) for i, line in enumerate(lines))
     out: list[list[float]] = []
+    last = first_row - 1
     try:
         for number, row in rows:
+            start, last = last + 1, number
+            if any("\n" in c or "\r" in c for c in row):  # a quoted cell ran over line ends
+                raise InvalidInput.at(f"file row {start}", "has a quote that is not closed on its row")
             if not "".join(row).strip() or _is_comment(row[0]):
                 continue
             if len(row) != table.width:
@@ -319,7 +323,7 @@ def _table_rows(lines: list[str], first_row: int, table: _Table) -> np.ndarray:
                                       f"{table.width}: rows have different numbers of columns")
             out.append([_cell(cell, number, col, table) for col, cell in enumerate(row)])
     except csv.Error as exc:
-        raise InvalidInput.at(f"file row {first_row}", f"is not valid CSV ({exc})") from None
+        raise InvalidInput.at(f"file row {last + 1}", f"is not valid CSV ({exc}); is a quote left open?") from None
     return np.asarray(out, dtype=np.float32).reshape(-1, table.width)
 
 

@@ -219,7 +219,8 @@ REFUSED_CSV = [
     ("ragged", b"x,y\n1,2\n3\n", 422, "file row 3: has 1 columns"),
     ("latin-1", b"x,y\n1,2\n\xe9,1\n", 422, "not UTF-8 text"),
     ("one endless line", b"1," * 2_000_000, 422, "file row 1: is longer than"),
-    ("an unclosed quote", b'x,y\n1,2\n"3,4\n' + b"5,6\n" * 100_000, 422, "file row"),
+    ("an unclosed quote", b'x,y\n1,2\n"3,4\n' + b"5,6\n" * 100_000, 422, "file row 3: is not valid CSV"),
+    ("a cell over two lines", b'x,y\n1,"2\n3"\n', 422, "file row 2: has a quote that is not closed"),
     ("only a header", b"x,y\n\n", 422, "no data rows"),
     ("columns that are not x and y", b"a,b\n1,2\n", 422, "CSV needs columns x..., y..."),
     ("too many features", b",".join([b"1"] * 130) + b"\n", 413, "features, more than the limit 64"),
@@ -247,7 +248,8 @@ def test_the_upload_limit_is_reachable_through_the_body_limit(db: str) -> None:
         assert c.post("/v1/datasets", files={"file": ("d.csv", content)}).status_code == 201
         assert "upload limit of 20000" in error(c.post("/v1/datasets", files={"file": ("d.csv", content * 2)}),
                                                 413)
-        chunked = c.post("/v1/datasets", content=iter([b"x" * 30_000] * 3),
+        part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="d.csv"\r\n\r\nx,y\n'
+        chunked = c.post("/v1/datasets", content=iter([part] + [b"0.5,0.5\n" * 4000] * 3),
                          headers={"content-type": "multipart/form-data; boundary=b"})
         assert "larger than the limit of 85536 bytes" in error(chunked, 413)
         body = {"data": {"kind": "inline", "x": [0.5] * 300, "y": [0.5] * 300}}
