@@ -7,8 +7,6 @@ import hmac
 import ipaddress
 import secrets
 
-from fastapi import Request
-
 from app.errors import Forbidden, Unauthorized
 
 SCOPES = {"read": {"read"}, "submit": {"read", "submit"}}  # submit implies read
@@ -49,20 +47,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def require_key(request: Request) -> None:
-    """App-wide dependency: with keys configured, reads need a read key and writes a submit key.
-    Health, readiness, metrics, the dashboard page and the API docs stay open."""
-    keys: dict[str, str] = request.app.state.api_keys
-    path = request.url.path
+def check_key(keys: dict[str, str], method: str, path: str, authorization: str) -> None:
+    """With keys configured, reads need a read key and writes a submit key: Unauthorized (401) without
+    a known key, Forbidden (403) for a key without the scope. Health, readiness, metrics, the
+    dashboard page and the API docs stay open."""
     if not keys or path in OPEN_PATHS or path.startswith("/dashboard/static/"):
         return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing API key: send the header Authorization: Bearer <key>")
     digest = hash_key(token.strip())
     scope = next((s for h, s in keys.items() if hmac.compare_digest(h, digest)), None)
     if scope is None:
         raise Unauthorized("unknown API key")
-    need = "read" if request.method in READ_METHODS else "submit"
+    need = "read" if method in READ_METHODS else "submit"
     if need not in SCOPES[scope]:
-        raise Forbidden(f"this key has scope {scope!r}; {request.method} {path} needs a {need!r} key")
+        raise Forbidden(f"this key has scope {scope!r}; {method} {path} needs a {need!r} key")

@@ -22,6 +22,7 @@ from app.settings import Settings, load_settings
 log = logging.getLogger("bumpfit.serve")
 RESPAWN_CHECK_SECONDS = 1.0  # how often `serve` looks for dead worker processes
 STOP_GRACE_SECONDS = 30.0  # workers get this long after SIGTERM to hand their jobs back
+SWITCH_INTERVAL = 0.0005  # seconds a thread holds the GIL before others get a turn (Python: 0.005)
 
 
 def _settings(**flags: Any) -> Settings:
@@ -146,6 +147,10 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     pool = WorkerPool(settings.workers, env, gpu_count() if settings.worker_device != "cpu" else 0)
     pool.start()
     queue.on_enqueue(pool.wake)  # SQLite has no NOTIFY: a queued job wakes the workers at once
+    # A request that computes (a 10,000-job sweep, a large upload) holds the GIL between switches;
+    # the event loop needs it a few times per request, so shorter turns keep /healthz and every
+    # other request answering promptly (the default 5 ms made them wait hundreds of ms).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
                             log_level=settings.log_level, log_config=None)
     try:

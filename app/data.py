@@ -1,14 +1,13 @@
-"""Training data as float32 arrays: synthetic draws, inline lists and uploaded files.
+"""Training data as float32 arrays: synthetic draws, inline lists and stored datasets.
 
 NumPy only, so the API validates data at submission and the workers build the same arrays.
-Every refusal is an `InvalidInput` naming the field and the problem.
+Every refusal is an `InvalidInput` naming the field and the problem. Uploaded files are read by
+`app.uploads`.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -16,9 +15,30 @@ import numpy as np
 from app import functions
 from app.errors import InvalidInput, TooLarge
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-def as_matrix(values: Any, field: str, max_points: int, max_features: int) -> np.ndarray:
-    """A list of numbers (n) or of equal-length lists (n, F) -> float32 array (n, F)."""
+
+def first_bad(arr: np.ndarray, bound: float) -> tuple[int, int] | None:
+    """(row, column) of the first value of a 2-D array that is not finite or beyond +-bound."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(arr) <= bound)  # NaN compares False, so it is caught too
+    if not bad.any():
+        return None
+    row, col = np.argwhere(bad)[0]
+    return int(row), int(col)
+
+
+def bound_problem(value: float, bound: float) -> str:
+    """Why a value is refused, in words."""
+    if not np.isfinite(value):
+        return "NaN or infinite values are not allowed"
+    return "values must fit in float32" if bound >= FLOAT32_MAX else f"values must lie within +-{bound:g}"
+
+
+def as_matrix(values: Any, field: str, max_points: int, max_features: int,
+              bound: float = FLOAT32_MAX) -> np.ndarray:
+    """A list of numbers (n) or of equal-length lists (n, F) -> float32 array (n, F), every value
+    finite and within +-bound."""
     if not isinstance(values, list | np.ndarray) or len(values) == 0:
         raise InvalidInput.at(field, "must be a non-empty list")
     if len(values) > max_points:
@@ -29,7 +49,7 @@ def as_matrix(values: Any, field: str, max_points: int, max_features: int) -> np
             raise InvalidInput.at(field, "ragged rows: mix numbers and lists of one length")
     try:
         arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidInput.at(field, "items must be numbers or lists of numbers") from None
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -37,19 +57,18 @@ def as_matrix(values: Any, field: str, max_points: int, max_features: int) -> np
         raise InvalidInput.at(field, "items must be numbers or non-empty lists of numbers")
     if arr.shape[1] > max_features:
         raise TooLarge.at(field, f"has {arr.shape[1]} features, more than the limit {max_features}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise InvalidInput.at(f"{field}[{row}]", "NaN or infinite values are not allowed")
-    if np.abs(arr).max() > np.finfo(np.float32).max:
-        raise InvalidInput.at(field, "values must fit in float32")
+    bad = first_bad(arr, bound)
+    if bad is not None:
+        raise InvalidInput.at(f"{field}[{bad[0]}]", bound_problem(float(arr[bad]), bound))
     return arr.astype(np.float32)
 
 
-def pair(x: Any, y: Any, field: str, max_points: int, max_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate x and y together: same length, and y shaped like x (the layers are element-wise)."""
-    xa = as_matrix(x, f"{field}.x", max_points, max_features)
-    ya = as_matrix(y, f"{field}.y", max_points, max_features)
+def pair(x: Any, y: Any, field: str, max_points: int, max_features: int,
+         bound: float = functions.DATA_MAX) -> tuple[np.ndarray, np.ndarray]:
+    """Validate training data x and y together: same length, y shaped like x (the layers are
+    element-wise), every value within +-bound."""
+    xa = as_matrix(x, f"{field}.x", max_points, max_features, bound)
+    ya = as_matrix(y, f"{field}.y", max_points, max_features, bound)
     if len(xa) != len(ya):
         raise InvalidInput.at(field, f"x has {len(xa)} rows but y has {len(ya)}")
     if ya.shape[1] != xa.shape[1]:
@@ -69,54 +88,6 @@ def synthetic(function: str, params: dict[str, float], n: int, x_range: tuple[fl
     if noise_std > 0:
         y = y + rng.normal(0.0, noise_std, size=y.shape)
     return x.astype(np.float32), y.astype(np.float32)
-
-
-def parse_upload(filename: str, content: bytes, max_points: int, max_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """A CSV (columns x..., y; header optional) or .npz (arrays x, y) -> validated arrays."""
-    if filename.lower().endswith(".npz"):
-        try:
-            with np.load(io.BytesIO(content), allow_pickle=False) as npz:
-                if "x" not in npz or "y" not in npz:
-                    raise InvalidInput.at("file", f".npz needs arrays 'x' and 'y', has {sorted(npz.files)}")
-                x, y = npz["x"], npz["y"]
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise InvalidInput.at("file", f"not a readable .npz file ({exc})") from None
-        if x.ndim > 2 or y.ndim > 2:
-            raise InvalidInput.at("file", "arrays x and y must be 1-D or 2-D")
-        return pair(x.tolist(), y.tolist(), "file", max_points, max_features)
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput.at("file", "CSV must be UTF-8 text") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    header = rows.pop(0) if rows and not _numeric(rows[0]) else None
-    if not rows:
-        raise InvalidInput.at("file", "no data rows")
-    if len({len(r) for r in rows}) > 1:
-        raise InvalidInput.at("file", "rows have different numbers of columns")
-    width = len(rows[0])
-    if header is not None:
-        names = [h.strip().lower() for h in header]
-        xcols = [i for i, h in enumerate(names) if h.startswith("x")]
-        ycols = [i for i, h in enumerate(names) if h.startswith("y")]
-    else:  # no header: the first half of the columns are x, the second half y
-        xcols, ycols = list(range(width // 2)), list(range(width // 2, width))
-    if not xcols or len(xcols) != len(ycols) or len(xcols) + len(ycols) != width:
-        raise InvalidInput.at("file", "CSV needs columns x..., y... with as many y as x columns "
-                              "(x, y for one feature; header names starting with x and y)")
-    for i, r in enumerate(rows):
-        if not _numeric(r):
-            raise InvalidInput.at(f"file row {i + 1}", "every value must be a number")
-    arr = np.asarray(rows, dtype=np.float64)
-    return pair(arr[:, xcols].tolist(), arr[:, ycols].tolist(), "file", max_points, max_features)
-
-
-def _numeric(row: list[str]) -> bool:
-    try:
-        [float(c) for c in row]
-    except ValueError:
-        return False
-    return True
 
 
 def to_npz(x: np.ndarray, y: np.ndarray) -> bytes:

@@ -15,6 +15,11 @@ T_MAX = 80.0
 # |x - c| is clipped here so (x - c)^2 stays finite in float32 for any finite x.
 GAUSS_CLIP = 1e18
 
+# Largest |value| of training data (x, y), data-function parameters, noise and initial values: the
+# squared error of such a value, summed over the largest batch (1e6 rows x 64 features), stays
+# far below float32's maximum (3.4e38), so a loss can only overflow by diverging, never by input.
+DATA_MAX = 1e12
+
 LAYER_PARAMS: dict[str, tuple[str, ...]] = {"bump": ("sigma",), "gaussian": ("a", "b", "c")}
 
 

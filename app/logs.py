@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-FIELDS = ("job_id", "worker")
+FIELDS = ("job_id", "worker", "request_id")
 
 
 class JsonFormatter(logging.Formatter):

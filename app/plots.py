@@ -122,7 +122,8 @@ def _param_series(history: list[dict[str, Any]]) -> list[Series]:
             values = value if isinstance(value, list) else [value]
             for i, v in enumerate(values):
                 key = name if len(values) == 1 else f"{name}[{i}]"
-                series.setdefault(key, []).append((row["epoch"], float(v)))
+                # a diverged epoch's non-finite values are stored as null: a gap, not a point
+                series.setdefault(key, []).extend([(row["epoch"], float(v))] if isinstance(v, int | float) else [])
     return list(series.items())
 
 

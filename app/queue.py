@@ -7,6 +7,7 @@ reaped, or the job was cancelled) changes nothing.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -86,6 +87,18 @@ def claim(session: Session, worker: str, devices: tuple[str, ...], limit: int,
     return token, jobs
 
 
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity (a diverged epoch's loss or parameters) as None: JSON
+    has no such numbers and PostgreSQL refuses them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def _owned(job_id: str, token: str) -> Any:
     return and_(Job.id == job_id, Job.lease_token == token, Job.status == RUNNING)
 
@@ -133,6 +146,7 @@ def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]]) -> 
     history rows, two multi-row statements whatever their number); returns those jobs as `held`
     does. Jobs not returned were lost and got nothing."""
     owned = {job_id: cancel for job_id, cancel in held(session, token).items() if job_id in rows}
+    rows = {job_id: finite(rows[job_id]) for job_id in owned}
     if owned:
         session.execute(update(JOBS).where(JOBS.c.id == bindparam("job_id")).values(
             progress_epoch=bindparam("epoch"), params=bindparam("params")),
@@ -156,7 +170,8 @@ def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]
         status=SUCCEEDED, finished_at=utcnow(), lease_token=None, lease_expires_at=None, error=None,
         params=bindparam("params"), metrics=bindparam("metrics"), warnings=bindparam("warnings"),
         model_version=version.scalar_subquery()),
-        [{"job_id": job_id, **{k: results[job_id][k] for k in ("params", "metrics", "warnings")}} for job_id in owned])
+        [{"job_id": job_id, "params": finite(results[job_id]["params"]), "metrics": finite(results[job_id]["metrics"]),
+          "warnings": results[job_id]["warnings"]} for job_id in owned])
     artifacts = [{"job_id": job_id, "data": results[job_id]["artifact"]} for job_id in owned
                  if results[job_id].get("artifact")]
     if artifacts:
@@ -171,9 +186,9 @@ def finish(session: Session, job_id: str, token: str, status: str, *, params: An
     values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "lease_token": None,
                               "lease_expires_at": None, "error": error}
     if params is not None:
-        values["params"] = params
+        values["params"] = finite(params)
     if metrics is not None:
-        values["metrics"] = metrics
+        values["metrics"] = finite(metrics)
     if warnings is not None:
         values["warnings"] = warnings
     if status == SUCCEEDED:

@@ -24,5 +24,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Unknown id"},
     409: {"model": ErrorResponse, "description": "State conflict"},
     413: {"model": ErrorResponse, "description": "Over a configured limit"},
-    422: {"model": ErrorResponse, "description": "Invalid request"},
+    422: {"model": ErrorResponse, "description": "Invalid request: `details` names each field by its path"},
+    500: {"model": ErrorResponse, "description": "Unexpected error; `details.request_id` finds it in the log"},
 }

@@ -53,6 +53,18 @@ def test_scopes(secured: TestClient) -> None:
         assert secured.get(path).status_code == 200, path
 
 
+@pytest.mark.parametrize("kwargs", [
+    {"content": b"{not json", "headers": {"content-type": "application/json"}},
+    {"json": {"data": {"kind": "telepathy"}}},
+])
+def test_keys_are_checked_before_the_body_is_read(secured: TestClient, kwargs: dict) -> None:
+    for headers, status in (({}, 401), (bearer(READ), 403)):
+        r = secured.post("/v1/jobs", **{**kwargs, "headers": {**kwargs.get("headers", {}), **headers}})
+        assert r.status_code == status, r.text[:200]
+    r = secured.post("/v1/datasets", files={"file": ("d.csv", b"x,y\n1,2\n")})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
+
+
 def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--host", "0.0.0.0", "--workers", "0",
                         "--database-url", f"sqlite:///{tmp_path}/x.db"], cwd=ROOT, capture_output=True, text=True,

@@ -34,18 +34,24 @@ REAP_EVERY = 5.0  # seconds between looks for jobs whose worker died
 DB_RETRY_SLEEP = 0.5  # seconds between tries while the database is unreachable
 
 
-def load_member(session: Any, job: Job, settings: Settings) -> Member:
-    """The job's data as arrays; raises InvalidInput for data that cannot be trained on."""
+def load_member(session: Any, job: Job, settings: Settings,
+                cache: dict[str, tuple[Any, Any]] | None = None) -> Member:
+    """The job's data as arrays; raises InvalidInput for data that cannot be trained on. A stored
+    dataset (an upload, or a sweep's inline data) is read once per claim through `cache`."""
     d = job.spec["data"]
+    cache = {} if cache is None else cache
     if d["kind"] == "synthetic":
         x, y = datalib.synthetic(d["function"], d["params"], d["n"], tuple(d["x_range"]), d["noise_std"], d["seed"])
-    elif d["kind"] == "inline":
-        x, y = datalib.pair(d["x"], d["y"], "data", settings.max_inline_points, settings.max_features)
+    elif d["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
+        x, y = datalib.pair(d["x"], d["y"], "data", settings.max_inline_points, settings.max_features,
+                            datalib.FLOAT32_MAX)
+    elif d["id"] in cache:
+        x, y = cache[d["id"]]
     else:
         blob = session.scalar(select(Dataset.data).where(Dataset.id == d["id"]))
         if blob is None:
             raise InvalidInput.at("data.id", f"dataset {d['id']!r} no longer exists")
-        x, y = datalib.from_npz(blob)
+        x, y = cache[d["id"]] = datalib.from_npz(blob)
     return Member(job.id, job.spec, x, y)
 
 
@@ -185,11 +191,12 @@ class Worker:
 
     def run_group(self, token: str, jobs: list[Job]) -> None:
         """Load, train and finish one claimed group; a job's bad data fails only that job."""
-        members = []
+        members: list[Member] = []
+        datasets: dict[str, tuple[Any, Any]] = {}
         with session_scope(self.url) as s:
             for job in jobs:
                 try:
-                    members.append(load_member(s, job, self.settings))
+                    members.append(load_member(s, job, self.settings, datasets))
                 except InvalidInput as exc:
                     queue.finish(s, job.id, token, FAILED, error={"type": "bad_input", "message": exc.message})
             queue.start_group(s, token, self.device)

@@ -69,8 +69,9 @@ def sample(job_id: str, session: SessionDep, settings: SettingsDep,
     if d["kind"] == "synthetic":
         x, y = datalib.synthetic(d["function"], d["params"], d["n"], tuple(d["x_range"]), d["noise_std"],
                                  d["seed"])
-    elif d["kind"] == "inline":
-        x, y = datalib.pair(d["x"], d["y"], "data", settings.max_inline_points, settings.max_features)
+    elif d["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
+        x, y = datalib.pair(d["x"], d["y"], "data", settings.max_inline_points, settings.max_features,
+                            datalib.FLOAT32_MAX)
     else:
         blob = session.scalar(select(Dataset.data).where(Dataset.id == d["id"]))
         if blob is None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
+from typing import Annotated
 
-from fastapi import APIRouter, UploadFile
+from fastapi import APIRouter, Depends, UploadFile
 from pydantic import BaseModel
 
-from app import data as datalib
+from app.datasets import service
 from app.datasets.models import Dataset
 from app.deps import SessionDep, SettingsDep
-from app.errors import NotFound, TooLarge
-from app.jobs.service import new_id
+from app.errors import NotFound
 from app.responses import ERRORS
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -27,18 +26,21 @@ class DatasetOut(BaseModel):
     sha256: str
 
 
-@router.post("", response_model=DatasetOut, status_code=201, summary="Upload a dataset", responses=ERRORS)
-async def upload(file: UploadFile, session: SessionDep, settings: SettingsDep) -> DatasetOut:
-    """A CSV with columns x..., y... (header optional) or an `.npz` with arrays `x` and `y`.
-    y must be shaped like x: the layers are element-wise."""
-    content = await file.read(settings.max_upload_bytes + 1)
-    if len(content) > settings.max_upload_bytes:
-        raise TooLarge.at("file", f"is larger than the upload limit of {settings.max_upload_bytes} bytes")
-    x, y = datalib.parse_upload(file.filename or "data.csv", content, settings.max_points, settings.max_features)
-    ds = Dataset(id=new_id(), filename=(file.filename or "upload")[:255], n=len(x), features=x.shape[1],
-                 sha256=hashlib.sha256(content).hexdigest(), data=datalib.to_npz(x, y))
-    session.add(ds)
-    return DatasetOut.model_validate(ds, from_attributes=True)
+def parsed_upload(file: UploadFile, settings: SettingsDep) -> service.Parsed:
+    """The upload read and validated, in a worker thread and before a database session is opened,
+    so a large file neither blocks the event loop nor holds the database's write lock."""
+    return service.parse(file.filename or "upload", file.file, file.size, settings)
+
+
+@router.post("", response_model=DatasetOut, status_code=201, summary="Upload a dataset",
+             responses={413: {"description": "Over the upload limit, or over max_points / max_features"},
+                        **ERRORS})
+def upload(parsed: Annotated[service.Parsed, Depends(parsed_upload)], session: SessionDep) -> DatasetOut:
+    """Multipart field `file`: a CSV with columns x..., y... (header optional; any line ending,
+    quotes, a BOM, `numpy.savetxt` output) or an `.npz` with arrays `x` and `y`. y must be shaped
+    like x: the layers are element-wise. The file (and an `.npz`'s arrays once inflated) may hold
+    up to `BUMPFIT_MAX_UPLOAD_BYTES` (64 MiB by default); values must lie within +-1e12."""
+    return DatasetOut.model_validate(service.store(session, parsed), from_attributes=True)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, summary="Get a dataset's description",

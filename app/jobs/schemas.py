@@ -2,18 +2,64 @@
 
 from __future__ import annotations
 
+import struct
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic import (
+    Strict as StrictType,
+)
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+from app.functions import DATA_MAX
+from app.ids import looks_like_id
+
+# Every float of a job request is finite and within +-DATA_MAX, where the training computation it
+# feeds stays finite in float32 (see app.functions.DATA_MAX).
+Finite = Annotated[float, StrictType(), Field(allow_inf_nan=False)]
+Bounded = Annotated[Finite, Field(ge=-DATA_MAX, le=DATA_MAX)]
+NonNegative = Annotated[Finite, Field(ge=0, le=DATA_MAX)]
+# Adam's and RMSprop's updates divide by terms of this size; below float32's smallest normal number
+# a learning rate is 0 or subnormal in float32, and training silently does nothing.
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def _normal_float32(rate: float) -> float:
+    if rate < FLOAT32_TINY:
+        raise ValueError("must be at least 1.18e-38: smaller rates are 0 or subnormal in float32")
+    return rate
+
+
+LearningRate = Annotated[Finite, Field(gt=0, le=100), AfterValidator(_normal_float32)]
+
+
+def _not_an_id(name: str) -> str:
+    if looks_like_id(name):
+        raise ValueError("has the format of a job id (16 hexadecimal digits), which names that job's model; "
+                         "choose another name")
+    return name
+
+
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"), AfterValidator(_not_an_id)]
 FUNCTION_DEFAULTS: dict[str, dict[str, float]] = {
     "bump": {"sigma": 0.5},
     "gaussian": {"a": 1.0, "b": 1.0, "c": 0.0},
 }
 NONNEGATIVE = {"sigma", "b"}
+
+
+def struct_f32(v: float) -> float:
+    """v rounded to float32, as the workers will see it."""
+    return float(struct.unpack("f", struct.pack("f", v))[0])
 
 
 class Strict(BaseModel):
@@ -26,8 +72,8 @@ class BumpLayer(Strict):
     """exp(-sigma / (sigma - x^2)) inside the support, 0 outside; trainable sigma >= 0."""
 
     type: Literal["bump"] = "bump"
-    sigma_init: Finite | None = Field(
-        None, ge=0, description="null: drawn uniformly from [0.01, 0.1) with the training seed"
+    sigma_init: NonNegative | None = Field(
+        None, description="null: drawn uniformly from [0.01, 0.1) with the training seed"
     )
     per_feature: bool = Field(False, description="one sigma per input feature instead of one")
 
@@ -36,13 +82,24 @@ class GaussianLayer(Strict):
     """a * exp(-b * (x - c)^2) with trainable a, b >= 0, c."""
 
     type: Literal["gaussian"]
-    a_init: Finite = 1.0
-    b_init: Finite = Field(1.0, ge=0)
-    c_init: Finite = 0.0
+    a_init: Bounded = 1.0
+    b_init: NonNegative = 1.0
+    c_init: Bounded = 0.0
     per_feature: bool = False
 
 
-Layer = Annotated[BumpLayer | GaussianLayer, Field(discriminator="type")]
+def _layer_type(value: Any) -> Any:
+    """The layer's type tag; a layer object without one is a bump, as the contract's default."""
+    if isinstance(value, dict):
+        return value.get("type", "bump")
+    return getattr(value, "type", None)
+
+
+Layer = Annotated[
+    Annotated[BumpLayer, Tag("bump")] | Annotated[GaussianLayer, Tag("gaussian")],
+    Discriminator(_layer_type, custom_error_type="invalid_layer",
+                  custom_error_message="needs type 'bump' or 'gaussian'"),
+]
 
 
 class SyntheticData(Strict):
@@ -50,10 +107,10 @@ class SyntheticData(Strict):
 
     kind: Literal["synthetic"]
     function: Literal["bump", "gaussian"] = "bump"
-    params: dict[str, Finite] | None = Field(None, description="default: sigma 0.5, or a 1, b 1, c 0")
+    params: dict[str, Bounded] | None = Field(None, description="default: sigma 0.5, or a 1, b 1, c 0")
     n: int = Field(100_000, ge=1)
-    x_range: Annotated[tuple[Finite, Finite], Field(strict=False)] = (-1.0, 1.0)  # a JSON array
-    noise_std: Finite = Field(0.0, ge=0)
+    x_range: Annotated[tuple[Bounded, Bounded], Field(strict=False)] = (-1.0, 1.0)  # a JSON array
+    noise_std: NonNegative = 0.0
     seed: int | None = Field(None, ge=0, lt=2**63)
 
     @field_validator("x_range")
@@ -61,6 +118,8 @@ class SyntheticData(Strict):
     def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
         if v[0] >= v[1]:
             raise ValueError("min must be less than max")
+        if struct_f32(v[0]) >= struct_f32(v[1]):
+            raise ValueError("min and max are the same number in float32; widen the range")
         return v
 
     @model_validator(mode="after")
@@ -81,8 +140,8 @@ class InlineData(Strict):
     """Data sent in the request: x and y of equal length, items numbers or lists of numbers."""
 
     kind: Literal["inline"]
-    x: list[Finite | list[Finite]]
-    y: list[Finite | list[Finite]]
+    x: list[Bounded | list[Bounded]]
+    y: list[Bounded | list[Bounded]]
 
 
 class DatasetData(Strict):
@@ -92,14 +151,23 @@ class DatasetData(Strict):
     id: str
 
 
-Data = Annotated[SyntheticData | InlineData | DatasetData, Field(discriminator="kind")]
+def _data_kind(value: Any) -> Any:
+    return value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+
+
+Data = Annotated[
+    Annotated[SyntheticData, Tag("synthetic")] | Annotated[InlineData, Tag("inline")]
+    | Annotated[DatasetData, Tag("dataset")],
+    Discriminator(_data_kind, custom_error_type="invalid_data",
+                  custom_error_message="needs kind 'synthetic', 'inline' or 'dataset'"),
+]
 
 
 class Training(Strict):
     """Optimizer and loop settings; the defaults are the seed's (Adam 1e-3, batch 32)."""
 
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    learning_rate: Finite = Field(0.001, gt=0, le=100)
+    learning_rate: LearningRate = Field(0.001, description="a normal positive float32 number, at most 100")
     epochs: int = Field(5, ge=1, le=100_000)
     batch_size: int = Field(32, ge=1, le=1_000_000)
     loss: Literal["mse", "mae", "huber"] = "mse"

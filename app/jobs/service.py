@@ -5,27 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import data as datalib
+from app.datasets import service as datasets
 from app.datasets.models import Dataset
 from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, TooLarge
+from app.ids import new_id
 from app.jobs.models import CANCELLED, FINISHED, QUEUED, RUNNING, HistoryRow, Job
 from app.jobs.schemas import JobList, JobOut, JobRequest, ModelRef, Progress
 from app.queue import notify
 from app.settings import Settings
-
-
-def new_id() -> str:
-    """A short random id."""
-    return uuid.uuid4().hex[:16]
 
 
 def digest(obj: Any) -> str:
@@ -41,18 +38,20 @@ class Shape:
     features: int
     n_train: int
     n_val: int
+    inline: tuple[np.ndarray, np.ndarray] | None = None  # the arrays of inline data, validated
 
 
 def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
     """Validate the data spec against the limits and return its shape; nothing is written."""
     d = req.data
+    inline = None
     if d.kind == "synthetic":
         if d.n > settings.max_points:
             raise TooLarge.at("data.n", f"{d.n} is more than the limit {settings.max_points}")
         n, features = d.n, 1
     elif d.kind == "inline":
-        xa, _ = datalib.pair(d.x, d.y, "data", settings.max_inline_points, settings.max_features)
-        n, features = xa.shape
+        inline = datalib.pair(d.x, d.y, "data", settings.max_inline_points, settings.max_features)
+        n, features = inline[0].shape
     else:
         row = session.execute(select(Dataset.n, Dataset.features).where(Dataset.id == d.id)).first()
         if row is None:
@@ -69,7 +68,7 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
     if compute > settings.max_compute:
         raise TooLarge.at("training.epochs", f"n x epochs x features = {compute} is more than the "
                           f"compute limit {settings.max_compute} per job")
-    return Shape(n, features, n_train, n_val)
+    return Shape(n, features, n_train, n_val, inline)
 
 
 def fuse_key(req: JobRequest, shape: Shape) -> str:
@@ -80,9 +79,13 @@ def fuse_key(req: JobRequest, shape: Shape) -> str:
 
 
 def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict[str, Any], str]:
-    """Validate a request and fill its defaults: (spec, fuse key). Draws missing seeds."""
+    """Validate a request and fill its defaults: (spec, fuse key). Draws missing seeds. Inline data
+    is stored as a dataset that the spec references, so job resources stay small."""
     shape = data_shape(session, req, settings)
-    spec = req.model_dump(mode="json")
+    spec = req.model_dump(mode="json", exclude={"data": {"x", "y"}})
+    if shape.inline is not None:
+        ds = datasets.store_arrays(session, *shape.inline, filename="inline data")
+        spec["data"] = {"kind": "dataset", "id": ds.id}
     if spec["training"]["seed"] is None:
         spec["training"]["seed"] = secrets.randbits(32)
     if spec["data"]["kind"] == "synthetic" and spec["data"]["seed"] is None:

@@ -22,8 +22,8 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="Process is up")
-def healthz() -> dict[str, str]:
-    """Always 200 while the process serves requests."""
+async def healthz() -> dict[str, str]:
+    """Always 200 while the process serves requests (answered on the event loop, needing no thread)."""
     return {"status": "ok"}
 
 

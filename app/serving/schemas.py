@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 class Version(BaseModel):
@@ -36,9 +36,10 @@ class ModelList(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    """Rows to predict: numbers, or lists of numbers for multi-feature models."""
+    """Rows to predict: JSON numbers (never strings or booleans), or lists of them for
+    multi-feature models; each finite and within float32's range."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False,
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True,
                               json_schema_extra={"examples": [{"instances": [0.1, 0.2]}]})
 
     instances: list[Finite | list[Finite]]

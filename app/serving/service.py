@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app import functions
 from app.data import as_matrix
 from app.errors import InvalidInput, NotFound
+from app.ids import looks_like_id
 from app.jobs.models import SUCCEEDED, Artifact, Job
 from app.serving.schemas import ModelList, ModelOut, Version
 from app.settings import Settings
@@ -21,10 +22,18 @@ def _version(job: Job) -> Version:
                    params=job.params or {}, metrics=job.metrics, created_at=job.finished_at)
 
 
+def _named(name: str) -> Any:
+    """Jobs of model `name`. A name in the job-id format is only ever that job's own model: new
+    requests cannot take such a name, and this keeps rows stored before that rule from doing so."""
+    if looks_like_id(name):
+        return and_(Job.model_name == name, Job.id == name)
+    return Job.model_name == name
+
+
 def _jobs(session: Session, name: str | None = None) -> list[Job]:
     stmt = select(Job).where(Job.status == SUCCEEDED, Job.model_version.is_not(None))
     if name is not None:
-        stmt = stmt.where(Job.model_name == name)
+        stmt = stmt.where(_named(name))
     return list(session.scalars(stmt.order_by(Job.model_name, Job.model_version)))
 
 
@@ -47,7 +56,7 @@ def get_model(session: Session, name: str) -> ModelOut:
 
 def version_job(session: Session, name: str, version: int | None) -> Job:
     """The succeeded job behind a model version (latest when `version` is None)."""
-    stmt = select(Job).where(Job.status == SUCCEEDED, Job.model_name == name)
+    stmt = select(Job).where(Job.status == SUCCEEDED, _named(name))
     if version is None:
         stmt = stmt.order_by(Job.model_version.desc()).limit(1)
     else:

@@ -11,10 +11,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import BumpfitError, InvalidInput, NotFound, TooLarge
+from app import data as datalib
+from app.datasets import service as datasets
+from app.errors import BumpfitError, InvalidInput, NotFound, TooLarge, validation_details
+from app.ids import new_id
 from app.jobs import service as jobs
 from app.jobs.models import FINISHED, Job
-from app.jobs.schemas import JobRequest, Progress
+from app.jobs.schemas import InlineData, JobRequest, Progress
 from app.queue import notify
 from app.settings import Settings
 from app.sweeps.models import Sweep
@@ -52,26 +55,47 @@ def apply(base: dict[str, Any], point: dict[str, Any], where: str) -> dict[str, 
     return out
 
 
+def touches_data(points: list[dict[str, Any]]) -> bool:
+    """True when some point sets a field of `data` (then each job's data is its own)."""
+    return any(k == "data" or k.startswith("data.") for p in points for k in p)
+
+
+def store_base_data(session: Session, base: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The base request with its inline data validated once and stored as one dataset, which every
+    job of the sweep then references instead of carrying its own copy."""
+    try:
+        inline = InlineData.model_validate(base["data"])
+    except ValidationError as exc:
+        details = validation_details(exc.errors(), "base.data")
+        raise InvalidInput(f"{details[0]['loc']}: {details[0]['msg']}", details=details) from None
+    x, y = datalib.pair(inline.x, inline.y, "base.data", settings.max_inline_points, settings.max_features)
+    ds = datasets.store_arrays(session, x, y, filename="inline data of a sweep")
+    return {**base, "data": {"kind": "dataset", "id": ds.id}}
+
+
 def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCreated:
     """Validate every job of the sweep, then create them all in this transaction."""
     points = expand(req, settings.max_sweep_jobs)
     where = "points" if req.points is not None else "grid"
+    base = req.base
+    data = base.get("data")
+    if isinstance(data, dict) and data.get("kind") == "inline" and not touches_data(points):
+        base = store_base_data(session, base, settings)
     prepared = []
     for i, point in enumerate(points):
         label = f"{where}[{i}]" if where == "points" else f"grid point {i} {point}"
         try:
-            job_req = JobRequest.model_validate(apply(req.base, point, label))
+            job_req = JobRequest.model_validate(apply(base, point, label))
             spec, key = jobs.prepare(session, job_req, settings)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise InvalidInput(f"{label}: {loc}: {first['msg']}", details=[
-                {"point": i, "loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]}
-                for e in exc.errors()]) from None
+            details = validation_details(exc.errors())
+            raise InvalidInput(f"{label}: {details[0]['loc']}: {details[0]['msg']}",
+                               details=[{"point": i, **d} for d in details]) from None
         except BumpfitError as exc:
             raise type(exc)(f"{label}: {exc.message}", details={"point": i, "error": exc.details}) from None
         prepared.append((job_req, spec, key, point))
-    sweep = Sweep(id=jobs.new_id(), request=req.model_dump(mode="json"), job_count=len(points))
+    request = {**req.model_dump(mode="json"), "base": base}
+    sweep = Sweep(id=new_id(), request=request, job_count=len(points))
     session.add(sweep)
     session.flush()  # the jobs reference it
     rows = [jobs.build_job(r, spec, key, settings, request_hash=jobs.digest(r.model_dump(mode="json")),

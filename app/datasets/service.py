@@ -1,0 +1,56 @@
+"""Datasets: uploads parsed within the limits, and training data stored once for any number of jobs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app import data as datalib
+from app import uploads
+from app.datasets.models import Dataset
+from app.errors import TooLarge
+from app.ids import new_id
+from app.settings import Settings
+
+
+@dataclass
+class Parsed:
+    """A validated upload, not yet stored."""
+
+    filename: str
+    sha256: str
+    x: np.ndarray
+    y: np.ndarray
+
+
+def parse(filename: str, file: IO[bytes], size: int | None, settings: Settings) -> Parsed:
+    """Read an uploaded file within the limits; InvalidInput or TooLarge name what is wrong."""
+    size = file.seek(0, 2) if size is None else size
+    if size > settings.max_upload_bytes:
+        raise TooLarge.at("file", f"is larger than the upload limit of {settings.max_upload_bytes} bytes")
+    file.seek(0)
+    digest = hashlib.file_digest(file, "sha256").hexdigest()  # type: ignore[arg-type]
+    limits = uploads.Limits(settings.max_upload_bytes, settings.max_points, settings.max_features)
+    x, y = uploads.parse(filename, file, limits)
+    return Parsed(filename[:255], digest, x, y)
+
+
+def store(session: Session, parsed: Parsed) -> Dataset:
+    """Add an uploaded dataset to the session."""
+    ds = Dataset(id=new_id(), filename=parsed.filename, n=len(parsed.x), features=parsed.x.shape[1],
+                 sha256=parsed.sha256, data=datalib.to_npz(parsed.x, parsed.y))
+    session.add(ds)
+    return ds
+
+
+def store_arrays(session: Session, x: np.ndarray, y: np.ndarray, filename: str) -> Dataset:
+    """Add training data sent inline as a dataset, so the jobs that use it reference it."""
+    blob = datalib.to_npz(x, y)
+    ds = Dataset(id=new_id(), filename=filename, n=len(x), features=x.shape[1],
+                 sha256=hashlib.sha256(blob).hexdigest(), data=blob)
+    session.add(ds)
+    return ds

@@ -1,0 +1,59 @@
+"""Exception handlers: every error the app raises becomes the contract's JSON error body."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import BumpfitError, Unavailable, validation_details
+
+log = logging.getLogger("bumpfit.api")
+HTTP_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+async def bumpfit_error(_: Request, exc: Exception) -> JSONResponse:
+    """BumpfitError and its subclasses, with their own status."""
+    assert isinstance(exc, BumpfitError)
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """A request that does not match its schema: 422 naming each field by its path in the request."""
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_details(list(exc.errors())) or [{"loc": "body", "msg": "invalid"}]
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if first["loc"] == "body" and "json" not in request.headers.get("content-type", ""):
+        more += "; send the body as JSON with the header Content-Type: application/json"
+    body = {"error": {"type": "validation_error", "message": f"{first['loc']}: {first['msg']}{more}",
+                      "details": errors}}
+    return JSONResponse(body, status_code=422)
+
+
+async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (unknown path, wrong method, unparseable body)."""
+    assert isinstance(exc, StarletteHTTPException)
+    kind = HTTP_TYPES.get(exc.status_code, "http_error")
+    return JSONResponse({"error": {"type": kind, "message": str(exc.detail), "details": None}},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def database_down(_: Request, exc: Exception) -> JSONResponse:
+    """The database is unreachable: 503 with Retry-After, not a 500."""
+    log.warning("database error: %s", exc)
+    err = Unavailable("the database is unavailable; retry shortly")
+    return JSONResponse(err.body(), status_code=503, headers={"Retry-After": "1"})
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler on the app; anything else is answered by middleware.Observe."""
+    app.add_exception_handler(BumpfitError, bumpfit_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(InterfaceError, database_down)
