@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from app.deps import SessionDep, SettingsDep
+from fastapi import APIRouter, Query, Response
+
+from app.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.responses import ERRORS
 from app.sweeps import service
 from app.sweeps.schemas import SweepCreated, SweepOut, SweepRequest
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
+MAX_ROWS = 10_000  # rows of a sweep in one answer
 
 
 @router.post("", response_model=SweepCreated, status_code=201, summary="Submit a sweep", responses=ERRORS)
@@ -20,6 +23,11 @@ def create(req: SweepRequest, session: SessionDep, settings: SettingsDep) -> Swe
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, summary="Get a sweep", responses=ERRORS)
-def get(sweep_id: str, session: SessionDep) -> SweepOut:
-    """A row per job with its grid values, status, learned params and final metrics."""
-    return service.get(session, sweep_id)
+def get(sweep_id: str, session: ReadSessionDep,
+        limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="rows in one answer")] = MAX_ROWS,
+        page_token: str | None = None) -> Response:
+    """Counts by status and a row per job with its grid values, status, learned params and final
+    metrics: every row for sweeps of up to `limit` (default 10,000) jobs, else pages."""
+    sweep = service.get(session, sweep_id, limit, page_token)
+    # Already the response model's shape: serialized as it is, not validated again row by row.
+    return Response(sweep.model_dump_json(), media_type="application/json")

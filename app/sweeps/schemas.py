@@ -59,11 +59,12 @@ class SweepRow(BaseModel):
 
 
 class SweepOut(BaseModel):
-    """A sweep with a row per job and counts by status."""
+    """A sweep with counts by status and a row per job (a page of rows past `limit` jobs)."""
 
     id: str
     created_at: datetime
-    counts: dict[str, int]
-    done: bool
-    request: dict[str, Any]
-    jobs: list[SweepRow]
+    counts: dict[str, int] = Field(description="jobs by status, over the whole sweep")
+    done: bool = Field(description="every job of the sweep has finished")
+    request: dict[str, Any] = Field(description="the sweep request: `base` and `grid`; `points` are in the rows")
+    jobs: list[SweepRow] = Field(description="rows in point order, from `page_token` on, at most `limit`")
+    next_page_token: str | None = Field(None, description="pass as `page_token` for the next rows; null: no more")

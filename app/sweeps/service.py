@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections import Counter
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import data as datalib
@@ -106,16 +105,29 @@ def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCrea
     return SweepCreated(id=sweep.id, jobs=[j.id for j in rows])
 
 
-def get(session: Session, sweep_id: str) -> SweepOut:
-    """The sweep with a row per job, in point order."""
+def get(session: Session, sweep_id: str, limit: int, page_token: str | None = None) -> SweepOut:
+    """The sweep, its counts by status, and a page of rows in point order (every row while the
+    sweep has at most `limit` jobs): plain column reads, no ORM objects, so 10,000 rows stay quick."""
     sweep = session.get(Sweep, sweep_id)
     if sweep is None:
         raise NotFound(f"no sweep with id {sweep_id!r}")
-    rows = session.scalars(select(Job).where(Job.sweep_id == sweep_id).order_by(Job.seq)).all()
-    counts = Counter(j.status for j in rows)
-    return SweepOut(
-        id=sweep.id, created_at=sweep.created_at, counts=dict(counts), request=sweep.request,
-        done=all(j.status in FINISHED for j in rows),
-        jobs=[SweepRow(id=j.id, point=j.point or {}, status=j.status, params=j.params, metrics=j.metrics,
-                       error=j.error, progress=Progress(epoch=j.progress_epoch, epochs=j.epochs)) for j in rows],
+    after = -1
+    if page_token is not None:
+        if not page_token.isdigit() or int(page_token) >= 2**63:
+            raise InvalidInput.at("page_token", "not a token returned by this endpoint")
+        after = int(page_token)
+    counts = dict(session.execute(select(Job.status, func.count()).where(Job.sweep_id == sweep_id)
+                                  .group_by(Job.status)).tuples().all())
+    rows = session.execute(
+        select(Job.seq, Job.id, Job.point, Job.status, Job.params, Job.metrics, Job.error, Job.progress_epoch,
+               Job.epochs).where(Job.sweep_id == sweep_id, Job.seq > after).order_by(Job.seq).limit(limit + 1)).all()
+    return SweepOut.model_construct(
+        id=sweep.id, created_at=sweep.created_at, counts=counts,
+        request={k: v for k, v in sweep.request.items() if k != "points"},  # each row has its point
+        done=all(status in FINISHED for status in counts),
+        next_page_token=str(rows[limit - 1].seq) if len(rows) > limit else None,
+        jobs=[SweepRow.model_construct(id=r.id, point=r.point or {}, status=r.status, params=r.params,
+                                       metrics=r.metrics, error=r.error,
+                                       progress=Progress.model_construct(epoch=r.progress_epoch, epochs=r.epochs))
+              for r in rows[:limit]],
     )

@@ -3,6 +3,7 @@
 // It talks only to the JSON API it is served by; the vendored uPlot draws the charts.
 
 const RELIST_MS = 2000; // how often the jobs list and a running sweep re-read the API
+const TABLE_ROWS = 500; // rows of a sweep's table; its charts draw every job
 const MAX_STREAMS = 3; // event streams the jobs list keeps open (browsers allow ~6 connections per host)
 const T_MAX = 80; // app/functions.py: past exp(-80) the bump is written as 0
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -372,10 +373,11 @@ async function sweepView(root, id) {
   const scatter = h("div", { class: "chart", id: "chart-sweep" });
   const errors = h("div", { class: "chart", id: "chart-sweep-error" });
   const tbody = h("tbody");
+  const tableNote = h("p", { class: "muted", id: "sweep-table-note" });
   root.append(head, h("div", { class: "cards" },
     h("section", { class: "card" }, h("h2", {}, "Learned against target σ"), scatter),
     h("section", { class: "card" }, h("h2", {}, "Error per job"), errors)),
-  h("h2", { style: "margin-top:16px" }, "Jobs"),
+  h("h2", { style: "margin-top:16px" }, "Jobs"), tableNote,
   h("table", { id: "sweep-jobs" }, h("thead", {}, h("tr", {}, ["job", "point", "status", "progress", "target σ",
     "learned σ", "error", "final loss", "problem"].map((c) => h("th", {}, c)))), tbody));
   let timer = null;
@@ -389,9 +391,12 @@ async function sweepView(root, id) {
       for (const r of unfinished) await api(`v1/jobs/${r.id}:cancel`, { method: "POST" }).catch(() => null);
       load().catch(report);
     } }, `Cancel ${unfinished.length} unfinished`) : "";
+    const total = Object.values(sweep.counts).reduce((a, b) => a + b, 0);
     head.replaceChildren(h("h1", {}, `Sweep ${sweep.id}`), h("span", { class: "muted", id: "sweep-counts" },
-      `${sweep.jobs.length} jobs: ${counts}`), cancelAll);
-    tbody.replaceChildren(...sweep.jobs.map((r) => {
+      `${total} jobs: ${counts}`), cancelAll);
+    // The charts draw every job; the table lists the first rows (a 10,000-row table would stall the page).
+    tableNote.textContent = total > TABLE_ROWS ? `The first ${TABLE_ROWS} of ${total} jobs; the charts show all.` : "";
+    tbody.replaceChildren(...sweep.jobs.slice(0, TABLE_ROWS).map((r) => {
       const target = targetSigma(sweep, r), learned = first(r.params?.sigma);
       const err = target != null && learned != null ? Math.abs(learned - target) : null;
       return h("tr", { "data-job-id": r.id, "data-status": r.status }, [
