@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, event, text
 
 from app import migrate, queue
 from app.db import engine_for, session_scope
-from bench.scale import PG
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 INSERT = """
 INSERT INTO jobs (id, seq, status, spec, fuse_key, device_request, model_name, attempts, max_attempts,
@@ -45,6 +46,22 @@ def claimer(url: str, batch: int, seconds: float, out: mp.Queue) -> None:  # typ
     out.put((claims, jobs, in_claim))
 
 
+def print_plan(url: str, batch: int, title: str) -> None:
+    """EXPLAIN ANALYZE of the claim statement exactly as the queue sends it (rolled back)."""
+    seen: list[tuple[str, object]] = []
+    listen = lambda *a: seen.append((a[2], a[3])) if a[2].lstrip().upper().startswith("UPDATE") else None  # noqa: E731
+    event.listen(engine_for(url), "before_cursor_execute", listen)
+    with session_scope(url) as s:
+        queue.claim(s, "bench:plan", ("auto", "cpu"), batch, 60)
+        s.rollback()
+    event.remove(engine_for(url), "before_cursor_execute", listen)
+    with engine_for(url).connect() as c:
+        sql, params = seen[0]
+        plan = [r[0] for r in c.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)]  # type: ignore[arg-type]
+        c.rollback()
+    print(f"{title}:\n  " + "\n  ".join(plan))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--queued", type=int, default=1_000_000)
@@ -69,20 +86,10 @@ def main() -> None:
         with engine.connect() as c:
             size = c.execute(text("SELECT pg_size_pretty(pg_total_relation_size('jobs'))")).scalar_one()
         print(f"jobs table with its indexes: {size}")
-        seen: list[tuple[str, object]] = []
-        listen = lambda *a: seen.append((a[2], a[3])) if a[2].lstrip().upper().startswith("UPDATE") else None  # noqa: E731
-        event.listen(engine_for(url), "before_cursor_execute", listen)
-        with session_scope(url) as s:  # the claim statement as the queue sends it, then rolled back
-            queue.claim(s, "bench:plan", ("auto", "cpu"), args.batch, 60)
-            s.rollback()
-        event.remove(engine_for(url), "before_cursor_execute", listen)
-        with engine_for(url).connect() as c:
-            sql, params = seen[0]
-            plan = [r[0] for r in c.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)]  # type: ignore[arg-type]
-            c.rollback()
-        print("claim plan:\n  " + "\n  ".join(plan))
-        out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-        procs = [mp.Process(target=claimer, args=(url, args.batch, args.seconds, out)) for _ in range(args.procs)]
+        print_plan(url, args.batch, "claim plan, the queue untouched")
+        ctx = mp.get_context("spawn")  # fresh processes: no connection inherited from this one
+        out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+        procs = [ctx.Process(target=claimer, args=(url, args.batch, args.seconds, out)) for _ in range(args.procs)]
         start = time.perf_counter()
         for p in procs:
             p.start()
@@ -96,6 +103,7 @@ def main() -> None:
         with engine.connect() as c:
             dup = c.execute(text("SELECT count(*) FROM jobs WHERE attempts > 1")).scalar_one()
         print(f"jobs claimed twice: {dup}")
+        print_plan(url, args.batch, f"claim plan with {jobs:,} finished jobs before the queue's head")
         engine.dispose()
     finally:
         with admin.connect() as c:

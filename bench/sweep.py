@@ -32,6 +32,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def in_process(table: list[tuple[float, int]]) -> float:
+    """Seconds for the engine to train the sweep's jobs (same data, seeds and groups) in this process."""
+    from app import data
+    from workers.training import Member, train_group
+
+    groups: dict[int, list[Member]] = {}
+    for i, (sigma, epochs) in enumerate(table):
+        x, y = data.synthetic("bump", {"sigma": sigma}, 100_000, (-1.0, 1.0), 0.0, i)
+        spec = job_spec(sigma, epochs, seed=i)["training"] | {"loss": "mse", "validation_split": 0.0, "shuffle": True}
+        groups.setdefault(epochs, []).append(Member(str(i), {"layer": {"type": "bump", "sigma_init": None},
+                                                             "training": spec}, x, y))
+    start = time.perf_counter()
+    for members in groups.values():
+        train_group(members)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=1)
@@ -85,6 +102,9 @@ def main() -> None:
     print(f"sweep wall time, submission to last job finished: {wall:.2f} s ({wall / len(table):.3f} s per job); "
           f"seen done by the client after {detected:.2f} s")
     print(f"workers' keras backend: {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
+    engine_s = in_process(table)
+    print(f"the engine in this process on the same groups (compiles included, as in new workers): {engine_s:.2f} s; "
+          f"API / engine: {wall / engine_s:.2f}x")
     if not args.seed_samples:
         return
     picks = [table[round(i * (len(table) - 1) / max(args.seed_samples - 1, 1))] for i in range(args.seed_samples)]
