@@ -7,6 +7,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 
 from app import data, functions
+from tests.conftest import ROOT
 from workers import shuffle, training
 from workers.layers import BumpLayer, GaussianLayer, build_model
 from workers.training import EpochReport, Group, Member, bucket, save_artifact, train, train_group
@@ -208,3 +211,26 @@ def test_groups_of_nearby_sizes_share_one_compiled_step() -> None:
     assert groups[0].model is groups[1].model and groups[1].sig.k == 8 and len(training._CACHE) == 1
     result = groups[1].run(None)  # the last group loaded; its three padding members are not results
     assert len(result) == 5 and all(r.error is None and r.metrics["r2"] is not None for r in result)
+
+
+# A new worker process on TensorFlow with the compilation cache on, then one small job.
+XLA_CACHED = """
+import sys
+from workers.training import enable_compile_cache, train
+from tests.test_training import bump_member
+enable_compile_cache(sys.argv[1])
+print(train(bump_member(0.5, n=300, epochs=1)).params["sigma"])
+"""
+
+
+@pytest.mark.skipif(training.BACKEND != "tensorflow", reason="XLA's cache for TensorFlow; tests/test_jax.py has JAX's")
+def test_a_new_tensorflow_worker_loads_epochs_compiled_by_an_earlier_one(tmp_path: Path) -> None:
+    def run() -> tuple[str, set[str]]:
+        r = subprocess.run([sys.executable, "-c", XLA_CACHED, str(tmp_path)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stdout.split()[-1], {p.name for p in (tmp_path / "tensorflow").iterdir()}
+
+    (sigma1, files1), (sigma2, files2) = run(), run()
+    assert files1 and files2 == files1  # the second process compiled nothing new: it loaded the first's
+    assert sigma1 == sigma2
