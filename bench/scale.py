@@ -4,7 +4,8 @@ and PostgreSQL, beside the engine's in-process time for the same work. Loopback 
     python -m bench.scale [--sizes 50,100,1000,10000] [--db sqlite,postgresql] [--workers 2]
 
 Each job: synthetic bump data, n 1,000, 3 epochs, batch 32, Adam 1e-3 (its own sigma and seeds).
-Per size: submission to last job finished, the marginal ms per job against the smallest size,
+Per size, on a warm service (the same sweep once, untimed): submission to last job finished, the
+marginal ms per job against the smallest size,
 the engine's in-process time for the same jobs (train_group in groups of BUMPFIT_MAX_FUSE), their
 ratio, and each worker's peak resident memory (VmHWM).
 """
@@ -53,8 +54,10 @@ def through_api(url: str, size: int, workers: int) -> tuple[float, list[float]]:
     engine = create_engine(url)
     try:
         wait_for(lambda: len(svc.http.get("/v1/workers").json()["workers"]) >= workers, 120, "the workers")
-        warm = svc.http.post("/v1/sweeps", json=sweep_body(2 * workers)).json()["id"]  # compile the shape
-        wait_for(lambda: svc.http.get(f"/v1/sweeps/{warm}").json()["done"], 120, "the warm-up sweep")
+        # A warm service: the same sweep once untimed, so each worker has compiled the group sizes it gets.
+        warm = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=300).json()["id"]
+        wait_for(lambda: svc.http.get(f"/v1/sweeps/{warm}", params={"limit": 1}).json()["done"], TIMEOUT_S,
+                 "the warm-up sweep", every=0.5)
         start = time.time()
         r = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=300)
         r.raise_for_status()
@@ -84,7 +87,8 @@ def in_process(size: int) -> float:
                              "loss": "mse", "validation_split": 0.0, "shuffle": True, "seed": i}}
         x, y = data.synthetic("bump", {"sigma": p["data.params.sigma"]}, N, (-1.0, 1.0), 0.0, i)
         members.append(Member(str(i), spec, x, y))
-    train_group(members[:4])  # compile outside the timing, as the service's warm-up does
+    for g in range(0, size, MAX_FUSE):  # compile outside the timing, as the service's warm-up does
+        train_group(members[g:g + MAX_FUSE])
     start = time.perf_counter()
     for g in range(0, size, MAX_FUSE):
         train_group(members[g:g + MAX_FUSE])
