@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from app import data, functions
-from workers import shuffle, training
+from workers import training
+from workers.engine import shuffle
 from workers.layers import BumpLayer, GaussianLayer, build_model
 from workers.training import EpochReport, Group, Member, bucket, save_artifact, train, train_group
 

@@ -21,9 +21,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from workers import export
+from workers.engine import export
+from workers.engine.shuffle import ROUNDS, draw_keys, epoch_keys, row_order
 from workers.layers import DEFAULT_SIGMA_INIT, LAYERS
-from workers.shuffle import ROUNDS, draw_keys, epoch_keys, row_order
 
 BACKEND = keras.backend.backend()  # "tensorflow" (the default) or "jax" (KERAS_BACKEND=jax)
 if BACKEND == "jax":
