@@ -31,7 +31,7 @@ BATCH, LR = 32, 1e-3
 def members(k: int, n: int, epochs: int) -> list[Any]:
     """K jobs over the seed table's 99 sigmas (data shared between jobs of one sigma), seeds 0..K-1."""
     from app import data
-    from workers.training import Member
+    from workers.engine import Member
 
     sigmas = [s for s, _ in seed_table()]
     datasets = [data.synthetic("bump", {"sigma": s}, n, (-1.0, 1.0), 0.0, i) for i, s in enumerate(sigmas[:k])]
@@ -43,7 +43,7 @@ def members(k: int, n: int, epochs: int) -> list[Any]:
 
 def engine(jobs: list[Any], device: str) -> tuple[float, float]:
     """One group through the engine: (seconds from host arrays to results, host ms per epoch)."""
-    from workers.training import Group
+    from workers.engine import Group
 
     start = time.perf_counter()
     group = Group(jobs, device)
@@ -123,7 +123,7 @@ def main() -> None:
 
     import jax
 
-    from workers.training import BACKEND, default_device
+    from workers.engine import BACKEND, default_device
 
     device = default_device()
     print(f"engine: keras backend {BACKEND} on {device}; minimal loop: jax on {jax.devices()[0].platform}; "

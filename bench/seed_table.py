@@ -13,7 +13,7 @@ from bench.common import N, seed_table
 
 def main() -> None:
     from app import data
-    from workers.training import Member, train
+    from workers.engine import Member, train
 
     start = time.perf_counter()
     errors = []

@@ -15,7 +15,7 @@ import pytest
 import workers.layers  # noqa: F401 - registers the layers for load_model
 from tests.conftest import ROOT, Service, seed_job
 from tests.test_training import bump_member
-from workers.training import Member, train_group
+from workers.engine import Member, train_group
 
 JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -23,7 +23,7 @@ JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
 ON_JAX = """
 import json
 from tests.test_jax import members
-from workers.training import train_group
+from workers.engine import train_group
 print(json.dumps([{"params": r.params, "losses": [h["loss"] for h in r.history], "metrics": r.metrics,
                    "device": r.device} for r in train_group(members())]))
 """
@@ -62,7 +62,7 @@ CACHED = """
 import sys
 import jax
 from tests.test_training import bump_member
-from workers.training import enable_compile_cache, train
+from workers.engine import enable_compile_cache, train
 hits = []
 jax.monitoring.register_event_listener(lambda event, **_: hits.append(event == "/jax/compilation_cache/cache_hits"))
 enable_compile_cache(sys.argv[1])

@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 
 from app import data, functions
-from workers import training
-from workers.engine import shuffle
+from workers.engine import EpochReport, Group, Member, bucket, save_artifact, shuffle, step, train, train_group
 from workers.layers import BumpLayer, GaussianLayer, build_model
-from workers.training import EpochReport, Group, Member, bucket, save_artifact, train, train_group
 
 
 def spec(layer: dict[str, Any] | None = None, **training: Any) -> dict[str, Any]:
@@ -204,8 +202,8 @@ def test_a_jobs_result_does_not_depend_on_the_group_it_is_fused_into() -> None:
 def test_groups_of_nearby_sizes_share_one_compiled_step() -> None:
     assert [bucket(k) for k in (1, 2, 3, 37, 60, 64, 65, 1024, 1025, 10000)] == [
         1, 2, 4, 64, 64, 64, 128, 1024, 2048, 10240]
-    training._CACHE.clear()
+    step._CACHE.clear()
     groups = [Group([bump_member(0.5, n=500, seed=i, job_id=str(i)) for i in range(k)], "CPU:0") for k in (8, 5)]
-    assert groups[0].model is groups[1].model and groups[1].sig.k == 8 and len(training._CACHE) == 1
+    assert groups[0].model is groups[1].model and groups[1].sig.k == 8 and len(step._CACHE) == 1
     result = groups[1].run(None)  # the last group loaded; its three padding members are not results
     assert len(result) == 5 and all(r.error is None and r.metrics["r2"] is not None for r in result)

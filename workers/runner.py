@@ -25,7 +25,7 @@ from app.errors import InvalidInput
 from app.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
 from app.ops.models import Worker as WorkerRow
 from app.settings import Settings
-from workers.training import BACKEND, EpochReport, Member, Result, default_device, train_group
+from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
 
 log = logging.getLogger("bumpfit.worker")
 DB_DOWN = (OperationalError, InterfaceError)  # the database is unreachable or restarting
