@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.plots import job_svg, nice_ticks
+from app.dashboard.plots import job_svg, nice_ticks
 from tests.conftest import ROOT, Service, seed_job
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

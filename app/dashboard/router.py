@@ -12,12 +12,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from app import data as datalib
+from app.dashboard.plots import job_svg
 from app.datasets.models import Dataset
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.jobs import service
 from app.jobs.schemas import HistoryItem
-from app.plots import job_svg
 from app.responses import ERRORS
 
 STATIC = Path(__file__).resolve().parent / "static"

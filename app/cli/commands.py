@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from app.client import COMMANDS as CLIENT_COMMANDS
+from app.cli.remote import COMMANDS as CLIENT_COMMANDS
 from app.settings import Settings, load_settings
 
 log = logging.getLogger("bumpfit.serve")
@@ -228,6 +228,3 @@ def migrate(database_url: str | None, wait: float) -> None:
 for _command in CLIENT_COMMANDS:  # submit, sweep, watch, get, predict, cancel, jobs
     main.add_command(_command)
 
-
-if __name__ == "__main__":
-    main()

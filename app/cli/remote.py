@@ -5,135 +5,27 @@ They talk to a running service (`--url`, env `BUMPFIT_URL`) and print its errors
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-FINISHED = {"succeeded", "failed", "cancelled"}
-WATCH_INTERVAL = 0.5  # seconds between looks at the watched jobs
-TIMEOUT = 30.0  # seconds for one HTTP request
-
-url_option = click.option("--url", envvar="BUMPFIT_URL", default=DEFAULT_URL, show_default=True,
-                          help="the bumpfit API (env BUMPFIT_URL)")
-
-
-class Api:
-    """A thin HTTP client: JSON in, JSON out, the API's error message as a ClickException."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        key = os.environ.get("BUMPFIT_API_KEY")  # needed when the service has API keys configured
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.http = httpx.Client(base_url=self.url, timeout=TIMEOUT, headers=headers)
-
-    def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        """Send one request; raise ClickException with the API's message on a 4xx/5xx answer."""
-        query = {k: v for k, v in params.items() if v is not None}
-        try:
-            res = self.http.request(method, path, json=body, params=query)
-        except httpx.TransportError as exc:
-            raise click.ClickException(f"cannot reach bumpfit at {self.url} ({exc}); is `bumpfit serve` "
-                                       "running? Set --url or BUMPFIT_URL") from None
-        if res.status_code >= 400:
-            try:
-                message = res.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = f"HTTP {res.status_code}: {res.text[:200]}"
-            raise click.ClickException(message)
-        return res.json()
-
-
-def _out(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2))
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, list):
-        return "[" + ", ".join(_fmt(x) for x in v) + "]"
-    if isinstance(v, float):
-        return f"{v:.3e}" if v and (abs(v) < 1e-3 or abs(v) >= 1e5) else f"{v:.6g}"
-    return str(v)
-
-
-def _params(p: dict[str, Any] | None) -> str:
-    return " ".join(f"{k}={_fmt(v)}" for k, v in (p or {}).items()) or "-"
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise click.ClickException(f"{path} must hold a JSON object")
-    return obj
-
-
-def _set(req: dict[str, Any], path: str, value: Any) -> None:
-    """Set a dotted path in a nested request, when the value was given."""
-    if value is None:
-        return
-    *parents, last = path.split(".")
-    node = req
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-
-
-def job_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """Flags that fill in a job request; each overrides the same field of --file."""
-    options = [
-        click.option("--file", "-f", "file", type=click.Path(allow_dash=True),
-                     help="JSON request body ('-' = stdin)"),
-        click.option("--layer", type=click.Choice(["bump", "gaussian"]), help="layer family (default bump)"),
-        click.option("--sigma-init", type=float, help="the bump's initial sigma (default random)"),
-        click.option("--function", type=click.Choice(["bump", "gaussian"]),
-                     help="synthetic target (default bump)"),
-        click.option("--sigma", type=float, help="the data's sigma (default 0.5)"),
-        click.option("--n", type=int, help="samples (default 100000)"),
-        click.option("--noise-std", type=float, help="Gaussian noise on y (default 0)"),
-        click.option("--data-seed", type=int, help="seed of the synthetic data"),
-        click.option("--epochs", type=int, help="epochs (default 5)"),
-        click.option("--batch-size", type=int, help="batch size (default 32)"),
-        click.option("--learning-rate", type=float, help="learning rate (default 0.001)"),
-        click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]),
-                     help="optimizer (default adam)"),
-        click.option("--seed", type=int, help="training seed"),
-        click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), help="device (default auto)"),
-        click.option("--model-name", help="model name (default: the job id)"),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-FLAG_PATHS = {"layer": "layer.type", "sigma_init": "layer.sigma_init", "function": "data.function",
-              "sigma": "data.params.sigma", "n": "data.n", "noise_std": "data.noise_std",
-              "data_seed": "data.seed", "epochs": "training.epochs", "batch_size": "training.batch_size",
-              "learning_rate": "training.learning_rate", "optimizer": "training.optimizer",
-              "seed": "training.seed", "device": "device", "model_name": "model_name"}
-
-
-def apply_flags(req: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
-    """Set the given job flags in a job request (synthetic data unless it says otherwise)."""
-    req.setdefault("data", {}).setdefault("kind", "synthetic")
-    for name, path in FLAG_PATHS.items():
-        _set(req, path, flags.get(name))
-    return req
+from app.cli.client import (
+    FINISHED,
+    WATCH_INTERVAL,
+    Api,
+    apply_flags,
+    fmt,
+    fmt_params,
+    job_options,
+    read_json,
+    show,
+    url_option,
+)
 
 
 @click.command()
@@ -144,9 +36,9 @@ def apply_flags(req: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
 def submit(url: str, file: str | None, watch: bool, as_json: bool, **flags: Any) -> None:
     """Submit a training job from flags and/or a JSON file; prints the job id."""
     api = Api(url)
-    job = api.call("POST", "/v1/jobs", apply_flags(_read_json(file) if file else {}, flags))
+    job = api.call("POST", "/v1/jobs", apply_flags(read_json(file) if file else {}, flags))
     if as_json:
-        _out(job)
+        show(job)
     else:
         click.echo(job["id"])
     if watch:
@@ -162,7 +54,7 @@ def sweep(url: str, file: str | None, sigmas: str | None, watch: bool, **flags: 
     """Submit a sweep: --file sweep.json ({"base": ..., "grid": ...}), or --sigmas 0.1,0.2 with the job
     flags (and --file, then a job request) making the base; flags override the file's base."""
     if file and not sigmas:
-        req = _read_json(file)
+        req = read_json(file)
         apply_flags(req.setdefault("base", {}), flags)
     elif sigmas:
         try:
@@ -170,7 +62,7 @@ def sweep(url: str, file: str | None, sigmas: str | None, watch: bool, **flags: 
         except ValueError:
             raise click.BadParameter(f"{sigmas!r} is not a comma-separated list of numbers",
                                      param_hint="--sigmas") from None
-        base = apply_flags(_read_json(file) if file else {}, flags)
+        base = apply_flags(read_json(file) if file else {}, flags)
         req = {"base": base, "grid": {"data.params.sigma": values}}
     else:
         raise click.UsageError("give --sigmas 0.1,0.2,... or --file sweep.json")
@@ -203,7 +95,7 @@ def _describe(job: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any
     params = job.get("params") or (last or {}).get("params")
     done = job["status"] == "succeeded"
     loss = (job.get("metrics") or {}).get("loss") if done else (last or {}).get("loss")
-    return {"status": job["status"], "loss": _fmt(loss), "params": _params(params)}
+    return {"status": job["status"], "loss": fmt(loss), "params": fmt_params(params)}
 
 
 def _watch(api: Api, ids: list[str], interval: float) -> int:
@@ -235,9 +127,9 @@ def _watch(api: Api, ids: list[str], interval: float) -> int:
                 break
             time.sleep(interval)
     for job in jobs.values():
-        line = f"{job['id']} {job['status']} {_params(job['params'])}"
+        line = f"{job['id']} {job['status']} {fmt_params(job['params'])}"
         if job.get("metrics"):
-            line += f" loss={_fmt(job['metrics'].get('loss'))}"
+            line += f" loss={fmt(job['metrics'].get('loss'))}"
         if job.get("error"):
             line += f" error: {job['error']['message']}"
         click.echo(line)
@@ -261,7 +153,7 @@ def watch(url: str, ids: tuple[str, ...], interval: float) -> None:
 @click.argument("job_id")
 def get(url: str, job_id: str) -> None:
     """Print a job resource as JSON."""
-    _out(Api(url).call("GET", f"/v1/jobs/{job_id}"))
+    show(Api(url).call("GET", f"/v1/jobs/{job_id}"))
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -297,10 +189,10 @@ def jobs(url: str, status: str | None, sweep_id: str | None, limit: int) -> None
                   "created")
     for j in page["jobs"]:
         layer, params = j["spec"]["layer"]["type"], j["params"] or {}
-        learned = _fmt(params.get("sigma")) if layer == "bump" else _params(params)
+        learned = fmt(params.get("sigma")) if layer == "bump" else fmt_params(params)
         progress = f"{j['progress']['epoch']}/{j['progress']['epochs']}"
-        table.add_row(j["id"], j["status"], layer, _fmt((j["spec"]["data"].get("params") or {}).get("sigma")),
-                      learned, progress, _fmt((j["metrics"] or {}).get("loss")), j["device"] or "-",
+        table.add_row(j["id"], j["status"], layer, fmt((j["spec"]["data"].get("params") or {}).get("sigma")),
+                      learned, progress, fmt((j["metrics"] or {}).get("loss")), j["device"] or "-",
                       j["worker"] or "-", j["created_at"][:19].replace("T", " "))
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
