@@ -35,8 +35,7 @@ def bound_problem(value: float, bound: float) -> str:
     return "values must fit in float32" if bound >= FLOAT32_MAX else f"values must lie within +-{bound:g}"
 
 
-def as_matrix(values: Any, field: str, max_points: int, max_features: int,
-              bound: float = FLOAT32_MAX) -> np.ndarray:
+def as_matrix(values: Any, field: str, max_points: int, max_features: int, bound: float = FLOAT32_MAX) -> np.ndarray:
     """A list of numbers (n) or of equal-length lists (n, F) -> float32 array (n, F), every value
     finite and within +-bound."""
     if not isinstance(values, list | np.ndarray) or len(values) == 0:
@@ -63,8 +62,9 @@ def as_matrix(values: Any, field: str, max_points: int, max_features: int,
     return arr.astype(np.float32)
 
 
-def pair(x: Any, y: Any, field: str, max_points: int, max_features: int,
-         bound: float = functions.DATA_MAX) -> tuple[np.ndarray, np.ndarray]:
+def pair(
+    x: Any, y: Any, field: str, max_points: int, max_features: int, bound: float = functions.DATA_MAX
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate training data x and y together: same length, y shaped like x (the layers are
     element-wise), every value within +-bound."""
     xa = as_matrix(x, f"{field}.x", max_points, max_features, bound)
@@ -73,14 +73,16 @@ def pair(x: Any, y: Any, field: str, max_points: int, max_features: int,
         raise InvalidInput.at(field, f"x has {len(xa)} rows but y has {len(ya)}")
     if ya.shape[1] != xa.shape[1]:
         raise InvalidInput.at(
-            f"{field}.y", f"rows have {ya.shape[1]} values but x rows have {xa.shape[1]}: "
-            "the layers are element-wise, so y must be shaped like x"
+            f"{field}.y",
+            f"rows have {ya.shape[1]} values but x rows have {xa.shape[1]}: "
+            "the layers are element-wise, so y must be shaped like x",
         )
     return xa, ya
 
 
-def synthetic(function: str, params: dict[str, float], n: int, x_range: tuple[float, float],
-              noise_std: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic(
+    function: str, params: dict[str, float], n: int, x_range: tuple[float, float], noise_std: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """x uniform on x_range, y = function(x) + N(0, noise_std), both float32 of shape (n, 1)."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(x_range[0], x_range[1], size=(n, 1))

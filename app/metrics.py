@@ -31,8 +31,11 @@ class QueueCollector(Collector):
         with session_scope(self.url, readonly=True) as s:
             states = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
             epochs = s.scalar(select(func.coalesce(func.sum(Job.progress_epoch), 0))) or 0
-            spans = s.execute(select(Job.started_at, Job.finished_at).where(
-                Job.status.in_(FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None))).all()
+            spans = s.execute(
+                select(Job.started_at, Job.finished_at).where(
+                    Job.status.in_(FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None)
+                )
+            ).all()
             workers = s.execute(select(Worker.id, Worker.device, Worker.heartbeat_at)).all()
         jobs = GaugeMetricFamily("bumpfit_jobs", "Jobs by state", labels=["state"])
         for state in ("queued", "running", "succeeded", "failed", "cancelled"):
@@ -42,10 +45,14 @@ class QueueCollector(Collector):
         yield GaugeMetricFamily("bumpfit_epochs_trained", "Epochs recorded over all jobs", value=epochs)
         durations = [(f - s).total_seconds() for s, f in spans if s and f]
         buckets = [(str(b), sum(d <= b for d in durations)) for b in DURATION_BUCKETS]
-        yield HistogramMetricFamily("bumpfit_job_duration_seconds", "Claim to finish, finished jobs",
-                                    buckets=buckets, sum_value=sum(durations))
-        age = GaugeMetricFamily("bumpfit_worker_heartbeat_age_seconds", "Seconds since each worker's "
-                                "last heartbeat", labels=["worker", "device"])
+        yield HistogramMetricFamily(
+            "bumpfit_job_duration_seconds", "Claim to finish, finished jobs", buckets=buckets, sum_value=sum(durations)
+        )
+        age = GaugeMetricFamily(
+            "bumpfit_worker_heartbeat_age_seconds",
+            "Seconds since each worker's last heartbeat",
+            labels=["worker", "device"],
+        )
         now = utcnow()
         for wid, device, beat in workers:
             age.add_metric([wid, device], (now - beat).total_seconds())

@@ -56,8 +56,9 @@ def _forget(session: Session) -> None:
     session.info.pop(WAKE, None)
 
 
-def claim(session: Session, worker: str, devices: tuple[str, ...], limit: int,
-          lease_seconds: float) -> tuple[str, list[Job]]:
+def claim(
+    session: Session, worker: str, devices: tuple[str, ...], limit: int, lease_seconds: float
+) -> tuple[str, list[Job]]:
     """Claim up to `limit` queued jobs that share the oldest queued job's fuse key.
 
     One statement: PostgreSQL skips rows other workers hold (FOR UPDATE SKIP LOCKED); SQLite
@@ -70,16 +71,26 @@ def claim(session: Session, worker: str, devices: tuple[str, ...], limit: int,
     head = head.order_by(Job.seq).limit(1)
     if pg:
         head = head.with_for_update(skip_locked=True)
-    batch = select(Job.seq).where(
-        Job.status == QUEUED, Job.device_request.in_(devices), Job.fuse_key == head.scalar_subquery()
-    ).order_by(Job.seq).limit(limit)
+    batch = (
+        select(Job.seq)
+        .where(Job.status == QUEUED, Job.device_request.in_(devices), Job.fuse_key == head.scalar_subquery())
+        .order_by(Job.seq)
+        .limit(limit)
+    )
     if pg:
         batch = batch.with_for_update(skip_locked=True)
     stmt = (
         update(Job)
         .where(Job.seq.in_(batch))
-        .values(status=RUNNING, lease_token=token, lease_expires_at=now + timedelta(seconds=lease_seconds),
-                attempts=Job.attempts + 1, worker=worker, started_at=now, progress_epoch=0)
+        .values(
+            status=RUNNING,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=Job.attempts + 1,
+            worker=worker,
+            started_at=now,
+            progress_epoch=0,
+        )
         .returning(Job)
         .execution_options(synchronize_session=False)
     )
@@ -125,10 +136,17 @@ def start_group(session: Session, token: str, device: str) -> None:
     """Mark every job held under `token` as starting on `device` and drop the history an earlier
     attempt (or a worker that handed the job back) left: two statements for the whole group."""
     held_jobs = and_(Job.lease_token == token, Job.status == RUNNING)
-    session.execute(update(Job).where(held_jobs).values(device=device, progress_epoch=0)
-                    .execution_options(synchronize_session=False))
-    session.execute(delete(HistoryRow).where(HistoryRow.job_id.in_(select(Job.id).where(held_jobs)))
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        update(Job)
+        .where(held_jobs)
+        .values(device=device, progress_epoch=0)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(HistoryRow)
+        .where(HistoryRow.job_id.in_(select(Job.id).where(held_jobs)))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def held(session: Session, token: str) -> dict[str, bool]:
@@ -148,9 +166,12 @@ def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]]) -> 
     owned = {job_id: cancel for job_id, cancel in held(session, token).items() if job_id in rows}
     rows = {job_id: finite(rows[job_id]) for job_id in owned}
     if owned:
-        session.execute(update(JOBS).where(JOBS.c.id == bindparam("job_id")).values(
-            progress_epoch=bindparam("epoch"), params=bindparam("params")),
-            [{"job_id": job_id, "epoch": rows[job_id]["epoch"], "params": rows[job_id]["params"]} for job_id in owned])
+        session.execute(
+            update(JOBS)
+            .where(JOBS.c.id == bindparam("job_id"))
+            .values(progress_epoch=bindparam("epoch"), params=bindparam("params")),
+            [{"job_id": job_id, "epoch": rows[job_id]["epoch"], "params": rows[job_id]["params"]} for job_id in owned],
+        )
         now = utcnow()
         session.execute(insert(HistoryRow), [{"job_id": job_id, "timestamp": now, **rows[job_id]} for job_id in owned])
     return owned
@@ -166,25 +187,58 @@ def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]
     other = JOBS.alias("other")
     name = select(JOBS.c.model_name).where(JOBS.c.id == bindparam("job_id")).scalar_subquery()
     version = select(func.coalesce(func.max(other.c.model_version), 0) + 1).where(other.c.model_name == name)
-    session.execute(update(JOBS).where(JOBS.c.id == bindparam("job_id")).values(
-        status=SUCCEEDED, finished_at=utcnow(), lease_token=None, lease_expires_at=None, error=None,
-        params=bindparam("params"), metrics=bindparam("metrics"), warnings=bindparam("warnings"),
-        model_version=version.scalar_subquery()),
-        [{"job_id": job_id, "params": finite(results[job_id]["params"]), "metrics": finite(results[job_id]["metrics"]),
-          "warnings": results[job_id]["warnings"]} for job_id in owned])
-    artifacts = [{"job_id": job_id, "data": results[job_id]["artifact"]} for job_id in owned
-                 if results[job_id].get("artifact")]
+    session.execute(
+        update(JOBS)
+        .where(JOBS.c.id == bindparam("job_id"))
+        .values(
+            status=SUCCEEDED,
+            finished_at=utcnow(),
+            lease_token=None,
+            lease_expires_at=None,
+            error=None,
+            params=bindparam("params"),
+            metrics=bindparam("metrics"),
+            warnings=bindparam("warnings"),
+            model_version=version.scalar_subquery(),
+        ),
+        [
+            {
+                "job_id": job_id,
+                "params": finite(results[job_id]["params"]),
+                "metrics": finite(results[job_id]["metrics"]),
+                "warnings": results[job_id]["warnings"],
+            }
+            for job_id in owned
+        ],
+    )
+    artifacts = [
+        {"job_id": job_id, "data": results[job_id]["artifact"]} for job_id in owned if results[job_id].get("artifact")
+    ]
     if artifacts:
         session.execute(insert(Artifact), artifacts)
     return owned
 
 
-def finish(session: Session, job_id: str, token: str, status: str, *, params: Any = None,
-           metrics: Any = None, warnings: list[Any] | None = None, error: Any = None,
-           artifact: bytes | None = None) -> bool:
+def finish(
+    session: Session,
+    job_id: str,
+    token: str,
+    status: str,
+    *,
+    params: Any = None,
+    metrics: Any = None,
+    warnings: list[Any] | None = None,
+    error: Any = None,
+    artifact: bytes | None = None,
+) -> bool:
     """End a held job as succeeded, failed or cancelled; a success becomes the next model version."""
-    values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "lease_token": None,
-                              "lease_expires_at": None, "error": error}
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": utcnow(),
+        "lease_token": None,
+        "lease_expires_at": None,
+        "error": error,
+    }
     if params is not None:
         values["params"] = finite(params)
     if metrics is not None:
@@ -196,7 +250,8 @@ def finish(session: Session, job_id: str, token: str, status: str, *, params: An
         other = Job.__table__.alias("other")
         values["model_version"] = (
             select(func.coalesce(func.max(other.c.model_version), 0) + 1)
-            .where(other.c.model_name == name).scalar_subquery()
+            .where(other.c.model_name == name)
+            .scalar_subquery()
         )
     if not update_fenced(session, job_id, token, **values):
         return False
@@ -207,8 +262,17 @@ def finish(session: Session, job_id: str, token: str, status: str, *, params: An
 
 def hand_back(session: Session, job_id: str, token: str) -> bool:
     """Return a held job to the queue without counting the attempt (worker shutting down)."""
-    return update_fenced(session, job_id, token, status=QUEUED, lease_token=None, lease_expires_at=None,
-                         worker=None, attempts=Job.attempts - 1, progress_epoch=0)
+    return update_fenced(
+        session,
+        job_id,
+        token,
+        status=QUEUED,
+        lease_token=None,
+        lease_expires_at=None,
+        worker=None,
+        attempts=Job.attempts - 1,
+        progress_epoch=0,
+    )
 
 
 def reap(session: Session) -> dict[str, int]:
@@ -219,10 +283,20 @@ def reap(session: Session) -> dict[str, int]:
     counts = {}
     stmt = update(Job).where(expired, Job.cancel_requested).values(status=CANCELLED, finished_at=now, **free)
     counts["cancelled"] = session.execute(stmt).rowcount  # type: ignore[attr-defined]
-    stmt = update(Job).where(expired, Job.attempts >= Job.max_attempts).values(
-        status=FAILED, finished_at=now, **free,
-        error={"type": "worker_lost", "message": "the worker running this job stopped responding on "
-               "every attempt (max_attempts reached); check the worker logs for a crash"})
+    stmt = (
+        update(Job)
+        .where(expired, Job.attempts >= Job.max_attempts)
+        .values(
+            status=FAILED,
+            finished_at=now,
+            **free,
+            error={
+                "type": "worker_lost",
+                "message": "the worker running this job stopped responding on "
+                "every attempt (max_attempts reached); check the worker logs for a crash",
+            },
+        )
+    )
     counts["failed"] = session.execute(stmt).rowcount  # type: ignore[attr-defined]
     stmt = update(Job).where(expired).values(status=QUEUED, worker=None, progress_epoch=0, **free)
     counts["requeued"] = session.execute(stmt).rowcount  # type: ignore[attr-defined]

@@ -33,8 +33,10 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(0.25, gt=0, description="idle poll (and LISTEN fallback)")
     max_fuse: int = Field(512, ge=1, description="jobs one worker trains in one compiled model")
     worker_device: Literal["auto", "cpu", "gpu"] = "auto"
-    compile_cache_dir: str = Field("~/.cache/bumpfit/jax", description="persistent compilation cache of "
-                                   "workers on the JAX backend (KERAS_BACKEND=jax); empty: off")
+    compile_cache_dir: str = Field(
+        "~/.cache/bumpfit/jax",
+        description="persistent compilation cache of workers on the JAX backend (KERAS_BACKEND=jax); empty: off",
+    )
 
     # limits
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
@@ -54,8 +56,11 @@ class Settings(BaseSettings):
         return self.model_copy(update={"database_url": url}).model_dump_json()
 
     # access
-    api_keys: str = Field("", description="comma-separated `<sha256 of key>:read|submit` entries "
-                          "(`bumpfit keys new`); required when serving on a non-loopback address")
+    api_keys: str = Field(
+        "",
+        description="comma-separated `<sha256 of key>:read|submit` entries "
+        "(`bumpfit keys new`); required when serving on a non-loopback address",
+    )
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: CORS off")
 
     @field_validator("database_url")
@@ -67,8 +72,9 @@ class Settings(BaseSettings):
         try:
             driver = make_url(url).drivername
         except ArgumentError:
-            raise ValueError(f"{url!r} is not a database URL (sqlite:///path or "
-                             "postgresql+psycopg://user@host:5432/db)") from None
+            raise ValueError(
+                f"{url!r} is not a database URL (sqlite:///path or postgresql+psycopg://user@host:5432/db)"
+            ) from None
         if driver not in DRIVERS:
             raise ValueError(f"unsupported driver {driver!r}: use sqlite:///path or postgresql+psycopg://...")
         return url
@@ -95,8 +101,11 @@ class SettingsError(SystemExit):
             env = f"BUMPFIT_{field.upper()}"
             return f"--{field.replace('_', '-')}" if field in flags else env
 
-        super().__init__("\n".join(f"bumpfit: {name(str(e['loc'][0]))}: {e['msg'].removeprefix('Value error, ')}"
-                                   for e in error.errors()))
+        super().__init__(
+            "\n".join(
+                f"bumpfit: {name(str(e['loc'][0]))}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+            )
+        )
 
 
 def load_settings(**flags: Any) -> Settings:

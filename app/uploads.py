@@ -77,8 +77,9 @@ def _check_directory(f: IO[bytes]) -> None:
         raise _bad_npz("no zip directory found (an .npz is a zip of .npy files, as numpy.savez writes)")
     entries, directory = EOCD.unpack_from(tail, at)[4:6]
     if entries > MAX_ZIP_MEMBERS or directory > MAX_ZIP_DIRECTORY:
-        raise _bad_npz(f"its zip directory lists {entries} members in {directory} bytes; "
-                       "an .npz needs only x.npy and y.npy")
+        raise _bad_npz(
+            f"its zip directory lists {entries} members in {directory} bytes; an .npz needs only x.npy and y.npy"
+        )
     f.seek(0)
 
 
@@ -128,7 +129,7 @@ def _read_array(m: _Member) -> np.ndarray:
         chunk = m.file.read(min(READ_CHUNK, m.nbytes - got))
         if not chunk:
             raise _bad_npz(f"{m.name}.npy is truncated: its header declares {m.nbytes} bytes of data, it holds {got}")
-        view[got:got + len(chunk)] = chunk
+        view[got : got + len(chunk)] = chunk
         got += len(chunk)
     if m.file.read(1):
         raise _bad_npz(f"{m.name}.npy holds more data than its header declares ({m.nbytes} bytes)")
@@ -143,18 +144,31 @@ def read_npz(f: IO[bytes], limits: Limits) -> tuple[np.ndarray, np.ndarray]:
             mx, my = _header(zf, "x", limits), _header(zf, "y", limits)
             size = max(mx.nbytes + my.nbytes, 4 * (math.prod(mx.shape) + math.prod(my.shape)))  # or as float32
             if size > limits.max_bytes:
-                raise TooLarge.at("file", f"arrays x {mx.shape} and y {my.shape} hold {size} bytes, more "
-                                  f"than the upload limit of {limits.max_bytes} bytes")
+                raise TooLarge.at(
+                    "file",
+                    f"arrays x {mx.shape} and y {my.shape} hold {size} bytes, more "
+                    f"than the upload limit of {limits.max_bytes} bytes",
+                )
             x, y = _read_array(mx), _read_array(my)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError,
-            ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+    ) as exc:
         raise _bad_npz(f"{type(exc).__name__}: {exc}") from None
     x2, y2 = (a.reshape(len(a), -1) for a in (x, y))
     if len(x2) != len(y2):
         raise InvalidInput.at("file", f"x has {len(x2)} rows but y has {len(y2)}")
     if x2.shape[1] != y2.shape[1]:
-        raise InvalidInput.at("file", f"y rows have {y2.shape[1]} values but x rows have {x2.shape[1]}: "
-                              "the layers are element-wise, so y must be shaped like x")
+        raise InvalidInput.at(
+            "file",
+            f"y rows have {y2.shape[1]} values but x rows have {x2.shape[1]}: "
+            "the layers are element-wise, so y must be shaped like x",
+        )
     return _checked(x2, "file: x", limits.bound), _checked(y2, "file: y", limits.bound)
 
 
@@ -191,15 +205,19 @@ def _chunks(text: io.TextIOWrapper, max_chars: int) -> Iterator[list[str]]:
         try:
             chunk = text.read(TEXT_CHUNK)
         except UnicodeDecodeError:
-            raise InvalidInput.at(f"file row {number + rest.count(chr(10)) + 1}", "is not UTF-8 text (save the CSV "
-                                  "as UTF-8, or UTF-16 with a byte-order mark)") from None
+            raise InvalidInput.at(
+                f"file row {number + rest.count(chr(10)) + 1}",
+                "is not UTF-8 text (save the CSV as UTF-8, or UTF-16 with a byte-order mark)",
+            ) from None
         lines = (rest + chunk).splitlines(keepends=True)
         # a last line without its ending (or a \\r that may be half of \\r\\n) continues in the next chunk
         rest = lines.pop() if chunk and lines and not lines[-1].endswith("\n") else ""
         if lines and max(map(len, lines)) > max_chars or len(rest) > max_chars:
             long = next((i for i, line in enumerate(lines) if len(line) > max_chars), len(lines))
-            raise InvalidInput.at(f"file row {number + long + 1}", f"is longer than {max_chars} characters; "
-                                  "a row holds at most 2 x max_features numbers")
+            raise InvalidInput.at(
+                f"file row {number + long + 1}",
+                f"is longer than {max_chars} characters; a row holds at most 2 x max_features numbers",
+            )
         number += len(lines)
         if lines:
             yield lines
@@ -291,12 +309,21 @@ def _table_block(lines: list[str], first_row: int, table: _Table) -> np.ndarray:
     try:
         with warnings.catch_warnings(), np.errstate(over="ignore"):
             warnings.simplefilter("ignore")  # "input contained no data": a chunk of blank lines
-            values = np.loadtxt([line for line in lines if not line.isspace()], delimiter=table.delim,
-                                quotechar='"', comments="#", dtype=np.float64, ndmin=2)
+            values = np.loadtxt(
+                [line for line in lines if not line.isspace()],
+                delimiter=table.delim,
+                quotechar='"',
+                comments="#",
+                dtype=np.float64,
+                ndmin=2,
+            )
     except ValueError:
         values = None
-    if values is not None and (len(values) == 0 or values.shape[1] == table.width) \
-            and first_bad(values, table.bound) is None:
+    if (
+        values is not None
+        and (len(values) == 0 or values.shape[1] == table.width)
+        and first_bad(values, table.bound) is None
+    ):
         return values.reshape(-1, table.width).astype(np.float32)
     return _table_rows(lines, first_row, table)
 
@@ -319,8 +346,11 @@ def _table_rows(lines: list[str], first_row: int, table: _Table) -> np.ndarray:
             if not "".join(row).strip() or _is_comment(row[0]):
                 continue
             if len(row) != table.width:
-                raise InvalidInput.at(f"file row {number}", f"has {len(row)} columns but the first data row has "
-                                      f"{table.width}: rows have different numbers of columns")
+                raise InvalidInput.at(
+                    f"file row {number}",
+                    f"has {len(row)} columns but the first data row has "
+                    f"{table.width}: rows have different numbers of columns",
+                )
             out.append([_cell(cell, number, col, table) for col, cell in enumerate(row)])
     except csv.Error as exc:
         raise InvalidInput.at(f"file row {last + 1}", f"is not valid CSV ({exc}); is a quote left open?") from None
@@ -343,16 +373,18 @@ def _columns(header: list[str] | None, width: int, limits: Limits) -> tuple[list
     """Which columns are x and which y."""
     if header is not None:
         if len(header) != width:
-            raise InvalidInput.at("file", f"the header names {len(header)} columns but the first data row has "
-                                  f"{width}")
+            raise InvalidInput.at("file", f"the header names {len(header)} columns but the first data row has {width}")
         names = [h.strip().lower() for h in header]
         xcols = [i for i, h in enumerate(names) if h.startswith("x")]
         ycols = [i for i, h in enumerate(names) if h.startswith("y")]
     else:  # no header: the first half of the columns are x, the second half y
         xcols, ycols = list(range(width // 2)), list(range(width // 2, width))
     if not xcols or len(xcols) != len(ycols) or len(xcols) + len(ycols) != width:
-        raise InvalidInput.at("file", "CSV needs columns x..., y... with as many y as x columns "
-                              "(x, y for one feature; header names starting with x and y)")
+        raise InvalidInput.at(
+            "file",
+            "CSV needs columns x..., y... with as many y as x columns "
+            "(x, y for one feature; header names starting with x and y)",
+        )
     if len(xcols) > limits.max_features:
         raise TooLarge.at("file", f"has {len(xcols)} features, more than the limit {limits.max_features}")
     return xcols, ycols

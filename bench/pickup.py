@@ -49,12 +49,16 @@ def main() -> None:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for label, url in (("PostgreSQL LISTEN/NOTIFY", args.pg.rsplit("/", 1)[0] + f"/{name}"),
-                               ("SQLite, woken by bumpfit serve", f"sqlite:///{tmp}/pickup.db")):
+            for label, url in (
+                ("PostgreSQL LISTEN/NOTIFY", args.pg.rsplit("/", 1)[0] + f"/{name}"),
+                ("SQLite, woken by bumpfit serve", f"sqlite:///{tmp}/pickup.db"),
+            ):
                 ms = sorted(measure(url, args.jobs))
                 p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
-                print(f"{label}: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms "
-                      f"over {len(ms)} jobs")
+                print(
+                    f"{label}: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms "
+                    f"over {len(ms)} jobs"
+                )
     finally:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -19,9 +19,18 @@ def main() -> None:
 
     def engine() -> tuple[float, float]:
         x, y = data.synthetic("bump", {"sigma": 0.5}, 100_000, (-1.0, 1.0), 0.0, 0)
-        spec = {"layer": {"type": "bump", "sigma_init": None},
-                "training": {"optimizer": "adam", "learning_rate": 1e-3, "epochs": 3, "batch_size": 32,
-                             "loss": "mse", "validation_split": 0.0, "seed": 0}}
+        spec = {
+            "layer": {"type": "bump", "sigma_init": None},
+            "training": {
+                "optimizer": "adam",
+                "learning_rate": 1e-3,
+                "epochs": 3,
+                "batch_size": 32,
+                "loss": "mse",
+                "validation_split": 0.0,
+                "seed": 0,
+            },
+        }
         start = time.perf_counter()
         result = train(Member("bench", spec, x, y))
         return result.params["sigma"], time.perf_counter() - start
@@ -35,8 +44,10 @@ def main() -> None:
     print(f"bumpfit, warm worker, compile included: {second:.3f} s  sigma={second_sigma:.7f}")
     print(f"bumpfit, warm worker, compiled before:  {third:.3f} s  sigma={third_sigma:.7f}")
     print(f"seed's Keras fit path:                  {seed:.3f} s  sigma={seed_sigma:.7f}")
-    print(f"seed / bumpfit: {seed / first:.1f}x (new process), {seed / second:.1f}x (compile included), "
-          f"{seed / third:.0f}x (compiled before)")
+    print(
+        f"seed / bumpfit: {seed / first:.1f}x (new process), {seed / second:.1f}x (compile included), "
+        f"{seed / third:.0f}x (compiled before)"
+    )
 
 
 if __name__ == "__main__":

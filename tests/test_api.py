@@ -71,29 +71,42 @@ BAD_SPECS = [
     ({"data": {"kind": "synthetic"}, "device": "tpu"}, 422, "device"),
     ({"data": {"kind": "synthetic"}, "model_name": "a b/c"}, 422, "model_name"),
     ({"data": {"kind": "synthetic", "n": 2_000_000}, "training": {"epochs": 10000}}, 413, "compute limit"),
-    ({"data": {"kind": "inline", "x": [1.0], "y": [1.0]}, "training": {"validation_split": 0.5}}, 422,
-     "leaves no training rows"),
+    (
+        {"data": {"kind": "inline", "x": [1.0], "y": [1.0]}, "training": {"validation_split": 0.5}},
+        422,
+        "leaves no training rows",
+    ),
 ]
 
 
 @pytest.mark.parametrize("body,status,needle", BAD_SPECS)
 def test_bad_specs_are_refused_naming_the_field_and_change_nothing(
-        client: TestClient, db_url: str, body: dict, status: int, needle: str) -> None:
+    client: TestClient, db_url: str, body: dict, status: int, needle: str
+) -> None:
     assert needle in error(client.post("/v1/jobs", json=body), status)
     assert count_jobs(db_url) == 0
 
 
-@pytest.mark.parametrize("raw", ['{"data": {"kind": "inline", "x": [NaN], "y": [1]}}',
-                                 '{"data": {"kind": "inline", "x": [1], "y": [Infinity]}}',
-                                 '{"data": {"kind": "synthetic", "params": {"sigma": NaN}}}', "not json"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"data": {"kind": "inline", "x": [NaN], "y": [1]}}',
+        '{"data": {"kind": "inline", "x": [1], "y": [Infinity]}}',
+        '{"data": {"kind": "synthetic", "params": {"sigma": NaN}}}',
+        "not json",
+    ],
+)
 def test_non_finite_numbers_and_broken_json_are_refused(client: TestClient, db_url: str, raw: str) -> None:
     error(client.post("/v1/jobs", content=raw, headers={"content-type": "application/json"}), 422)
     assert count_jobs(db_url) == 0
 
 
 def test_body_without_json_content_type_says_so(client: TestClient) -> None:
-    r = client.post("/v1/jobs", content='{"data": {"kind": "synthetic"}}',
-                    headers={"content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/v1/jobs",
+        content='{"data": {"kind": "synthetic"}}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert "Content-Type: application/json" in error(r, 422)
 
 
@@ -101,8 +114,11 @@ def test_oversized_body_is_413(db_url: str) -> None:
     body = {"data": {"kind": "inline", "x": list(range(500)), "y": list(range(500))}}
     with TestClient(create_app(Settings(database_url=db_url, max_body_bytes=1000))) as small:
         assert "larger than the limit" in error(small.post("/v1/jobs", json=body), 413)
-        chunked = small.post("/v1/jobs", content=iter([b"{" + b" " * 600, b" " * 600 + b"}"]),
-                             headers={"content-type": "application/json"})
+        chunked = small.post(
+            "/v1/jobs",
+            content=iter([b"{" + b" " * 600, b" " * 600 + b"}"]),
+            headers={"content-type": "application/json"},
+        )
         assert "larger than the limit" in error(chunked, 413)
     assert count_jobs(db_url) == 0
 
@@ -120,10 +136,20 @@ def test_a_created_job_is_committed_before_the_response_is_sent(db_url: str) -> 
         if message["type"] == "http.response.start":  # what the database holds as the client hears back
             seen.append((message["status"], await asyncio.to_thread(count_jobs, db_url)))
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "scheme": "http", "path": "/v1/jobs", "raw_path": b"/v1/jobs", "query_string": b"",
-             "root_path": "", "headers": [(b"content-type", b"application/json")],
-             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/jobs",
+        "raw_path": b"/v1/jobs",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }
     with TestClient(app):  # runs the app's startup
         asyncio.run(app(scope, receive, send))  # type: ignore[arg-type]
     assert seen == [(201, 1)]
@@ -171,19 +197,22 @@ def test_list_filters_and_pages(client: TestClient) -> None:
 
 def test_sweep_grid_is_cartesian_and_validated_before_creating(client: TestClient, db_url: str) -> None:
     base = seed_job()
-    r = client.post("/v1/sweeps", json={"base": base, "grid": {"data.params.sigma": [0.1, 0.2],
-                                                               "training.epochs": [1, 2, 3]}})
+    r = client.post(
+        "/v1/sweeps", json={"base": base, "grid": {"data.params.sigma": [0.1, 0.2], "training.epochs": [1, 2, 3]}}
+    )
     assert r.status_code == 201
     sweep = r.json()
     assert len(sweep["jobs"]) == 6
     got = client.get(f"/v1/sweeps/{sweep['id']}").json()
     assert [row["point"] for row in got["jobs"]][:3] == [
-        {"data.params.sigma": 0.1, "training.epochs": e} for e in (1, 2, 3)]
+        {"data.params.sigma": 0.1, "training.epochs": e} for e in (1, 2, 3)
+    ]
     assert got["counts"] == {"queued": 6} and not got["done"]
     listed = client.get("/v1/jobs", params={"sweep_id": sweep["id"]}).json()["jobs"]
     assert len(listed) == 6
-    bad = client.post("/v1/sweeps", json={"base": base, "points": [{"data.params.sigma": 0.3},
-                                                                   {"data.params.sigma": -1}]})
+    bad = client.post(
+        "/v1/sweeps", json={"base": base, "points": [{"data.params.sigma": 0.3}, {"data.params.sigma": -1}]}
+    )
     assert "points[1]" in error(bad, 422)
     assert count_jobs(db_url) == 6
     error(client.post("/v1/sweeps", json={"base": base}), 422)
@@ -203,14 +232,17 @@ def test_dataset_upload_csv_and_npz(client: TestClient) -> None:
     assert job.status_code == 201 and job.json()["spec"]["data"]["n"] == 5
 
 
-@pytest.mark.parametrize("name,content,needle", [
-    ("d.csv", b"x,y\n1,nan\n", "NaN"),
-    ("d.csv", b"x,y\n1,2\n3\n", "different numbers of columns"),
-    ("d.csv", b"x,y\n1,abc\n", "must be a number"),
-    ("d.csv", b"x,y\n", "no data rows"),
-    ("d.csv", b"x\n1\n", "CSV needs columns"),
-    ("d.npz", b"not a zip", "not a readable .npz"),
-])
+@pytest.mark.parametrize(
+    "name,content,needle",
+    [
+        ("d.csv", b"x,y\n1,nan\n", "NaN"),
+        ("d.csv", b"x,y\n1,2\n3\n", "different numbers of columns"),
+        ("d.csv", b"x,y\n1,abc\n", "must be a number"),
+        ("d.csv", b"x,y\n", "no data rows"),
+        ("d.csv", b"x\n1\n", "CSV needs columns"),
+        ("d.npz", b"not a zip", "not a readable .npz"),
+    ],
+)
 def test_bad_uploads_are_refused(client: TestClient, name: str, content: bytes, needle: str) -> None:
     assert needle in error(client.post("/v1/datasets", files={"file": (name, content)}), 422)
 
@@ -224,6 +256,13 @@ def test_unknown_ids_are_404(client: TestClient) -> None:
 def test_readyz_and_openapi(client: TestClient) -> None:
     assert client.get("/readyz").json()["status"] == "ready"
     paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/v1/jobs", "/v1/jobs/{job_id}:cancel", "/v1/sweeps", "/v1/models/{name}:predict",
-              "/v1/models/{name}/versions/{version}/artifact", "/v1/datasets", "/metrics"):
+    for p in (
+        "/v1/jobs",
+        "/v1/jobs/{job_id}:cancel",
+        "/v1/sweeps",
+        "/v1/models/{name}:predict",
+        "/v1/models/{name}/versions/{version}/artifact",
+        "/v1/datasets",
+        "/metrics",
+    ):
         assert p in paths

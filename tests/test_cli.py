@@ -62,13 +62,20 @@ def test_submit_watch_get_predict_and_jobs(service: Service) -> None:
 
 
 def test_submit_from_a_file_with_flags_on_top_and_watch(service: Service, tmp_path: Path) -> None:
-    body = {"data": {"kind": "synthetic", "function": "gaussian", "params": {"a": 1, "b": 4, "c": 0.1},
-                     "n": 5000, "seed": 3},
-            "layer": {"type": "gaussian"}, "training": {"epochs": 5, "learning_rate": 0.01}}
+    body = {
+        "data": {
+            "kind": "synthetic",
+            "function": "gaussian",
+            "params": {"a": 1, "b": 4, "c": 0.1},
+            "n": 5000,
+            "seed": 3,
+        },
+        "layer": {"type": "gaussian"},
+        "training": {"epochs": 5, "learning_rate": 0.01},
+    }
     path = tmp_path / "job.json"
     path.write_text(json.dumps(body))
-    out = run(service, "submit", "--file", str(path), "--epochs", "2", "--model-name", "gauss-cli",
-              "--json", "--watch")
+    out = run(service, "submit", "--file", str(path), "--epochs", "2", "--model-name", "gauss-cli", "--json", "--watch")
     assert out.exit_code == 0, out.output
     job = json.loads(out.stdout[: out.stdout.rindex("}") + 1])
     assert job["spec"]["training"] == {**job["spec"]["training"], "epochs": 2, "learning_rate": 0.01}
@@ -88,8 +95,9 @@ def test_sweep_from_sigmas_and_watch_it_by_sweep_id(service: Service) -> None:
     for job_id in job_ids:
         assert f"{job_id} succeeded sigma=" in watched.stdout
     table = run(service, "jobs", "--sweep", sweep_id)
-    assert sorted(line.split()[1] for line in table.stdout.splitlines() if line.split()[1:2] in
-                  ([j] for j in job_ids)) == sorted(job_ids)
+    assert sorted(
+        line.split()[1] for line in table.stdout.splitlines() if line.split()[1:2] in ([j] for j in job_ids)
+    ) == sorted(job_ids)
 
 
 def test_cancel_and_watch_exits_nonzero(service: Service) -> None:
@@ -118,8 +126,14 @@ def test_api_errors_are_printed_as_the_api_phrased_them(service: Service) -> Non
 
 def test_real_command_uses_bumpfit_url_and_exits_nonzero(service: Service) -> None:
     def bumpfit(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True,
-                              text=True, env={"PATH": "/usr/bin:/bin", "BUMPFIT_URL": url}, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "BUMPFIT_URL": url},
+            timeout=60,
+        )
 
     ok = bumpfit("jobs", "--limit", "1", url=service.base)
     assert ok.returncode == 0, ok.stderr

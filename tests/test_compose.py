@@ -29,22 +29,30 @@ class Stack:
         self.env = {**os.environ, "COMPOSE_PROJECT_NAME": f"bumpfit-test-{uuid.uuid4().hex[:6]}"}
 
     def __call__(self, *args: str, timeout: float = 600) -> str:
-        r = subprocess.run(["docker", "compose", *args], cwd=self.root, env=self.env, capture_output=True,
-                           text=True, timeout=timeout)
+        r = subprocess.run(
+            ["docker", "compose", *args], cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         assert r.returncode == 0, f"docker compose {' '.join(args)}: {r.stderr[-3000:]}\n{self.logs()}"
         return r.stdout
 
     def logs(self) -> str:
-        r = subprocess.run(["docker", "compose", "logs", "--tail", "30"], cwd=self.root, env=self.env,
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            ["docker", "compose", "logs", "--tail", "30"],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return r.stdout[-6000:]
 
     def container(self, service: str) -> str:
         return self("ps", "-q", service).strip()
 
     def inspect(self, service: str, fmt: str) -> str:
-        return subprocess.run(["docker", "inspect", "-f", fmt, self.container(service)], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["docker", "inspect", "-f", fmt, self.container(service)], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
 
 def timed(what: str, timings: dict[str, float], fn: Any, *args: Any, **kw: Any) -> Any:
@@ -62,8 +70,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         subprocess.run([SHARED_DOCKER / "ensure-docker"], check=True, timeout=600)
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         pytest.fail("docker compose is not available") if os.environ.get("CI") else pytest.skip("no docker compose")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.splitlines()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     for name in files:
         src, dst = ROOT / name, tmp_path / "bumpfit" / name
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -86,8 +95,15 @@ def test_the_readme_quick_start_gives_a_stack_that_trains_survives_kills_and_res
     with open(stack.root / ".env", "a") as env:
         env.write(f"BUMPFIT_PORT={port}\nBUMPFIT_LEASE_SECONDS=5\n")
     timed("build", timings, stack, "build", timeout=1200)
-    keys = subprocess.run("docker compose run --rm --no-deps -T api keys new --scope submit --dotenv >> .env",
-                          shell=True, cwd=stack.root, env=stack.env, capture_output=True, text=True, timeout=300)
+    keys = subprocess.run(
+        "docker compose run --rm --no-deps -T api keys new --scope submit --dotenv >> .env",
+        shell=True,
+        cwd=stack.root,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert keys.returncode == 0, keys.stderr
     key = keys.stderr.strip().rsplit(" ", 1)[-1]
     assert key.startswith("bf_") and key not in (stack.root / ".env").read_text()  # only the hash is stored
@@ -98,8 +114,15 @@ def test_the_readme_quick_start_gives_a_stack_that_trains_survives_kills_and_res
 
     def wait_job(job_id: str, timeout: float) -> dict[str, Any]:
         job: dict[str, Any] = {}
-        wait_for(lambda: job.update(http.get(f"/v1/jobs/{job_id}").json()) or job["status"] in
-                 ("succeeded", "failed", "cancelled"), timeout, f"job {job_id} to end\n{stack.logs()}", every=0.5)
+        wait_for(
+            lambda: (
+                job.update(http.get(f"/v1/jobs/{job_id}").json())
+                or job["status"] in ("succeeded", "failed", "cancelled")
+            ),
+            timeout,
+            f"job {job_id} to end\n{stack.logs()}",
+            every=0.5,
+        )
         return job
 
     seed = http.post("/v1/jobs", json=seed_job(n=20000, epochs=3)).json()["id"]
@@ -111,8 +134,12 @@ def test_the_readme_quick_start_gives_a_stack_that_trains_survives_kills_and_res
     # Kill the worker's process mid-job (as a crash would); its restart policy brings it back, the
     # job's lease lapses and the job runs again to success.
     long = http.post("/v1/jobs", json=seed_job(sigma=0.3, n=1_000_000, epochs=40)).json()["id"]
-    wait_for(lambda: http.get(f"/v1/jobs/{long}").json()["progress"]["epoch"] >= 1, 120,
-             "the long job's first epoch", every=0.2)
+    wait_for(
+        lambda: http.get(f"/v1/jobs/{long}").json()["progress"]["epoch"] >= 1,
+        120,
+        "the long job's first epoch",
+        every=0.2,
+    )
     pid = stack.inspect("worker", "{{.State.Pid}}")
     subprocess.run(["kill", "-9", pid], check=True)
     job = timed("killed job", timings, wait_job, long, 300)

@@ -17,8 +17,15 @@ from app.dashboard.plots import job_svg, nice_ticks
 from tests.conftest import ROOT, Service, seed_job
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = ROOT / "test-artifacts"
 SVG = "{http://www.w3.org/2000/svg}"
 # Count the drawn (non-transparent) pixels of the first canvas under a selector.
@@ -109,8 +116,13 @@ def test_form_job_appears_progresses_live_and_shows_its_chart(page: Any, service
         if (window.seen[window.seen.length - 1] !== s) window.seen.push(s);
       }).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
     }""")
-    for name, value in {"data.params.sigma": "0.3", "data.n": "5000", "training.epochs": "2",
-                        "data.seed": "1", "training.seed": "2"}.items():
+    for name, value in {
+        "data.params.sigma": "0.3",
+        "data.n": "5000",
+        "training.epochs": "2",
+        "data.seed": "1",
+        "training.seed": "2",
+    }.items():
         page.fill(f"[name='{name}']", value)
     page.click("#submit-job")
     row = page.locator("tr.new")
@@ -211,10 +223,21 @@ def test_plot_svg_and_sample(service: Service) -> None:
 
 
 def test_job_svg_draws_log_loss_and_every_parameter() -> None:
-    job = {"id": "j1", "status": "running", "progress": {"epoch": 3, "epochs": 5},
-           "spec": {"data": {"params": {"a": 1.0, "b": 1.0, "c": 0.0}}}}
-    history = [{"epoch": e, "loss": 10.0 ** -e, "val_loss": 0.0 if e == 1 else 2 * 10.0 ** -e,
-                "params": {"a": 1 + e, "b": [0.5, 0.6], "c": -e}} for e in (1, 2, 3)]
+    job = {
+        "id": "j1",
+        "status": "running",
+        "progress": {"epoch": 3, "epochs": 5},
+        "spec": {"data": {"params": {"a": 1.0, "b": 1.0, "c": 0.0}}},
+    }
+    history = [
+        {
+            "epoch": e,
+            "loss": 10.0**-e,
+            "val_loss": 0.0 if e == 1 else 2 * 10.0**-e,
+            "params": {"a": 1 + e, "b": [0.5, 0.6], "c": -e},
+        }
+        for e in (1, 2, 3)
+    ]
     root = ET.fromstring(job_svg(job, history))
     labels = {t.text for t in root.iter(f"{SVG}text")}
     assert {"loss", "val_loss", "a", "b[0]", "b[1]", "c", "0.001", "0.1"} <= labels

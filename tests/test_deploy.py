@@ -33,6 +33,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's ${NAME}, ${NAME:-default} and ${NAME:?error} substitution."""
+
     def sub(m: re.Match[str]) -> str:
         name, op, arg = m.group(1), m.group(2), m.group(3)
         if name in env and env[name] != "":
@@ -40,6 +41,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         if op == ":?":
             raise AssertionError(f"{name} must be set: {arg}")
         return arg or ""
+
     return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", sub, value)
 
 
@@ -50,8 +52,10 @@ def test_services_and_dependencies() -> None:
     assert any(v.endswith(":/var/lib/postgresql/data") for v in SERVICES["db"]["volumes"])
     assert SERVICES["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     for name in ("api", "worker", "gpu-worker"):
-        assert SERVICES[name]["depends_on"] == {"db": {"condition": "service_healthy"},
-                                                "migrate": {"condition": "service_completed_successfully"}}
+        assert SERVICES[name]["depends_on"] == {
+            "db": {"condition": "service_healthy"},
+            "migrate": {"condition": "service_completed_successfully"},
+        }
     assert "replicas" in SERVICES["worker"]["deploy"]
     gpu = SERVICES["gpu-worker"]
     assert gpu["profiles"] == ["gpu"]
@@ -73,8 +77,11 @@ def test_every_variable_is_a_real_setting() -> None:
     for name, service in SERVICES.items():
         for var in (service.get("environment") or {}) if name != "db" else {}:
             assert var in fields, f"{name}: {var} is not a setting"
-    example = [line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-               if line and not line.startswith("#")]
+    example = [
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     compose_only = {"BUMPFIT_PORT", "BUMPFIT_CPU_WORKERS", "BUMPFIT_GPU"}
     assert not {"BUMPFIT_API_KEYS", "POSTGRES_PASSWORD"} & set(example)  # no secret is shipped
     assert all(v in fields or v in compose_only for v in example)
@@ -128,8 +135,13 @@ def spawn(service: str, db_url: str, port: int, tmp: Path) -> subprocess.Popen[b
     args = [a if a != "8000" else str(port) for a in SERVICES[service]["command"]]
     args = [a if a != "0.0.0.0" else "127.0.0.1" for a in args]  # loopback only in tests
     log = open(tmp / f"{service}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=run_env(service, db_url, port),
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env=run_env(service, db_url, port),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_compose_commands_complete_a_job_on_postgresql(pg_server_url: str, tmp_path: Path) -> None:
@@ -150,8 +162,11 @@ def test_compose_commands_complete_a_job_on_postgresql(pg_server_url: str, tmp_p
         wait_for(ready, 60, "the api's /readyz")
         job_id = http.post("/v1/jobs", json=seed_job(n=5000, epochs=2)).json()["id"]
         job: dict[str, Any] = {}
-        wait_for(lambda: job.update(http.get(f"/v1/jobs/{job_id}").json()) or job["status"] == "succeeded",
-                 120, "the job to succeed")
+        wait_for(
+            lambda: job.update(http.get(f"/v1/jobs/{job_id}").json()) or job["status"] == "succeeded",
+            120,
+            "the job to succeed",
+        )
         assert http.post(f"/v1/models/{job_id}:predict", json={"instances": [0.0, 0.1, 0.2]}).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/v1/jobs").status_code == 401  # the compose api needs keys
         metrics = http.get("/metrics").text
@@ -186,33 +201,55 @@ def test_readyz_is_503_until_the_database_is_reachable_and_migrated(url: str, tm
             assert client.get("/readyz").json()["status"] == "ready"
 
 
-@pytest.mark.parametrize(("env", "named", "problem"), [
-    ({"BUMPFIT_API_KEYS": "not-a-key"}, "BUMPFIT_API_KEYS", "expected <sha256 hex>:read|submit"),
-    ({"BUMPFIT_DATABASE_URL": "mysql://u@h/db"}, "BUMPFIT_DATABASE_URL", "unsupported driver 'mysql'"),
-    ({"BUMPFIT_DATABASE_URL": "no url"}, "BUMPFIT_DATABASE_URL", "is not a database URL"),
-    ({"BUMPFIT_MAX_POINTS": "-5"}, "BUMPFIT_MAX_POINTS", "greater than 0"),
-    ({"BUMPFIT_LEASE_SECONDS": "soon"}, "BUMPFIT_LEASE_SECONDS", "valid number"),
-])
+@pytest.mark.parametrize(
+    ("env", "named", "problem"),
+    [
+        ({"BUMPFIT_API_KEYS": "not-a-key"}, "BUMPFIT_API_KEYS", "expected <sha256 hex>:read|submit"),
+        ({"BUMPFIT_DATABASE_URL": "mysql://u@h/db"}, "BUMPFIT_DATABASE_URL", "unsupported driver 'mysql'"),
+        ({"BUMPFIT_DATABASE_URL": "no url"}, "BUMPFIT_DATABASE_URL", "is not a database URL"),
+        ({"BUMPFIT_MAX_POINTS": "-5"}, "BUMPFIT_MAX_POINTS", "greater than 0"),
+        ({"BUMPFIT_LEASE_SECONDS": "soon"}, "BUMPFIT_LEASE_SECONDS", "valid number"),
+    ],
+)
 @pytest.mark.parametrize("command", [["migrate"], ["serve"], ["worker"], ["keys", "new", "--dotenv"]])
-def test_a_misconfiguration_ends_the_process_with_one_line(env: dict[str, str], named: str, problem: str,
-                                                            command: list[str], tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "app.cli", *command], cwd=tmp_path, env={**os.environ, **env},
-                       capture_output=True, text=True, timeout=60)
+def test_a_misconfiguration_ends_the_process_with_one_line(
+    env: dict[str, str], named: str, problem: str, command: list[str], tmp_path: Path
+) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", *command],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0 and r.stdout == ""
     (line,) = r.stderr.strip().splitlines()  # one line, no traceback
     assert line.startswith(f"bumpfit: {named}: ") and problem in line
 
 
 def test_a_bad_flag_is_named_as_the_flag(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "70000"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", "70000"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode != 0 and r.stderr.strip() == "bumpfit: --port: Input should be less than or equal to 65535"
 
 
 def test_keys_new_dotenv_adds_a_key_and_makes_the_database_password_once(tmp_path: Path) -> None:
     def dotenv(**env: str) -> tuple[dict[str, str], str]:
-        r = subprocess.run([sys.executable, "-m", "app.cli", "keys", "new", "--dotenv"], cwd=tmp_path,
-                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "app.cli", "keys", "new", "--dotenv"],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         lines = dict(line.split("=", 1) for line in r.stdout.splitlines() if not line.startswith("#"))
         return lines, r.stderr.rsplit(" ", 1)[-1].strip()
 
@@ -235,13 +272,17 @@ def test_worker_healthcheck_follows_the_heartbeat(db_url: str) -> None:
 
     def check() -> int:
         env = {**os.environ, "BUMPFIT_DATABASE_URL": db_url, "BUMPFIT_LEASE_SECONDS": "30"}
-        return subprocess.run([sys.executable, "-m", "app.cli", "worker", "--healthcheck"], env=env,
-                              capture_output=True, timeout=60).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "worker", "--healthcheck"], env=env, capture_output=True, timeout=60
+        ).returncode
 
     assert check() == 1  # no worker registered on this host
     with session_scope(db_url) as s:
-        s.add(Worker(id=f"{socket.gethostname()}:1", device="CPU:0", status="idle", current_jobs=[],
-                     heartbeat_at=utcnow()))
+        s.add(
+            Worker(
+                id=f"{socket.gethostname()}:1", device="CPU:0", status="idle", current_jobs=[], heartbeat_at=utcnow()
+            )
+        )
     assert check() == 0
     with session_scope(db_url) as s:
         s.get(Worker, f"{socket.gethostname()}:1").heartbeat_at = utcnow() - timedelta(seconds=31)  # type: ignore

@@ -21,8 +21,9 @@ LONG = {"n": 1_000_000, "epochs": 40}  # a job that runs for seconds, to interru
 
 @pytest.fixture
 def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
-    svc = Service(db_url, workers=1, log=tmp_path / "serve.log",
-                  env={"BUMPFIT_LEASE_SECONDS": "2", "BUMPFIT_POLL_SECONDS": "0.1"})
+    svc = Service(
+        db_url, workers=1, log=tmp_path / "serve.log", env={"BUMPFIT_LEASE_SECONDS": "2", "BUMPFIT_POLL_SECONDS": "0.1"}
+    )
     yield svc
     svc.stop()
 
@@ -100,9 +101,12 @@ def test_many_jobs_on_several_workers_each_run_exactly_once(db_url: str, tmp_pat
     svc = Service(db_url, workers=3, log=tmp_path / "serve.log")
     try:
         # different batch sizes give different fuse keys, so the jobs spread over the workers
-        ids = [svc.http.post("/v1/jobs", json=seed_job(sigma=0.2 + 0.05 * i, n=4000, epochs=2,
-                                                       batch_size=16 + i % 6)).json()["id"]
-               for i in range(18)]
+        ids = [
+            svc.http.post(
+                "/v1/jobs", json=seed_job(sigma=0.2 + 0.05 * i, n=4000, epochs=2, batch_size=16 + i % 6)
+            ).json()["id"]
+            for i in range(18)
+        ]
         jobs = [svc.wait_job(i, timeout=180) for i in ids]
         assert all(j["status"] == "succeeded" and j["attempts"] == 1 for j in jobs)
         assert len({j["worker"] for j in jobs}) >= 2

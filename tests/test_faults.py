@@ -20,8 +20,12 @@ PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
 
 
 def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts(tmp_path: Path) -> None:
-    svc = Service(f"sqlite:///{tmp_path}/f.db", workers=1, log=tmp_path / "serve.log",
-                  env={"BUMPFIT_MAX_ATTEMPTS": "2", "BUMPFIT_LEASE_SECONDS": "1"})
+    svc = Service(
+        f"sqlite:///{tmp_path}/f.db",
+        workers=1,
+        log=tmp_path / "serve.log",
+        env={"BUMPFIT_MAX_ATTEMPTS": "2", "BUMPFIT_LEASE_SECONDS": "1"},
+    )
     try:
         job_id = svc.http.post("/v1/jobs", json=seed_job(n=1_000_000, epochs=40)).json()["id"]
         killed: set[str] = set()
@@ -66,6 +70,7 @@ def test_sqlite_with_several_workers_never_shows_database_is_locked(tmp_path: Pa
     svc = Service(f"sqlite:///{tmp_path}/f.db", workers=3, log=tmp_path / "serve.log")
     statuses: list[int] = []
     try:
+
         def submit(i: int) -> str:
             with httpx.Client(base_url=svc.base, timeout=60) as http:
                 r = http.post("/v1/jobs", json=seed_job(sigma=0.2 + i / 100, n=3000, epochs=2, batch_size=16 + i % 5))

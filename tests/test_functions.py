@@ -29,8 +29,9 @@ def grads(fn, *args: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     with tf.GradientTape() as tape:
         out = fn(ops, *vs)
         total = tf.reduce_sum(out)
-    return out.numpy(), [g.numpy() if g is not None else np.zeros(v.shape) for g, v in
-                         zip(tape.gradient(total, vs), vs, strict=True)]
+    return out.numpy(), [
+        g.numpy() if g is not None else np.zeros(v.shape) for g, v in zip(tape.gradient(total, vs), vs, strict=True)
+    ]
 
 
 @pytest.mark.parametrize("sigma", [0.1, 0.5, 0.9, 1.0, 4.0, 9.9])
@@ -55,8 +56,9 @@ def test_sigma_zero_gives_zeros_and_finite_gradients() -> None:
 
 @pytest.mark.parametrize("sigma", [1e-6, 0.3, 2.0, 20.0])
 def test_numpy_and_keras_agree_to_float32_rounding(sigma: float) -> None:
-    x = np.concatenate([np.random.default_rng(1).uniform(-1e3, 1e3, 2000),
-                        np.random.default_rng(2).uniform(-5, 5, 2000)]).astype(np.float32)
+    x = np.concatenate(
+        [np.random.default_rng(1).uniform(-1e3, 1e3, 2000), np.random.default_rng(2).uniform(-5, 5, 2000)]
+    ).astype(np.float32)
     ref = functions.bump(np, x, np.float32(sigma))
     got = functions.bump(ops, tf.constant(x), tf.constant(np.float32(sigma))).numpy()
     np.testing.assert_allclose(got, ref, rtol=2e-6, atol=1e-37)
@@ -84,8 +86,11 @@ def test_near_singularity_has_no_nan() -> None:
 
 
 finite_x = st.floats(-1e6, 1e6, allow_nan=False, width=32, allow_subnormal=False)
-sigmas = st.one_of(st.just(0.0), st.floats(0, 1e3, allow_nan=False, width=32, allow_subnormal=False),
-                   st.floats(float(np.float32(1e-30)), float(np.float32(1e-3)), width=32, allow_subnormal=False))
+sigmas = st.one_of(
+    st.just(0.0),
+    st.floats(0, 1e3, allow_nan=False, width=32, allow_subnormal=False),
+    st.floats(float(np.float32(1e-30)), float(np.float32(1e-3)), width=32, allow_subnormal=False),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -97,8 +102,12 @@ def test_bump_values_and_gradients_are_finite(xs: list[float], sigma: float) -> 
 
 
 @settings(max_examples=100, deadline=None)
-@given(xs=st.lists(finite_x, min_size=1, max_size=16), a=st.floats(-1e3, 1e3, width=32, allow_subnormal=False),
-       b=st.floats(0, 1e3, width=32, allow_subnormal=False), c=st.floats(-1e3, 1e3, width=32, allow_subnormal=False))
+@given(
+    xs=st.lists(finite_x, min_size=1, max_size=16),
+    a=st.floats(-1e3, 1e3, width=32, allow_subnormal=False),
+    b=st.floats(0, 1e3, width=32, allow_subnormal=False),
+    c=st.floats(-1e3, 1e3, width=32, allow_subnormal=False),
+)
 def test_gaussian_values_and_gradients_are_finite(xs: list[float], a: float, b: float, c: float) -> None:
     out, g = grads(functions.gaussian, np.array(xs), np.float32(a), np.float32(b), np.float32(c))
     assert np.isfinite(out).all() and all(np.isfinite(v).all() for v in g)

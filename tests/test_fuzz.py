@@ -47,12 +47,20 @@ class Stateful(schema.as_state_machine()):  # type: ignore[misc]
 
 
 def test_api_statefully_never_answers_5xx() -> None:
-    Stateful.run(settings=settings(max_examples=25, stateful_step_count=6, deadline=None,
-                                   suppress_health_check=list(HealthCheck)))
+    Stateful.run(
+        settings=settings(
+            max_examples=25, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck)
+        )
+    )
 
 
-items = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**40, 10**40), st.text(max_size=3),
-                  st.none(), st.lists(st.floats(allow_nan=True), max_size=3))
+items = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**40), 10**40),
+    st.text(max_size=3),
+    st.none(),
+    st.lists(st.floats(allow_nan=True), max_size=3),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -68,8 +76,10 @@ def test_pair_parses_or_refuses_clearly(x: list[Any], y: list[Any]) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(content=st.one_of(st.binary(max_size=200), st.text(alphabet="0123456789.,-xyen\n ", max_size=200)
-                         .map(str.encode)), npz=st.booleans())
+@given(
+    content=st.one_of(st.binary(max_size=200), st.text(alphabet="0123456789.,-xyen\n ", max_size=200).map(str.encode)),
+    npz=st.booleans(),
+)
 def test_upload_parser_parses_or_refuses_clearly(content: bytes, npz: bool) -> None:
     try:
         x, y = uploads.parse("d.npz" if npz else "d.csv", content, uploads.Limits(10_000, 1000, 8))
@@ -78,14 +88,19 @@ def test_upload_parser_parses_or_refuses_clearly(content: bytes, npz: bool) -> N
     assert x.shape == y.shape and len(x) > 0 and np.isfinite(x).all() and np.isfinite(y).all()
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                        max_size=3), max_leaves=8)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(body=st.dictionaries(st.sampled_from(["layer", "data", "training", "device", "model_name", "x"]),
-                            json_values, max_size=4))
+@given(
+    body=st.dictionaries(
+        st.sampled_from(["layer", "data", "training", "device", "model_name", "x"]), json_values, max_size=4
+    )
+)
 def test_job_request_validates_or_refuses(body: dict[str, Any]) -> None:
     try:
         JobRequest.model_validate(body)

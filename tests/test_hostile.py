@@ -112,40 +112,97 @@ def many_members(n: int) -> bytes:
 
 
 REFUSED_NPZ = [
-    ("forged shape", npz({"x.npy": npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({10**12},), }}"),
-                          "y.npy": good_y()}), 413, "x has 1000000000000 rows, more than the limit"),
-    ("forged 2-D shape", npz({"x.npy": npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': (10, {10**9}), }}"),
-                              "y.npy": good_y()}), 413, "features, more than the limit"),
-    ("over the upload limit once inflated", npz({"x.npy": npy("{'descr': '<f8', 'fortran_order': False, "
-                                                              "'shape': (2000000, 8), }"), "y.npy": good_y()}),
-     413, "more than the upload limit"),
-    ("object dtype", npz({"x.npy": npy("{'descr': '|O', 'fortran_order': False, 'shape': (3,), }"),
-                          "y.npy": good_y(3)}), 422, "plain integers or floats"),
-    ("structured dtype", npz({"x.npy": npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }"),
-                              "y.npy": good_y(3)}), 422, "plain integers or floats"),
-    ("code in the header", npz({"x.npy": npy("__import__('os').system('true')"), "y.npy": good_y()}), 422,
-     "no valid .npy header"),
-    ("3-D", npz({"x.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", bytes(32)),
-                 "y.npy": good_y()}), 422, "1-D (n) or 2-D"),
-    ("truncated data", npz({"x.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }", bytes(8)),
-                            "y.npy": good_y()}), 422, "truncated"),
+    (
+        "forged shape",
+        npz({"x.npy": npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({10**12},), }}"), "y.npy": good_y()}),
+        413,
+        "x has 1000000000000 rows, more than the limit",
+    ),
+    (
+        "forged 2-D shape",
+        npz({"x.npy": npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': (10, {10**9}), }}"), "y.npy": good_y()}),
+        413,
+        "features, more than the limit",
+    ),
+    (
+        "over the upload limit once inflated",
+        npz({"x.npy": npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2000000, 8), }"), "y.npy": good_y()}),
+        413,
+        "more than the upload limit",
+    ),
+    (
+        "object dtype",
+        npz({"x.npy": npy("{'descr': '|O', 'fortran_order': False, 'shape': (3,), }"), "y.npy": good_y(3)}),
+        422,
+        "plain integers or floats",
+    ),
+    (
+        "structured dtype",
+        npz({"x.npy": npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (3,), }"), "y.npy": good_y(3)}),
+        422,
+        "plain integers or floats",
+    ),
+    (
+        "code in the header",
+        npz({"x.npy": npy("__import__('os').system('true')"), "y.npy": good_y()}),
+        422,
+        "no valid .npy header",
+    ),
+    (
+        "3-D",
+        npz(
+            {
+                "x.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", bytes(32)),
+                "y.npy": good_y(),
+            }
+        ),
+        422,
+        "1-D (n) or 2-D",
+    ),
+    (
+        "truncated data",
+        npz({"x.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }", bytes(8)), "y.npy": good_y()}),
+        422,
+        "truncated",
+    ),
     ("compression bomb", bomb(10, 64 << 20), 422, "more data than its header declares"),
     ("zip directory bomb", many_members(20_000), 422, "members"),
     ("missing y", npz({"x.npy": good_y()}), 422, "needs arrays 'x' and 'y'"),
     ("not a zip", b"PK\x03\x04 but nothing else", 422, "not a readable .npz"),
     ("rows differ", npz({"x.npy": good_y(4), "y.npy": good_y(5)}), 422, "x has 4 rows but y has 5"),
-    ("infinite value", npz({"x.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
-                                         np.array([1, np.inf], "<f4").tobytes()), "y.npy": good_y(2)}), 422,
-     "file x[1][0]: NaN or infinite"),
-    ("float64 beyond the data range", npz({"x.npy": npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
-                                                        np.array([1, 1e300]).tobytes()), "y.npy": good_y(2)}), 422,
-     "within +-1e+12"),
+    (
+        "infinite value",
+        npz(
+            {
+                "x.npy": npy(
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", np.array([1, np.inf], "<f4").tobytes()
+                ),
+                "y.npy": good_y(2),
+            }
+        ),
+        422,
+        "file x[1][0]: NaN or infinite",
+    ),
+    (
+        "float64 beyond the data range",
+        npz(
+            {
+                "x.npy": npy(
+                    "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", np.array([1, 1e300]).tobytes()
+                ),
+                "y.npy": good_y(2),
+            }
+        ),
+        422,
+        "within +-1e+12",
+    ),
 ]
 
 
 @pytest.mark.parametrize("name,content,status,needle", REFUSED_NPZ, ids=[c[0] for c in REFUSED_NPZ])
 def test_hostile_npz_is_refused_from_its_headers_in_bounded_memory(
-        api: TestClient, db: str, name: str, content: bytes, status: int, needle: str) -> None:
+    api: TestClient, db: str, name: str, content: bytes, status: int, needle: str
+) -> None:
     tracemalloc.start()
     try:
         with pytest.raises(Exception) as exc:
@@ -162,8 +219,10 @@ def test_hostile_npz_is_refused_from_its_headers_in_bounded_memory(
 
 def test_npz_written_by_numpy_in_any_layout_is_read_exactly(api: TestClient) -> None:
     x = np.arange(12, dtype=">f8").reshape(6, 2)  # big-endian, and Fortran order below
-    for arrays in ({"x": x, "y": np.asfortranarray(x * 2)}, {"x": np.arange(5, dtype=np.int16),
-                                                              "y": np.arange(5, dtype=np.uint8)}):
+    for arrays in (
+        {"x": x, "y": np.asfortranarray(x * 2)},
+        {"x": np.arange(5, dtype=np.int16), "y": np.arange(5, dtype=np.uint8)},
+    ):
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         got = uploads.parse("whatever.bin", buf.getvalue(), LIMITS)  # recognised by its zip magic
@@ -230,7 +289,8 @@ REFUSED_CSV = [
 
 @pytest.mark.parametrize("name,content,status,needle", REFUSED_CSV, ids=[c[0] for c in REFUSED_CSV])
 def test_bad_csv_names_the_row_and_column_and_stores_nothing(
-        api: TestClient, db: str, name: str, content: bytes, status: int, needle: str) -> None:
+    api: TestClient, db: str, name: str, content: bytes, status: int, needle: str
+) -> None:
     before = count(db, Dataset)
     assert needle in error(api.post("/v1/datasets", files={"file": ("d.csv", content)}), status)
     assert count(db, Dataset) == before
@@ -246,11 +306,13 @@ def test_the_upload_limit_is_reachable_through_the_body_limit(db: str) -> None:
     with TestClient(create_app(Settings(database_url=db, max_body_bytes=1000, max_upload_bytes=20_000))) as c:
         content = b"x,y\n" + b"0.5,0.5\n" * 2000  # 16 kB: over the body limit, under the upload limit
         assert c.post("/v1/datasets", files={"file": ("d.csv", content)}).status_code == 201
-        assert "upload limit of 20000" in error(c.post("/v1/datasets", files={"file": ("d.csv", content * 2)}),
-                                                413)
+        assert "upload limit of 20000" in error(c.post("/v1/datasets", files={"file": ("d.csv", content * 2)}), 413)
         part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="d.csv"\r\n\r\nx,y\n'
-        chunked = c.post("/v1/datasets", content=iter([part] + [b"0.5,0.5\n" * 4000] * 3),
-                         headers={"content-type": "multipart/form-data; boundary=b"})
+        chunked = c.post(
+            "/v1/datasets",
+            content=iter([part] + [b"0.5,0.5\n" * 4000] * 3),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
         assert "larger than the limit of 85536 bytes" in error(chunked, 413)
         body = {"data": {"kind": "inline", "x": [0.5] * 300, "y": [0.5] * 300}}
         assert "larger than the limit of 1000 bytes" in error(c.post("/v1/jobs", json=body), 413)
@@ -281,16 +343,24 @@ BAD_NUMBERS = [
 
 
 @pytest.mark.parametrize("body,needle", BAD_NUMBERS)
-def test_numbers_must_stay_numbers_within_float32_safe_ranges(api: TestClient, db: str, body: dict,
-                                                              needle: str) -> None:
+def test_numbers_must_stay_numbers_within_float32_safe_ranges(
+    api: TestClient, db: str, body: dict, needle: str
+) -> None:
     before = count(db, Job)
     assert needle in error(api.post("/v1/jobs", json=body), 422)
     assert count(db, Job) == before
 
 
-@pytest.mark.parametrize("raw", ['{"data": {"kind": "synthetic", "params": {"sigma": 1e400}}}',
-                                 '{"data": {"kind": "synthetic", "n": 1' + "0" * 5000 + "}}",
-                                 "[" * 100_000 + "]" * 100_000, '{"data": "\\ud800"}', "\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"data": {"kind": "synthetic", "params": {"sigma": 1e400}}}',
+        '{"data": {"kind": "synthetic", "n": 1' + "0" * 5000 + "}}",
+        "[" * 100_000 + "]" * 100_000,
+        '{"data": "\\ud800"}',
+        "\xff\xfe",
+    ],
+)
 def test_unparseable_json_is_a_4xx(api: TestClient, raw: str) -> None:
     r = api.post("/v1/jobs", content=raw.encode("utf-8", "surrogatepass"), headers={"content-type": "application/json"})
     assert r.status_code in (400, 422) and set(r.json()["error"]) == {"type", "message", "details"}, r.text[:300]
@@ -298,15 +368,20 @@ def test_unparseable_json_is_a_4xx(api: TestClient, raw: str) -> None:
 
 def test_an_empty_layer_is_a_bump(api: TestClient) -> None:
     r = api.post("/v1/jobs", json={"data": {"kind": "synthetic", "n": 10}, "layer": {}})
-    assert r.status_code == 201 and r.json()["spec"]["layer"] == {"type": "bump", "sigma_init": None,
-                                                                   "per_feature": False}
+    assert r.status_code == 201 and r.json()["spec"]["layer"] == {
+        "type": "bump",
+        "sigma_init": None,
+        "per_feature": False,
+    }
 
 
 def test_sweep_errors_name_the_request_field_not_union_branches(api: TestClient) -> None:
     r = api.post("/v1/sweeps", json={"base": {"data": {"kind": "synthetic"}}, "points": [{"data.n": "x"}]})
     assert error(r, 422) == "points[0]: data.n: Input should be a valid integer"
-    r = api.post("/v1/sweeps", json={"base": {"data": {"kind": "inline", "x": [1, "a"], "y": [1, 2]}},
-                                     "grid": {"training.epochs": [1, 2]}})
+    r = api.post(
+        "/v1/sweeps",
+        json={"base": {"data": {"kind": "inline", "x": [1, "a"], "y": [1, 2]}}, "grid": {"training.epochs": [1, 2]}},
+    )
     assert error(r, 422).startswith("base.data.x[1]: Input should be a valid number")
 
 
@@ -319,8 +394,13 @@ def succeeded(url: str, job_id: str, params: dict[str, Any], version: int = 1) -
 def test_predict_takes_json_numbers_only(api: TestClient, db: str) -> None:
     job = api.post("/v1/jobs", json=seed_job(n=100)).json()["id"]
     succeeded(db, job, {"sigma": 0.5})
-    for instances, needle in ((["0.1"], "instances[0]"), ([True], "instances[0]"), ([[0.1, "x"]], "instances[0]"),
-                              ([1e300], "instances[0]: values must fit in float32"), ([], "non-empty")):
+    for instances, needle in (
+        (["0.1"], "instances[0]"),
+        ([True], "instances[0]"),
+        ([[0.1, "x"]], "instances[0]"),
+        ([1e300], "instances[0]: values must fit in float32"),
+        ([], "non-empty"),
+    ):
         assert needle in error(api.post(f"/v1/models/{job}:predict", json={"instances": instances}), 422)
     r = api.post(f"/v1/models/{job}:predict", json={"instances": [0, 0.5, 3.4e38]})
     assert r.status_code == 200 and r.json()["predictions"][1:] == [0.0, 0.0]
@@ -339,14 +419,16 @@ def test_a_model_name_cannot_take_over_another_jobs_model(api: TestClient, db: s
     model = api.get(f"/v1/models/{victim}").json()
     assert [v["job_id"] for v in model["versions"]] == [victim]
     assert api.post(f"/v1/models/{victim}:predict", json={"instances": [0.0]}).json()["predictions"] == [
-        pytest.approx(math.exp(-1), rel=1e-6)]
+        pytest.approx(math.exp(-1), rel=1e-6)
+    ]
 
 
 # -- errors nobody expected -------------------------------------------------------------------------
 
 
-def test_an_unexpected_error_is_a_json_500_with_a_request_id(api: TestClient, monkeypatch: pytest.MonkeyPatch,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unexpected_error_is_a_json_500_with_a_request_id(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from app.jobs import service
 
     def boom(*_: Any) -> None:
@@ -368,8 +450,10 @@ def test_an_unexpected_error_is_a_json_500_with_a_request_id(api: TestClient, mo
 
 def make_states(url: str, client: TestClient) -> dict[str, str]:
     """One job in each state a job can be in, as the workers and the reaper leave them."""
-    ids = {s: client.post("/v1/jobs", json=seed_job(n=200, sigma=0.1 * (i + 1))).json()["id"]
-           for i, s in enumerate(("cancelled", "diverged", "reclaimed", "running", "queued"))}
+    ids = {
+        s: client.post("/v1/jobs", json=seed_job(n=200, sigma=0.1 * (i + 1))).json()["id"]
+        for i, s in enumerate(("cancelled", "diverged", "reclaimed", "running", "queued"))
+    }
     inline = client.post("/v1/jobs", json={"data": {"kind": "inline", "x": [0.1, 0.2, 0.3], "y": [1, 2, 3]}})
     ids["inline"] = inline.json()["id"]
     client.post(f"/v1/jobs/{ids['cancelled']}:cancel")
@@ -378,12 +462,32 @@ def make_states(url: str, client: TestClient) -> dict[str, str]:
     with session_scope(url) as s:
         nan, inf = float("nan"), float("inf")
         for epoch, loss, sigma in ((1, 0.5, 0.2), (2, inf, nan), (3, nan, inf)):
-            assert ids["diverged"] in queue.add_epoch(s, token, {ids["diverged"]: {
-                "epoch": epoch, "loss": loss, "val_loss": nan, "seconds": 0.1, "params": {"sigma": sigma}}})
-        assert ids["running"] in queue.add_epoch(s, token, {ids["running"]: {
-            "epoch": 1, "loss": 0.1, "val_loss": None, "seconds": 0.1, "params": {"sigma": 0.3}}})
-        queue.finish(s, ids["diverged"], token, FAILED, params={"sigma": nan},
-                     error={"type": "diverged", "message": "training diverged in epoch 2"})
+            assert ids["diverged"] in queue.add_epoch(
+                s,
+                token,
+                {
+                    ids["diverged"]: {
+                        "epoch": epoch,
+                        "loss": loss,
+                        "val_loss": nan,
+                        "seconds": 0.1,
+                        "params": {"sigma": sigma},
+                    }
+                },
+            )
+        assert ids["running"] in queue.add_epoch(
+            s,
+            token,
+            {ids["running"]: {"epoch": 1, "loss": 0.1, "val_loss": None, "seconds": 0.1, "params": {"sigma": 0.3}}},
+        )
+        queue.finish(
+            s,
+            ids["diverged"],
+            token,
+            FAILED,
+            params={"sigma": nan},
+            error={"type": "diverged", "message": "training diverged in epoch 2"},
+        )
         s.execute(update(Job).where(Job.id == ids["reclaimed"]).values(lease_expires_at=utcnow() - timedelta(1)))
     with session_scope(url) as s:
         queue.reap(s)
@@ -394,8 +498,14 @@ def test_every_route_answers_for_a_job_in_every_state(db_url: str) -> None:
     with TestClient(create_app(Settings(database_url=db_url))) as client:
         ids = make_states(db_url, client)
         statuses = {k: client.get(f"/v1/jobs/{v}").json()["status"] for k, v in ids.items()}
-        assert statuses == {"cancelled": CANCELLED, "diverged": FAILED, "reclaimed": "queued", "running": "running",
-                            "queued": "queued", "inline": "queued"}
+        assert statuses == {
+            "cancelled": CANCELLED,
+            "diverged": FAILED,
+            "reclaimed": "queued",
+            "running": "running",
+            "queued": "queued",
+            "inline": "queued",
+        }
         for state, job_id in ids.items():
             for path in ("", "/history", "/plot.svg", "/sample?size=10"):
                 r = client.get(f"/v1/jobs/{job_id}{path}")
@@ -436,7 +546,11 @@ def test_inline_data_is_stored_once_and_jobs_reference_it(api: TestClient, db: s
     assert len(listing.json()["jobs"]) == 1000 and len(listing.content) < 1_000_000
     data = {j["spec"]["data"]["id"] for j in listing.json()["jobs"]}
     assert len(data) == 1 and listing.json()["jobs"][0]["spec"]["data"] == {
-        "kind": "dataset", "id": data.pop(), "n": 2000, "features": 1}
+        "kind": "dataset",
+        "id": data.pop(),
+        "n": 2000,
+        "features": 1,
+    }
     assert api.get(f"/v1/sweeps/{r.json()['id']}").json()["request"]["base"]["data"]["kind"] == "dataset"
     sample = api.get(f"/v1/jobs/{r.json()['jobs'][0]}/sample", params={"size": 5000}).json()
     np.testing.assert_array_equal(sample["x"], x.astype(np.float32))
@@ -451,8 +565,9 @@ def test_workers_load_a_referenced_dataset_as_the_inline_arrays(api: TestClient,
     from workers.runner import load_member
 
     x, y = [[0.1, 0.2], [0.3, 0.4]], [[1.0, 2.0], [3.0, 4.5]]
-    job_ids = api.post("/v1/sweeps", json={"base": {"data": {"kind": "inline", "x": x, "y": y}},
-                                           "grid": {"training.seed": [1, 2]}}).json()["jobs"]
+    job_ids = api.post(
+        "/v1/sweeps", json={"base": {"data": {"kind": "inline", "x": x, "y": y}}, "grid": {"training.seed": [1, 2]}}
+    ).json()["jobs"]
     single = api.post("/v1/jobs", json={"data": {"kind": "inline", "x": x, "y": y}}).json()["id"]
     cache: dict[str, Any] = {}
     with session_scope(db, readonly=True) as s:
@@ -465,23 +580,56 @@ def test_workers_load_a_referenced_dataset_as_the_inline_arrays(api: TestClient,
 
 # -- hypothesis over the request schemas -------------------------------------------------------------
 
-number = st.one_of(st.floats(), st.integers(-10**30, 10**30), st.floats(-1e13, 1e13), st.text(max_size=3),
-                   st.booleans(), st.none())
-layer = st.one_of(st.just({}), st.fixed_dictionaries(
-    {}, optional={"type": st.sampled_from(["bump", "gaussian", "relu", ""]), "sigma_init": number, "a_init": number,
-                  "b_init": number, "c_init": number, "per_feature": st.one_of(st.booleans(), number)}))
-synthetic = st.fixed_dictionaries({"kind": st.just("synthetic")}, optional={
-    "function": st.sampled_from(["bump", "gaussian", "cubic"]), "n": st.integers(-3, 10**7),
-    "params": st.dictionaries(st.sampled_from(["sigma", "a", "b", "c", "mu"]), number, max_size=3),
-    "x_range": st.lists(number, max_size=3), "noise_std": number, "seed": st.integers(-1, 2**64)})
+number = st.one_of(
+    st.floats(), st.integers(-(10**30), 10**30), st.floats(-1e13, 1e13), st.text(max_size=3), st.booleans(), st.none()
+)
+layer = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": st.sampled_from(["bump", "gaussian", "relu", ""]),
+            "sigma_init": number,
+            "a_init": number,
+            "b_init": number,
+            "c_init": number,
+            "per_feature": st.one_of(st.booleans(), number),
+        },
+    ),
+)
+synthetic = st.fixed_dictionaries(
+    {"kind": st.just("synthetic")},
+    optional={
+        "function": st.sampled_from(["bump", "gaussian", "cubic"]),
+        "n": st.integers(-3, 10**7),
+        "params": st.dictionaries(st.sampled_from(["sigma", "a", "b", "c", "mu"]), number, max_size=3),
+        "x_range": st.lists(number, max_size=3),
+        "noise_std": number,
+        "seed": st.integers(-1, 2**64),
+    },
+)
 rows = st.lists(st.one_of(number, st.lists(number, max_size=3)), max_size=5)
 inline = st.fixed_dictionaries({"kind": st.just("inline"), "x": rows, "y": rows})
-training = st.fixed_dictionaries({}, optional={
-    "optimizer": st.sampled_from(["adam", "sgd", "lbfgs"]), "learning_rate": number, "epochs": st.integers(-1, 10**6),
-    "batch_size": st.one_of(st.integers(-1, 10**7), number), "validation_split": number, "shuffle": number})
-job_body = st.fixed_dictionaries({"data": st.one_of(synthetic, inline, st.just({}), number)}, optional={
-    "layer": st.one_of(layer, number), "training": training, "device": st.sampled_from(["auto", "cpu", "tpu"]),
-    "model_name": st.one_of(st.text(max_size=12), st.from_regex(r"[0-9a-f]{16}", fullmatch=True))})
+training = st.fixed_dictionaries(
+    {},
+    optional={
+        "optimizer": st.sampled_from(["adam", "sgd", "lbfgs"]),
+        "learning_rate": number,
+        "epochs": st.integers(-1, 10**6),
+        "batch_size": st.one_of(st.integers(-1, 10**7), number),
+        "validation_split": number,
+        "shuffle": number,
+    },
+)
+job_body = st.fixed_dictionaries(
+    {"data": st.one_of(synthetic, inline, st.just({}), number)},
+    optional={
+        "layer": st.one_of(layer, number),
+        "training": training,
+        "device": st.sampled_from(["auto", "cpu", "tpu"]),
+        "model_name": st.one_of(st.text(max_size=12), st.from_regex(r"[0-9a-f]{16}", fullmatch=True)),
+    },
+)
 TOP = ("layer", "data", "training", "device", "model_name", "body")
 BRANCH_LABELS = ("float", "int", "list[", "function-", ".synthetic", ".inline", ".dataset", ".bump", ".gaussian")
 
@@ -499,8 +647,9 @@ def walk_numbers(value: Any) -> Iterator[float]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=job_body)
-def test_any_job_body_is_created_safe_or_refused_naming_its_field(api: TestClient, db: str,
-                                                                   body: dict[str, Any]) -> None:
+def test_any_job_body_is_created_safe_or_refused_naming_its_field(
+    api: TestClient, db: str, body: dict[str, Any]
+) -> None:
     before = count(db, Job)
     r = api.post("/v1/jobs", content=json.dumps(body), headers={"content-type": "application/json"})  # NaN too
     assert r.status_code in (201, 413, 422), r.text[:300]

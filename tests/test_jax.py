@@ -35,16 +35,23 @@ def members() -> list[Member]:
 
 
 def test_the_engine_tests_pass_on_the_jax_backend() -> None:
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_training.py"],
-                         cwd=ROOT, env=JAX_ENV, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_training.py"],
+        cwd=ROOT,
+        env=JAX_ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "failed" not in run.stdout
 
 
 def test_jax_and_tensorflow_forms_learn_the_same_parameters() -> None:
     assert keras.backend.backend() == "tensorflow"
-    run = subprocess.run([sys.executable, "-c", ON_JAX], cwd=ROOT, env=JAX_ENV, capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", ON_JAX], cwd=ROOT, env=JAX_ENV, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     on_jax = json.loads(run.stdout.strip().splitlines()[-1])
     on_tf = train_group(members())
@@ -72,8 +79,17 @@ print(train(bump_member(0.5, n=300, epochs=1)).params["sigma"], sum(hits))
 
 def test_the_jax_form_keeps_its_compiled_epochs_on_disk(tmp_path: Path) -> None:
     cache = tmp_path / "xla"
-    runs = [subprocess.run([sys.executable, "-c", CACHED, str(cache)], cwd=ROOT, env=JAX_ENV, capture_output=True,
-                           text=True, timeout=300) for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", CACHED, str(cache)],
+            cwd=ROOT,
+            env=JAX_ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for _ in range(2)
+    ]
     assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-3000:]
     (sigma1, hits1), (sigma2, hits2) = (r.stdout.split()[-2:] for r in runs)
     assert int(hits2) > int(hits1)  # the second process loaded what the first compiled

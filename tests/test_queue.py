@@ -20,8 +20,9 @@ def submit(client: TestClient, n: int = 1, **kw: Any) -> list[str]:
     return [client.post("/v1/jobs", json={**seed_job(sigma=0.1 + i / 100), **kw}).json()["id"] for i in range(n)]
 
 
-def claim(url: str, limit: int = 100, devices: tuple[str, ...] = ("auto", "cpu"), lease: float = 60,
-          worker: str = "w:1") -> tuple[str, list[Job]]:
+def claim(
+    url: str, limit: int = 100, devices: tuple[str, ...] = ("auto", "cpu"), lease: float = 60, worker: str = "w:1"
+) -> tuple[str, list[Job]]:
     with session_scope(url) as s:
         token, jobs = queue.claim(s, worker, devices, limit, lease)
         s.expunge_all()
@@ -142,8 +143,9 @@ def test_model_versions_and_predictions(client: TestClient, db_url: str) -> None
     assert latest["version"] == 2 and v1["version"] == 1
     np.testing.assert_allclose(latest["predictions"], functions.bump(np, np.float32(x), np.float32(0.25)), rtol=1e-6)
     assert np.asarray(v1["predictions"]).shape == (5, 1)
-    np.testing.assert_allclose(np.ravel(v1["predictions"]), functions.bump(np, np.float32(x), np.float32(0.5)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.ravel(v1["predictions"]), functions.bump(np, np.float32(x), np.float32(0.5)), rtol=1e-6
+    )
     assert client.get("/v1/models").json()["models"][0]["latest_version"] == 2
     bad = client.post("/v1/models/edge:predict", json={"instances": [[1, 2], [3]]})
     assert bad.status_code == 422 and "ragged" in bad.json()["error"]["message"]

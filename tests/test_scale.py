@@ -17,9 +17,13 @@ JOBS, EPOCHS = 2000, 8
 @pytest.mark.slow
 def test_a_2000_job_sweep_runs_every_job_exactly_once_and_each_learns_its_sigma(db_url: str, tmp_path: Path) -> None:
     sigmas = [round(0.2 + 0.6 * i / (JOBS - 1), 6) for i in range(JOBS)]
-    body = {"base": {"data": {"kind": "synthetic", "params": {"sigma": 0.5}, "n": 4000},
-                     "training": {"epochs": EPOCHS, "learning_rate": 0.003}},
-            "points": [{"data.params.sigma": s, "data.seed": i, "training.seed": i} for i, s in enumerate(sigmas)]}
+    body = {
+        "base": {
+            "data": {"kind": "synthetic", "params": {"sigma": 0.5}, "n": 4000},
+            "training": {"epochs": EPOCHS, "learning_rate": 0.003},
+        },
+        "points": [{"data.params.sigma": s, "data.seed": i, "training.seed": i} for i, s in enumerate(sigmas)],
+    }
     svc = Service(db_url, workers=2, log=tmp_path / "serve.log")
     try:
         r = svc.http.post("/v1/sweeps", json=body, timeout=120)
@@ -35,7 +39,16 @@ def test_a_2000_job_sweep_runs_every_job_exactly_once_and_each_learns_its_sigma(
     assert max(errors) < 2e-2 and sorted(errors)[int(0.99 * JOBS)] < 1e-3
     with session_scope(db_url) as s:
         jobs = s.execute(select(Job.attempts, Job.model_version).where(Job.sweep_id == sweep_id)).all()
-        epochs = s.execute(select(func.count()).select_from(HistoryRow).join(Job).where(
-            Job.sweep_id == sweep_id).group_by(HistoryRow.job_id)).scalars().all()
+        epochs = (
+            s.execute(
+                select(func.count())
+                .select_from(HistoryRow)
+                .join(Job)
+                .where(Job.sweep_id == sweep_id)
+                .group_by(HistoryRow.job_id)
+            )
+            .scalars()
+            .all()
+        )
     assert len(jobs) == JOBS and all(a == 1 and v == 1 for a, v in jobs)  # each claimed once, one model each
     assert epochs == [EPOCHS] * JOBS  # one history row per epoch, none written twice

@@ -38,9 +38,12 @@ def test_keys_are_stored_hashed() -> None:
 
 
 def test_scopes(secured: TestClient) -> None:
-    for headers, status, kind in (({}, 401, "unauthorized"), (bearer("bf_wrong"), 401, "unauthorized"),
-                                  ({"Authorization": "Basic abc"}, 401, "unauthorized"),
-                                  (bearer(READ), 403, "forbidden")):
+    for headers, status, kind in (
+        ({}, 401, "unauthorized"),
+        (bearer("bf_wrong"), 401, "unauthorized"),
+        ({"Authorization": "Basic abc"}, 401, "unauthorized"),
+        (bearer(READ), 403, "forbidden"),
+    ):
         r = secured.post("/v1/jobs", json=seed_job(), headers=headers)
         assert r.status_code == status and r.json()["error"]["type"] == kind
     assert secured.get("/v1/jobs").status_code == 401
@@ -53,10 +56,13 @@ def test_scopes(secured: TestClient) -> None:
         assert secured.get(path).status_code == 200, path
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"content": b"{not json", "headers": {"content-type": "application/json"}},
-    {"json": {"data": {"kind": "telepathy"}}},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        {"json": {"data": {"kind": "telepathy"}}},
+    ],
+)
 def test_keys_are_checked_before_the_body_is_read(secured: TestClient, kwargs: dict) -> None:
     for headers, status in (({}, 401), (bearer(READ), 403)):
         r = secured.post("/v1/jobs", **{**kwargs, "headers": {**kwargs.get("headers", {}), **headers}})
@@ -66,9 +72,25 @@ def test_keys_are_checked_before_the_body_is_read(secured: TestClient, kwargs: d
 
 
 def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--host", "0.0.0.0", "--workers", "0",
-                        "--database-url", f"sqlite:///{tmp_path}/x.db"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--workers",
+            "0",
+            "--database-url",
+            f"sqlite:///{tmp_path}/x.db",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert r.returncode != 0 and "needs API keys" in r.stderr
 
 
@@ -81,14 +103,31 @@ def test_cors_is_off_unless_configured(db_url: str) -> None:
         assert r.headers["access-control-allow-origin"] == "https://example.org"
 
 
-@pytest.mark.parametrize("limit,value,request_", [
-    ("max_inline_points", 10, ("post", "/v1/jobs", {"data": {"kind": "inline", "x": [0.0] * 11, "y": [0.0] * 11}})),
-    ("max_features", 2, ("post", "/v1/jobs", {"data": {"kind": "inline", "x": [[0.0] * 3], "y": [[0.0] * 3]}})),
-    ("max_points", 100, ("post", "/v1/jobs", {"data": {"kind": "synthetic", "n": 101}})),
-    ("max_compute", 1000, ("post", "/v1/jobs", {"data": {"kind": "synthetic", "n": 101}, "training": {"epochs": 10}})),
-    ("max_sweep_jobs", 2, ("post", "/v1/sweeps", {"base": {"data": {"kind": "synthetic", "n": 10}},
-                                                  "points": [{"training.epochs": e} for e in (1, 2, 3)]})),
-])
+@pytest.mark.parametrize(
+    "limit,value,request_",
+    [
+        ("max_inline_points", 10, ("post", "/v1/jobs", {"data": {"kind": "inline", "x": [0.0] * 11, "y": [0.0] * 11}})),
+        ("max_features", 2, ("post", "/v1/jobs", {"data": {"kind": "inline", "x": [[0.0] * 3], "y": [[0.0] * 3]}})),
+        ("max_points", 100, ("post", "/v1/jobs", {"data": {"kind": "synthetic", "n": 101}})),
+        (
+            "max_compute",
+            1000,
+            ("post", "/v1/jobs", {"data": {"kind": "synthetic", "n": 101}, "training": {"epochs": 10}}),
+        ),
+        (
+            "max_sweep_jobs",
+            2,
+            (
+                "post",
+                "/v1/sweeps",
+                {
+                    "base": {"data": {"kind": "synthetic", "n": 10}},
+                    "points": [{"training.epochs": e} for e in (1, 2, 3)],
+                },
+            ),
+        ),
+    ],
+)
 def test_each_limit_is_configurable_and_named(db_url: str, limit: str, value: int, request_: tuple) -> None:
     method, path, body = request_
     with TestClient(create_app(Settings(database_url=db_url, **{limit: value}))) as c:

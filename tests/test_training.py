@@ -21,19 +21,30 @@ from workers.layers import BumpLayer, GaussianLayer, build_model
 
 def spec(layer: dict[str, Any] | None = None, **training: Any) -> dict[str, Any]:
     """A filled-in job spec, as the API stores it."""
-    t = {"optimizer": "adam", "learning_rate": 1e-3, "epochs": 3, "batch_size": 32, "loss": "mse",
-         "validation_split": 0.0, "shuffle": True, "seed": 5, **training}
+    t = {
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "epochs": 3,
+        "batch_size": 32,
+        "loss": "mse",
+        "validation_split": 0.0,
+        "shuffle": True,
+        "seed": 5,
+        **training,
+    }
     return {"layer": layer or {"type": "bump", "sigma_init": None, "per_feature": False}, "training": t}
 
 
-def bump_member(sigma: float, n: int = 20000, seed: int = 1, x_range: tuple[float, float] = (-1, 1),
-                job_id: str = "j", **kw: Any) -> Member:
+def bump_member(
+    sigma: float, n: int = 20000, seed: int = 1, x_range: tuple[float, float] = (-1, 1), job_id: str = "j", **kw: Any
+) -> Member:
     x, y = data.synthetic("bump", {"sigma": sigma}, n, x_range, 0.0, seed)
     return Member(job_id, spec(**kw), x, y)
 
 
-@pytest.mark.parametrize("layer_cls,params", [(BumpLayer, {"sigma": [0.3, 0.7]}),
-                                               (GaussianLayer, {"a": [1.5], "b": [2.0], "c": [0.1]})])
+@pytest.mark.parametrize(
+    "layer_cls,params", [(BumpLayer, {"sigma": [0.3, 0.7]}), (GaussianLayer, {"a": [1.5], "b": [2.0], "c": [0.1]})]
+)
 def test_keras_file_round_trip_predicts_identically(tmp_path: Path, layer_cls: type, params: dict) -> None:
     per_feature = len(next(iter(params.values()))) > 1
     kind = "bump" if layer_cls is BumpLayer else "gaussian"
@@ -108,27 +119,39 @@ def test_same_seed_same_result() -> None:
 
 
 def test_partial_batches_and_validation_split() -> None:
-    result = train(bump_member(0.5, n=1000, batch_size=64, validation_split=0.2, epochs=2,
-                               layer={"type": "bump", "sigma_init": 0.3, "per_feature": False}))
+    result = train(
+        bump_member(
+            0.5,
+            n=1000,
+            batch_size=64,
+            validation_split=0.2,
+            epochs=2,
+            layer={"type": "bump", "sigma_init": 0.3, "per_feature": False},
+        )
+    )
     assert result.history[1]["val_loss"] is not None
     assert set(result.metrics) == {"loss", "mae", "r2", "val_loss", "val_mae", "val_r2"}
 
 
 def test_fused_jobs_learn_exactly_what_they_learn_alone() -> None:
-    members = [Member(str(i), spec(seed=10 + i, epochs=2), *data.synthetic("bump", {"sigma": s}, 8000,
-                                                                          (-1, 1), 0.0, i))
-               for i, s in enumerate([0.2, 0.6, 1.5])]
+    members = [
+        Member(str(i), spec(seed=10 + i, epochs=2), *data.synthetic("bump", {"sigma": s}, 8000, (-1, 1), 0.0, i))
+        for i, s in enumerate([0.2, 0.6, 1.5])
+    ]
     fused = train_group(members)
     for m, f in zip(members, fused, strict=True):
         alone = train(m)
         assert abs(alone.params["sigma"] - f.params["sigma"]) <= 1e-5
-        np.testing.assert_allclose([h["loss"] for h in f.history], [h["loss"] for h in alone.history],
-                                   rtol=1e-4)
+        np.testing.assert_allclose([h["loss"] for h in f.history], [h["loss"] for h in alone.history], rtol=1e-4)
 
 
 def test_one_diverging_or_cancelled_member_does_not_touch_the_others() -> None:
-    members = [gaussian_member(0.01, "ok1", 1), gaussian_member(0.01, "bad", 2), gaussian_member(0.01, "ok2", 3),
-               gaussian_member(0.01, "cancel", 4)]
+    members = [
+        gaussian_member(0.01, "ok1", 1),
+        gaussian_member(0.01, "bad", 2),
+        gaussian_member(0.01, "ok2", 3),
+        gaussian_member(0.01, "cancel", 4),
+    ]
     members[1].y = members[1].y * np.float32(1e20)  # its squared error overflows float32: loss inf
     alone = [train(members[0]), train(members[2])]
     seen: list[EpochReport] = []
@@ -188,8 +211,11 @@ def test_each_members_row_order_is_a_permutation_the_backend_computes_as_numpy_d
 
 def test_a_jobs_result_does_not_depend_on_the_group_it_is_fused_into() -> None:
     def job(i: int) -> Member:
-        return Member(f"j{i}", spec(seed=100 + i, epochs=2), *data.synthetic("bump", {"sigma": 0.2 + 0.1 * i}, 3000,
-                                                                             (-1, 1), 0.0, i))
+        return Member(
+            f"j{i}",
+            spec(seed=100 + i, epochs=2),
+            *data.synthetic("bump", {"sigma": 0.2 + 0.1 * i}, 3000, (-1, 1), 0.0, i),
+        )
 
     alone = train(job(0))
     for group in ([job(0), job(1), job(2)], [job(3), job(4), job(0), job(5), job(6), job(7)]):  # K 3 and 6: 4 and 8
@@ -201,7 +227,17 @@ def test_a_jobs_result_does_not_depend_on_the_group_it_is_fused_into() -> None:
 
 def test_groups_of_nearby_sizes_share_one_compiled_step() -> None:
     assert [bucket(k) for k in (1, 2, 3, 37, 60, 64, 65, 1024, 1025, 10000)] == [
-        1, 2, 4, 64, 64, 64, 128, 1024, 2048, 10240]
+        1,
+        2,
+        4,
+        64,
+        64,
+        64,
+        128,
+        1024,
+        2048,
+        10240,
+    ]
     step._CACHE.clear()
     groups = [Group([bump_member(0.5, n=500, seed=i, job_id=str(i)) for i in range(k)], "CPU:0") for k in (8, 5)]
     assert groups[0].model is groups[1].model and groups[1].sig.k == 8 and len(step._CACHE) == 1

@@ -26,15 +26,24 @@ class _ParamLayer(keras.layers.Layer):
     PARAMS: tuple[str, ...] = ()
 
     def __init__(self, per_feature: bool = False, members: int | None = None, **kwargs: Any) -> None:
-        specs = {p: (kwargs.pop(f"{p}_initializer", None), kwargs.pop(f"{p}_regularizer", None),
-                     kwargs.pop(f"{p}_constraint", None)) for p in self.PARAMS}
+        specs = {
+            p: (
+                kwargs.pop(f"{p}_initializer", None),
+                kwargs.pop(f"{p}_regularizer", None),
+                kwargs.pop(f"{p}_constraint", None),
+            )
+            for p in self.PARAMS
+        }
         super().__init__(**kwargs)
         self.per_feature = per_feature
         self.members = members
         self.supports_masking = True
         self._specs = {
-            p: (initializers.get(i or self.default_initializer(p)), regularizers.get(r),
-                constraints.get(c if c is not None else self.default_constraint(p)))
+            p: (
+                initializers.get(i or self.default_initializer(p)),
+                regularizers.get(r),
+                constraints.get(c if c is not None else self.default_constraint(p)),
+            )
             for p, (i, r, c) in specs.items()
         }
 
@@ -52,8 +61,13 @@ class _ParamLayer(keras.layers.Layer):
             # A stack of independent models trained together: inputs (members, batch, features).
             shape = (self.members, 1, *shape)
         for name, (init, reg, con) in self._specs.items():
-            setattr(self, name, self.add_weight(name=name, shape=shape, initializer=init,
-                                                regularizer=reg, constraint=con, trainable=True))
+            setattr(
+                self,
+                name,
+                self.add_weight(
+                    name=name, shape=shape, initializer=init, regularizer=reg, constraint=con, trainable=True
+                ),
+            )
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape

@@ -34,8 +34,7 @@ REAP_EVERY = 5.0  # seconds between looks for jobs whose worker died
 DB_RETRY_SLEEP = 0.5  # seconds between tries while the database is unreachable
 
 
-def load_member(session: Any, job: Job, settings: Settings,
-                cache: dict[str, tuple[Any, Any]] | None = None) -> Member:
+def load_member(session: Any, job: Job, settings: Settings, cache: dict[str, tuple[Any, Any]] | None = None) -> Member:
     """The job's data as arrays; raises InvalidInput for data that cannot be trained on. A stored
     dataset (an upload, or a sweep's inline data) is read once per claim through `cache`."""
     d = job.spec["data"]
@@ -43,8 +42,9 @@ def load_member(session: Any, job: Job, settings: Settings,
     if d["kind"] == "synthetic":
         x, y = datalib.synthetic(d["function"], d["params"], d["n"], tuple(d["x_range"]), d["noise_std"], d["seed"])
     elif d["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
-        x, y = datalib.pair(d["x"], d["y"], "data", settings.max_inline_points, settings.max_features,
-                            datalib.FLOAT32_MAX)
+        x, y = datalib.pair(
+            d["x"], d["y"], "data", settings.max_inline_points, settings.max_features, datalib.FLOAT32_MAX
+        )
     elif d["id"] in cache:
         x, y = cache[d["id"]]
     else:
@@ -93,11 +93,13 @@ class Worker:
 
     def register(self, status: str) -> None:
         """Upsert this worker's row with its heartbeat."""
+
         def write() -> None:
             with session_scope(self.url) as s:
                 row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id, device=self.device, started_at=utcnow())
                 row.status, row.current_jobs, row.heartbeat_at = status, list(self.current), utcnow()
                 s.add(row)
+
         self.retry(write)
 
     def heartbeat_loop(self) -> None:
@@ -139,8 +141,9 @@ class Worker:
         try:
             import psycopg
 
-            conn = psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
-                                   autocommit=True)
+            conn = psycopg.connect(
+                url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+            )
             conn.execute(f"LISTEN {queue.CHANNEL}")
             return conn
         except Exception:  # noqa: BLE001
@@ -157,8 +160,13 @@ class Worker:
         beat = threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat")
         beat.start()
         listener, last_reap = self.listen(), 0.0
-        log.info("worker %s ready on %s (keras backend %s), taking %s jobs", self.id, self.device, BACKEND,
-                 "/".join(self.accepts))
+        log.info(
+            "worker %s ready on %s (keras backend %s), taking %s jobs",
+            self.id,
+            self.device,
+            BACKEND,
+            "/".join(self.accepts),
+        )
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - last_reap > REAP_EVERY:
@@ -168,8 +176,9 @@ class Worker:
                         log.info("reaped expired leases: %s", counts)
                     last_reap = time.monotonic()
                 with session_scope(self.url) as s:
-                    token, jobs = queue.claim(s, self.id, self.accepts, self.settings.max_fuse,
-                                              self.settings.lease_seconds)
+                    token, jobs = queue.claim(
+                        s, self.id, self.accepts, self.settings.max_fuse, self.settings.lease_seconds
+                    )
                     s.expunge_all()
             except DB_DOWN:
                 log.warning("database unreachable; retrying")
@@ -202,8 +211,11 @@ class Worker:
             queue.start_group(s, token, self.device)
         if not members:
             return
-        log.info("training %d job(s) together", len(members),
-                 extra={"worker": self.id, "job_id": ",".join(m.id for m in members)})
+        log.info(
+            "training %d job(s) together",
+            len(members),
+            extra={"worker": self.id, "job_id": ",".join(m.id for m in members)},
+        )
         done: set[str] = set()
 
         def on_epoch(report: EpochReport) -> list[int]:
@@ -253,8 +265,15 @@ class Worker:
     def finish_all(self, token: str, pending: list[tuple[Member, Result]]) -> None:
         """Write a group's final states in one transaction: successes in two multi-row statements."""
         with session_scope(self.url) as s:
-            queue.succeed_many(s, token, {m.id: {"params": r.params, "metrics": r.metrics, "warnings": r.warnings,
-                                                 "artifact": r.artifact} for m, r in pending if not r.error})
+            queue.succeed_many(
+                s,
+                token,
+                {
+                    m.id: {"params": r.params, "metrics": r.metrics, "warnings": r.warnings, "artifact": r.artifact}
+                    for m, r in pending
+                    if not r.error
+                },
+            )
             for m, r in pending:
                 if r.error:
                     queue.finish(s, m.id, token, FAILED, params=r.params or None, error=r.error, warnings=r.warnings)
@@ -265,12 +284,26 @@ class Worker:
             try:
                 with session_scope(self.url) as s:
                     if result.error:
-                        queue.finish(s, member.id, token, FAILED, params=result.params or None,
-                                     error=result.error, warnings=result.warnings)
+                        queue.finish(
+                            s,
+                            member.id,
+                            token,
+                            FAILED,
+                            params=result.params or None,
+                            error=result.error,
+                            warnings=result.warnings,
+                        )
                     else:
-                        queue.finish(s, member.id, token, SUCCEEDED, params=result.params,
-                                     metrics=result.metrics, warnings=result.warnings,
-                                     artifact=result.artifact)
+                        queue.finish(
+                            s,
+                            member.id,
+                            token,
+                            SUCCEEDED,
+                            params=result.params,
+                            metrics=result.metrics,
+                            warnings=result.warnings,
+                            artifact=result.artifact,
+                        )
                 return
             except IntegrityError:
                 continue  # another job of the same model name took this version number

@@ -18,8 +18,9 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 WATCH_INTERVAL = 0.5  # seconds between looks at the watched jobs
 TIMEOUT = 30.0  # seconds for one HTTP request
 
-url_option = click.option("--url", envvar="BUMPFIT_URL", default=DEFAULT_URL, show_default=True,
-                          help="the bumpfit API (env BUMPFIT_URL)")
+url_option = click.option(
+    "--url", envvar="BUMPFIT_URL", default=DEFAULT_URL, show_default=True, help="the bumpfit API (env BUMPFIT_URL)"
+)
 
 
 class Api:
@@ -37,8 +38,9 @@ class Api:
         try:
             res = self.http.request(method, path, json=body, params=query)
         except httpx.TransportError as exc:
-            raise click.ClickException(f"cannot reach bumpfit at {self.url} ({exc}); is `bumpfit serve` "
-                                       "running? Set --url or BUMPFIT_URL") from None
+            raise click.ClickException(
+                f"cannot reach bumpfit at {self.url} ({exc}); is `bumpfit serve` running? Set --url or BUMPFIT_URL"
+            ) from None
         if res.status_code >= 400:
             try:
                 message = res.json()["error"]["message"]
@@ -91,12 +93,10 @@ def _set(req: dict[str, Any], path: str, value: Any) -> None:
 def job_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Flags that fill in a job request; each overrides the same field of --file."""
     options = [
-        click.option("--file", "-f", "file", type=click.Path(allow_dash=True),
-                     help="JSON request body ('-' = stdin)"),
+        click.option("--file", "-f", "file", type=click.Path(allow_dash=True), help="JSON request body ('-' = stdin)"),
         click.option("--layer", type=click.Choice(["bump", "gaussian"]), help="layer family (default bump)"),
         click.option("--sigma-init", type=float, help="the bump's initial sigma (default random)"),
-        click.option("--function", type=click.Choice(["bump", "gaussian"]),
-                     help="synthetic target (default bump)"),
+        click.option("--function", type=click.Choice(["bump", "gaussian"]), help="synthetic target (default bump)"),
         click.option("--sigma", type=float, help="the data's sigma (default 0.5)"),
         click.option("--n", type=int, help="samples (default 100000)"),
         click.option("--noise-std", type=float, help="Gaussian noise on y (default 0)"),
@@ -104,8 +104,7 @@ def job_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--epochs", type=int, help="epochs (default 5)"),
         click.option("--batch-size", type=int, help="batch size (default 32)"),
         click.option("--learning-rate", type=float, help="learning rate (default 0.001)"),
-        click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]),
-                     help="optimizer (default adam)"),
+        click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop"]), help="optimizer (default adam)"),
         click.option("--seed", type=int, help="training seed"),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), help="device (default auto)"),
         click.option("--model-name", help="model name (default: the job id)"),
@@ -115,11 +114,22 @@ def job_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-FLAG_PATHS = {"layer": "layer.type", "sigma_init": "layer.sigma_init", "function": "data.function",
-              "sigma": "data.params.sigma", "n": "data.n", "noise_std": "data.noise_std",
-              "data_seed": "data.seed", "epochs": "training.epochs", "batch_size": "training.batch_size",
-              "learning_rate": "training.learning_rate", "optimizer": "training.optimizer",
-              "seed": "training.seed", "device": "device", "model_name": "model_name"}
+FLAG_PATHS = {
+    "layer": "layer.type",
+    "sigma_init": "layer.sigma_init",
+    "function": "data.function",
+    "sigma": "data.params.sigma",
+    "n": "data.n",
+    "noise_std": "data.noise_std",
+    "data_seed": "data.seed",
+    "epochs": "training.epochs",
+    "batch_size": "training.batch_size",
+    "learning_rate": "training.learning_rate",
+    "optimizer": "training.optimizer",
+    "seed": "training.seed",
+    "device": "device",
+    "model_name": "model_name",
+}
 
 
 def apply_flags(req: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:

@@ -139,8 +139,10 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     settings = _settings(host=host, port=port, database_url=database_url, workers=workers)
     configure(settings.log_level)
     if not is_loopback(settings.host) and not parse_keys(settings.api_keys):
-        raise click.UsageError(f"serving on {settings.host} needs API keys: run `bumpfit keys new --scope submit` "
-                               "and set BUMPFIT_API_KEYS (or bind to 127.0.0.1)")
+        raise click.UsageError(
+            f"serving on {settings.host} needs API keys: run `bumpfit keys new --scope submit` "
+            "and set BUMPFIT_API_KEYS (or bind to 127.0.0.1)"
+        )
     log.info("settings: %s", settings.masked())
     migrate.upgrade(settings.database_url)
     env = {**os.environ, "BUMPFIT_DATABASE_URL": settings.database_url, "BUMPFIT_PARENT_PID": str(os.getpid())}
@@ -151,8 +153,9 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     # the event loop needs it a few times per request, so shorter turns keep /healthz and every
     # other request answering promptly (the default 5 ms made them wait hundreds of ms).
     sys.setswitchinterval(SWITCH_INTERVAL)
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
-                            log_level=settings.log_level, log_config=None)
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None
+    )
     try:
         _Server(config).run()
     finally:
@@ -161,8 +164,11 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
 
 @main.command()
 @click.option("--database-url", default=None, help="SQLAlchemy URL of the shared database")
-@click.option("--healthcheck", is_flag=True,
-              help="exit 0 if a worker of this host has a heartbeat younger than one lease, else 1 (no TensorFlow)")
+@click.option(
+    "--healthcheck",
+    is_flag=True,
+    help="exit 0 if a worker of this host has a heartbeat younger than one lease, else 1 (no TensorFlow)",
+)
 def worker(database_url: str | None, healthcheck: bool) -> None:
     """Run one worker process against an existing database (one per GPU on GPU hosts)."""
     if healthcheck:
@@ -170,8 +176,9 @@ def worker(database_url: str | None, healthcheck: bool) -> None:
 
         settings = _settings(database_url=database_url)
         if not host_worker_alive(settings.database_url, socket.gethostname(), settings.lease_seconds):
-            raise SystemExit(f"no worker on {socket.gethostname()} with a heartbeat in the last "
-                             f"{settings.lease_seconds:g} s")
+            raise SystemExit(
+                f"no worker on {socket.gethostname()} with a heartbeat in the last {settings.lease_seconds:g} s"
+            )
         return
     _settings(database_url=database_url)  # a misconfiguration ends here, before TensorFlow loads
     if database_url:
@@ -188,9 +195,12 @@ def keys() -> None:
 
 @keys.command("new")
 @click.option("--scope", type=click.Choice(["read", "submit"]), default="submit", show_default=True)
-@click.option("--dotenv", is_flag=True,
-              help="print .env lines on stdout (the key goes to stderr): BUMPFIT_API_KEYS with this key added to "
-                   "the configured ones and, while the PostgreSQL URL has no password, a new POSTGRES_PASSWORD")
+@click.option(
+    "--dotenv",
+    is_flag=True,
+    help="print .env lines on stdout (the key goes to stderr): BUMPFIT_API_KEYS with this key added to "
+    "the configured ones and, while the PostgreSQL URL has no password, a new POSTGRES_PASSWORD",
+)
 def new_key(scope: str, dotenv: bool) -> None:
     """Print a new API key (shown once) and the BUMPFIT_API_KEYS entry that stores its hash."""
     from sqlalchemy.engine import make_url
@@ -213,8 +223,13 @@ def new_key(scope: str, dotenv: bool) -> None:
 
 @main.command()
 @click.option("--database-url", default=None, help="SQLAlchemy URL")
-@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="seconds to keep trying while the database does not accept connections yet")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="seconds to keep trying while the database does not accept connections yet",
+)
 def migrate(database_url: str | None, wait: float) -> None:
     """Bring the database to the latest migration (what `alembic upgrade head` does)."""
     from app import migrate as m
@@ -227,4 +242,3 @@ def migrate(database_url: str | None, wait: float) -> None:
 
 for _command in CLIENT_COMMANDS:  # submit, sweep, watch, get, predict, cancel, jobs
     main.add_command(_command)
-

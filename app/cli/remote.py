@@ -60,8 +60,9 @@ def sweep(url: str, file: str | None, sigmas: str | None, watch: bool, **flags: 
         try:
             values = [float(s) for s in sigmas.replace(" ", "").split(",") if s]
         except ValueError:
-            raise click.BadParameter(f"{sigmas!r} is not a comma-separated list of numbers",
-                                     param_hint="--sigmas") from None
+            raise click.BadParameter(
+                f"{sigmas!r} is not a comma-separated list of numbers", param_hint="--sigmas"
+            ) from None
         base = apply_flags(read_json(file) if file else {}, flags)
         req = {"base": base, "grid": {"data.params.sigma": values}}
     else:
@@ -101,9 +102,14 @@ def _describe(job: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any
 def _watch(api: Api, ids: list[str], interval: float) -> int:
     """A rich progress bar per job until every job ends; 0 if all succeeded, else 1."""
     console = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), TextColumn("[bold]{task.fields[status]:<9}"), BarColumn(),
-               MofNCompleteColumn(), TextColumn("epochs  loss {task.fields[loss]:<9}  {task.fields[params]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        TextColumn("[bold]{task.fields[status]:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs  loss {task.fields[loss]:<9}  {task.fields[params]}"),
+        TimeElapsedColumn(),
+    )
     jobs: dict[str, dict[str, Any]] = {}
     with Progress(*columns, console=console) as progress:
         tasks: dict[str, TaskID] = {}
@@ -139,8 +145,7 @@ def _watch(api: Api, ids: list[str], interval: float) -> int:
 @click.command()
 @url_option
 @click.argument("ids", nargs=-1, required=True)
-@click.option("--interval", type=float, default=WATCH_INTERVAL, show_default=True,
-              help="seconds between looks")
+@click.option("--interval", type=float, default=WATCH_INTERVAL, show_default=True, help="seconds between looks")
 def watch(url: str, ids: tuple[str, ...], interval: float) -> None:
     """Show live progress (epoch, loss, parameters) of jobs or sweeps until they end; exit 1 unless all
     succeeded."""
@@ -185,15 +190,23 @@ def cancel(url: str, job_id: str) -> None:
 def jobs(url: str, status: str | None, sweep_id: str | None, limit: int) -> None:
     """List jobs, newest first, as a table."""
     page = Api(url).call("GET", "/v1/jobs", status=status, sweep_id=sweep_id, limit=limit)
-    table = Table("id", "status", "layer", "data sigma", "learned", "progress", "loss", "device", "worker",
-                  "created")
+    table = Table("id", "status", "layer", "data sigma", "learned", "progress", "loss", "device", "worker", "created")
     for j in page["jobs"]:
         layer, params = j["spec"]["layer"]["type"], j["params"] or {}
         learned = fmt(params.get("sigma")) if layer == "bump" else fmt_params(params)
         progress = f"{j['progress']['epoch']}/{j['progress']['epochs']}"
-        table.add_row(j["id"], j["status"], layer, fmt((j["spec"]["data"].get("params") or {}).get("sigma")),
-                      learned, progress, fmt((j["metrics"] or {}).get("loss")), j["device"] or "-",
-                      j["worker"] or "-", j["created_at"][:19].replace("T", " "))
+        table.add_row(
+            j["id"],
+            j["status"],
+            layer,
+            fmt((j["spec"]["data"].get("params") or {}).get("sigma")),
+            learned,
+            progress,
+            fmt((j["metrics"] or {}).get("loss")),
+            j["device"] or "-",
+            j["worker"] or "-",
+            j["created_at"][:19].replace("T", " "),
+        )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 

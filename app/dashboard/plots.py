@@ -58,19 +58,23 @@ def _bounds(values: Sequence[float], log: bool) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def panel(series: list[Series], box: tuple[float, float, float, float], title: str, ylabel: str,
-          log: bool = False) -> str:
+def panel(
+    series: list[Series], box: tuple[float, float, float, float], title: str, ylabel: str, log: bool = False
+) -> str:
     """One line chart in `box` (x, y, width, height), x = epoch; log puts y on a log10 scale."""
     x0, y0, w, h = box
     top, right, bottom, left = MARGIN
     px, py, pw, ph = x0 + left, y0 + top, w - left - right, h - top - bottom
     pts = [(x, y) for _, s in series for x, y in s if math.isfinite(y) and (y > 0 or not log)]
-    out = [f'<text x="{x0 + w / 2}" y="{y0 + 24}" text-anchor="middle" font-size="15" '
-           f'font-weight="bold">{escape(title)}</text>',
-           f'<rect x="{px}" y="{py}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
+    out = [
+        f'<text x="{x0 + w / 2}" y="{y0 + 24}" text-anchor="middle" font-size="15" '
+        f'font-weight="bold">{escape(title)}</text>',
+        f'<rect x="{px}" y="{py}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
+    ]
     if not pts:
-        out.append(f'<text x="{px + pw / 2}" y="{py + ph / 2}" text-anchor="middle" fill="#666">'
-                   "no finished epochs yet</text>")
+        out.append(
+            f'<text x="{px + pw / 2}" y="{py + ph / 2}" text-anchor="middle" fill="#666">no finished epochs yet</text>'
+        )
         return "\n".join(out)
     xlo, xhi = min(p[0] for p in pts), max(p[0] for p in pts)
     xlo, xhi = (xlo - 0.5, xhi + 0.5) if xhi == xlo else (xlo, xhi)
@@ -85,22 +89,25 @@ def panel(series: list[Series], box: tuple[float, float, float, float], title: s
 
     if log:
         every = math.ceil((yhi - ylo + 1) / 8)  # at most ~8 decades labelled
-        yticks = [10.0 ** k for k in range(int(ylo), int(yhi) + 1, every)]
+        yticks = [10.0**k for k in range(int(ylo), int(yhi) + 1, every)]
         labels = [_fmt(t) for t in yticks]
     else:
         yticks = nice_ticks(ylo, yhi)
         labels = tick_labels(yticks)
     for t, label in zip(yticks, labels, strict=True):
         y = sy(t)
-        out.append(f'<line x1="{px}" x2="{px + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
-                   f'<text x="{px - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{label}</text>')
+        out.append(
+            f'<line x1="{px}" x2="{px + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text x="{px - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{label}</text>'
+        )
     for t in nice_ticks(xlo, xhi):
         if t == int(t):
-            out.append(f'<text x="{sx(t):.1f}" y="{py + ph + 16}" text-anchor="middle" '
-                       f'font-size="11">{int(t)}</text>')
+            out.append(f'<text x="{sx(t):.1f}" y="{py + ph + 16}" text-anchor="middle" font-size="11">{int(t)}</text>')
     out.append(f'<text x="{px + pw / 2}" y="{py + ph + 34}" text-anchor="middle" font-size="12">epoch</text>')
-    out.append(f'<text transform="translate({x0 + 14},{py + ph / 2}) rotate(-90)" text-anchor="middle" '
-               f'font-size="12">{escape(ylabel)}</text>')
+    out.append(
+        f'<text transform="translate({x0 + 14},{py + ph / 2}) rotate(-90)" text-anchor="middle" '
+        f'font-size="12">{escape(ylabel)}</text>'
+    )
     for i, (name, s) in enumerate(series):
         color = COLORS[i % len(COLORS)]
         good = [(x, y) for x, y in s if math.isfinite(y) and (y > 0 or not log)]
@@ -109,8 +116,10 @@ def panel(series: list[Series], box: tuple[float, float, float, float], title: s
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in good)
         out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         out.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{color}"/>' for x, y in good)
-        out.append(f'<text x="{px + pw - 8}" y="{py + 16 + 15 * i}" text-anchor="end" font-size="12" '
-                   f'fill="{color}">{escape(name)}</text>')
+        out.append(
+            f'<text x="{px + pw - 8}" y="{py + 16 + 15 * i}" text-anchor="end" font-size="12" '
+            f'fill="{color}">{escape(name)}</text>'
+        )
     return "\n".join(out)
 
 
@@ -139,13 +148,17 @@ def job_svg(job: dict[str, Any], history: list[dict[str, Any]]) -> str:
     if "sigma" in target:
         title += f", data sigma {target['sigma']:g}"
     half = WIDTH / 2
-    body = "\n".join([
-        panel(loss, (0, 20, half, HEIGHT - 20), "Loss", "loss (log scale)", log=True),
-        panel(params, (half, 20, half, HEIGHT - 20), "Parameters", "value"),
-    ])
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-            f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif">\n'
-            f'<rect width="100%" height="100%" fill="white"/>\n'
-            f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="13" fill="#444">'
-            f"{escape(title)}</text>\n"
-            f"{body}\n</svg>\n")
+    body = "\n".join(
+        [
+            panel(loss, (0, 20, half, HEIGHT - 20), "Loss", "loss (log scale)", log=True),
+            panel(params, (half, 20, half, HEIGHT - 20), "Parameters", "value"),
+        ]
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif">\n'
+        f'<rect width="100%" height="100%" fill="white"/>\n'
+        f'<text x="{WIDTH / 2}" y="18" text-anchor="middle" font-size="13" fill="#444">'
+        f"{escape(title)}</text>\n"
+        f"{body}\n</svg>\n"
+    )

@@ -44,8 +44,9 @@ LearningRate = Annotated[Finite, Field(gt=0, le=100), AfterValidator(_normal_flo
 
 def _not_an_id(name: str) -> str:
     if looks_like_id(name):
-        raise ValueError("has the format of a job id (16 hexadecimal digits), which names that job's model; "
-                         "choose another name")
+        raise ValueError(
+            "has the format of a job id (16 hexadecimal digits), which names that job's model; choose another name"
+        )
     return name
 
 
@@ -97,8 +98,9 @@ def _layer_type(value: Any) -> Any:
 
 Layer = Annotated[
     Annotated[BumpLayer, Tag("bump")] | Annotated[GaussianLayer, Tag("gaussian")],
-    Discriminator(_layer_type, custom_error_type="invalid_layer",
-                  custom_error_message="needs type 'bump' or 'gaussian'"),
+    Discriminator(
+        _layer_type, custom_error_type="invalid_layer", custom_error_message="needs type 'bump' or 'gaussian'"
+    ),
 ]
 
 
@@ -156,10 +158,14 @@ def _data_kind(value: Any) -> Any:
 
 
 Data = Annotated[
-    Annotated[SyntheticData, Tag("synthetic")] | Annotated[InlineData, Tag("inline")]
+    Annotated[SyntheticData, Tag("synthetic")]
+    | Annotated[InlineData, Tag("inline")]
     | Annotated[DatasetData, Tag("dataset")],
-    Discriminator(_data_kind, custom_error_type="invalid_data",
-                  custom_error_message="needs kind 'synthetic', 'inline' or 'dataset'"),
+    Discriminator(
+        _data_kind,
+        custom_error_type="invalid_data",
+        custom_error_message="needs kind 'synthetic', 'inline' or 'dataset'",
+    ),
 ]
 
 
@@ -191,9 +197,10 @@ class JobRequest(Strict):
         strict=True,
         json_schema_extra={
             "examples": [
-                {"data": {"kind": "synthetic", "function": "bump", "params": {"sigma": 0.5},
-                          "n": 100000},
-                 "training": {"epochs": 3}}
+                {
+                    "data": {"kind": "synthetic", "function": "bump", "params": {"sigma": 0.5}, "n": 100000},
+                    "training": {"epochs": 3},
+                }
             ]
         },
     )

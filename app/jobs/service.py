@@ -66,16 +66,32 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
         raise InvalidInput.at("training.validation_split", f"leaves no validation rows out of {n}")
     compute = n * t.epochs * features
     if compute > settings.max_compute:
-        raise TooLarge.at("training.epochs", f"n x epochs x features = {compute} is more than the "
-                          f"compute limit {settings.max_compute} per job")
+        raise TooLarge.at(
+            "training.epochs",
+            f"n x epochs x features = {compute} is more than the compute limit {settings.max_compute} per job",
+        )
     return Shape(n, features, n_train, n_val, inline)
 
 
 def fuse_key(req: JobRequest, shape: Shape) -> str:
     """Jobs with equal keys can train together in one compiled model."""
     t = req.training
-    return digest([req.layer.type, req.layer.per_feature, shape.n_train, shape.n_val, shape.features,
-                   t.batch_size, t.epochs, t.optimizer, t.learning_rate, t.loss, t.shuffle, req.device])
+    return digest(
+        [
+            req.layer.type,
+            req.layer.per_feature,
+            shape.n_train,
+            shape.n_val,
+            shape.features,
+            t.batch_size,
+            t.epochs,
+            t.optimizer,
+            t.learning_rate,
+            t.loss,
+            t.shuffle,
+            req.device,
+        ]
+    )
 
 
 def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -98,14 +114,27 @@ def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict
 def build_job(req: JobRequest, spec: dict[str, Any], key: str, settings: Settings, **extra: Any) -> Job:
     """A new queued job row for a prepared spec."""
     job_id = new_id()
-    return Job(id=job_id, status=QUEUED, spec=spec, fuse_key=key, device_request=req.device,
-               model_name=req.model_name or job_id, epochs=req.training.epochs,
-               max_attempts=settings.max_attempts, warnings=[], progress_epoch=0, attempts=0,
-               cancel_requested=False, created_at=utcnow(), **extra)
+    return Job(
+        id=job_id,
+        status=QUEUED,
+        spec=spec,
+        fuse_key=key,
+        device_request=req.device,
+        model_name=req.model_name or job_id,
+        epochs=req.training.epochs,
+        max_attempts=settings.max_attempts,
+        warnings=[],
+        progress_epoch=0,
+        attempts=0,
+        cancel_requested=False,
+        created_at=utcnow(),
+        **extra,
+    )
 
 
-def create(session: Session, req: JobRequest, settings: Settings,
-           idempotency_key: str | None = None) -> tuple[Job, bool]:
+def create(
+    session: Session, req: JobRequest, settings: Settings, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
     """Enqueue a job: (job, created). A repeated Idempotency-Key returns the first job."""
     request_hash = digest(req.model_dump(mode="json"))
     if idempotency_key is not None:
@@ -130,8 +159,7 @@ def create(session: Session, req: JobRequest, settings: Settings,
 def _by_key(session: Session, key: str, request_hash: str) -> Job | None:
     job = session.scalar(select(Job).where(Job.idempotency_key == key))
     if job is not None and job.request_hash != request_hash:
-        raise Conflict(f"Idempotency-Key {key!r} was used with a different request body",
-                       details={"job_id": job.id})
+        raise Conflict(f"Idempotency-Key {key!r} was used with a different request body", details={"job_id": job.id})
     return job
 
 
@@ -146,17 +174,29 @@ def get(session: Session, job_id: str) -> Job:
 def to_out(job: Job) -> JobOut:
     """The contract's job resource."""
     return JobOut(
-        id=job.id, status=job.status, spec=job.spec,  # type: ignore[arg-type]
+        id=job.id,
+        status=job.status,
+        spec=job.spec,  # type: ignore[arg-type]
         progress=Progress(epoch=job.progress_epoch, epochs=job.epochs),
-        params=job.params, metrics=job.metrics, warnings=job.warnings or [], error=job.error,
-        attempts=job.attempts, worker=job.worker, device=job.device, sweep_id=job.sweep_id,
-        cancel_requested=job.cancel_requested, created_at=job.created_at, started_at=job.started_at,
-        finished_at=job.finished_at, model=ModelRef(name=job.model_name, version=job.model_version),
+        params=job.params,
+        metrics=job.metrics,
+        warnings=job.warnings or [],
+        error=job.error,
+        attempts=job.attempts,
+        worker=job.worker,
+        device=job.device,
+        sweep_id=job.sweep_id,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        model=ModelRef(name=job.model_name, version=job.model_version),
     )
 
 
-def list_jobs(session: Session, status: str | None, sweep_id: str | None, limit: int,
-              page_token: str | None) -> JobList:
+def list_jobs(
+    session: Session, status: str | None, sweep_id: str | None, limit: int, page_token: str | None
+) -> JobList:
     """A page of jobs, newest first; `next_page_token` continues it."""
     stmt = select(Job).order_by(Job.seq.desc()).limit(limit + 1)
     if status:
@@ -177,19 +217,21 @@ def cancel(session: Session, job_id: str) -> Job:
     job = get(session, job_id)
     if job.status not in FINISHED:
         stmt = update(Job).where(Job.id == job_id).execution_options(synchronize_session=False)
-        queued = session.execute(stmt.where(Job.status == QUEUED).values(
-            status=CANCELLED, finished_at=utcnow(), cancel_requested=True))
+        queued = session.execute(
+            stmt.where(Job.status == QUEUED).values(status=CANCELLED, finished_at=utcnow(), cancel_requested=True)
+        )
         if queued.rowcount == 0:  # type: ignore[attr-defined]
             session.execute(stmt.where(Job.status == RUNNING).values(cancel_requested=True))
         session.refresh(job)
         if job.cancel_requested:
             return job
-    raise Conflict(f"job {job_id} already finished ({job.status}); only queued or running jobs "
-                   "can be cancelled", details={"status": job.status})
+    raise Conflict(
+        f"job {job_id} already finished ({job.status}); only queued or running jobs can be cancelled",
+        details={"status": job.status},
+    )
 
 
 def history(session: Session, job_id: str) -> list[HistoryRow]:
     """Every recorded epoch of the job, in order."""
     get(session, job_id)
-    return list(session.scalars(select(HistoryRow).where(HistoryRow.job_id == job_id)
-                                .order_by(HistoryRow.epoch)))
+    return list(session.scalars(select(HistoryRow).where(HistoryRow.job_id == job_id).order_by(HistoryRow.epoch)))

@@ -7,5 +7,16 @@ compiled loop each), `diagnostics`, `export` (`.keras` artifacts) and `shuffle` 
 from workers.engine.backend import BACKEND, default_device, enable_compile_cache
 from workers.engine.group import EpochReport, Group, Member, Result, bucket, save_artifact, train, train_group
 
-__all__ = ["BACKEND", "EpochReport", "Group", "Member", "Result", "bucket", "default_device", "enable_compile_cache",
-           "save_artifact", "train", "train_group"]
+__all__ = [
+    "BACKEND",
+    "EpochReport",
+    "Group",
+    "Member",
+    "Result",
+    "bucket",
+    "default_device",
+    "enable_compile_cache",
+    "save_artifact",
+    "train",
+    "train_group",
+]

@@ -47,7 +47,7 @@ def artifact(layer_type: str, features: int, per_feature: bool, params: dict[str
     weights = bytearray(members[WEIGHTS])
     for name, (offset, size) in datasets.items():
         values = np.broadcast_to(np.asarray(params[name], "<f4"), (size,)).tobytes()
-        weights[offset:offset + len(values)] = values
+        weights[offset : offset + len(values)] = values
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
         for name, data in members.items():

@@ -103,8 +103,18 @@ class Group:
         self.epochs = t["epochs"]
         n, features = members[0].x.shape
         n_train = int(n * (1 - t["validation_split"]))
-        self.sig = Signature(self.layer_type, lay.get("per_feature", False), bucket(self.k), n_train,
-                             n - n_train, features, t["batch_size"], t["optimizer"], t["loss"], device)
+        self.sig = Signature(
+            self.layer_type,
+            lay.get("per_feature", False),
+            bucket(self.k),
+            n_train,
+            n - n_train,
+            features,
+            t["batch_size"],
+            t["optimizer"],
+            t["loss"],
+            device,
+        )
         rngs = [np.random.default_rng(m.spec["training"]["seed"]) for m in members]
         size = features if self.sig.per_feature else 1
         starts = [initial_values(m.spec, size, r) for m, r in zip(members, rngs, strict=True)]
@@ -128,11 +138,15 @@ class Group:
 
         n, f = sig.n_train, sig.features
         xs, ys = [m.x for m in self.members], [m.y for m in self.members]
-        return {"x": stack([x[:n] for x in xs], (n, f)), "y": stack([y[:n] for y in ys], (n, f)),
-                "xv": stack([x[n:] for x in xs], (sig.n_val, f)), "yv": stack([y[n:] for y in ys], (sig.n_val, f)),
-                "keys": stack(keys, (ROUNDS,), np.int32),
-                "shuffle": stack([m.spec["training"].get("shuffle", True) for m in self.members], (), np.int32),
-                "weight": stack([1.0] * k, ())}
+        return {
+            "x": stack([x[:n] for x in xs], (n, f)),
+            "y": stack([y[:n] for y in ys], (n, f)),
+            "xv": stack([x[n:] for x in xs], (sig.n_val, f)),
+            "yv": stack([y[n:] for y in ys], (sig.n_val, f)),
+            "keys": stack(keys, (ROUNDS,), np.int32),
+            "shuffle": stack([m.spec["training"].get("shuffle", True) for m in self.members], (), np.int32),
+            "weight": stack([1.0] * k, ()),
+        }
 
     def run(self, on_epoch: OnEpoch | None) -> list[Result]:
         """Train every epoch, reporting after each; members dropped by `on_epoch` stop there."""
@@ -155,13 +169,19 @@ class Group:
                 val_list = val.tolist() if val is not None else None
                 for k in sorted(active):
                     params = values[k]
-                    row = {"epoch": epoch, "loss": num(loss_list[k]), "params": params, "seconds": seconds,
-                           "val_loss": num(val_list[k]) if val_list is not None else None}
+                    row = {
+                        "epoch": epoch,
+                        "loss": num(loss_list[k]),
+                        "params": params,
+                        "seconds": seconds,
+                        "val_loss": num(val_list[k]) if val_list is not None else None,
+                    }
                     results[k].history.append(row)
                     results[k].params = params
                     if not ok[k]:  # per-member checks only where the vectorised ones found something
-                        diagnostics.diagnose(self.layer_type, self.layer.PARAMS, epoch, row, grad_abs[k], live[k],
-                                             results[k])
+                        diagnostics.diagnose(
+                            self.layer_type, self.layer.PARAMS, epoch, row, grad_abs[k], live[k], results[k]
+                        )
                     rows[k] = row
                 self.host_seconds.append(time.perf_counter() - computed)
                 errors = {k: results[k].error for k in active if results[k].error}
@@ -177,8 +197,9 @@ class Group:
         return results
 
 
-def train_group(members: list[Member], on_epoch: OnEpoch | None = None, device: str | None = None,
-                artifacts: bool = False) -> list[Result]:
+def train_group(
+    members: list[Member], on_epoch: OnEpoch | None = None, device: str | None = None, artifacts: bool = False
+) -> list[Result]:
     """Train members that share a fuse key together; one Result per member, in order."""
     group = Group(members, device or default_device())
     results = group.run(on_epoch)

@@ -30,10 +30,10 @@ class JaxCompiled(Compiled):
     def epoch(self, number: int) -> tuple[Any, Any, Any]:
         trainable = [v.value for v in self.layer.trainable_variables]
         state = [v.value for v in self.optimizer.variables]
-        trainable, state, out = self._epoch(trainable, state, self.x, self.y, self.keys, self.shuffle, self.weight,
-                                            np.int32(number))
-        for v, value in zip(self.layer.trainable_variables + self.optimizer.variables, trainable + state,
-                            strict=True):
+        trainable, state, out = self._epoch(
+            trainable, state, self.x, self.y, self.keys, self.shuffle, self.weight, np.int32(number)
+        )
+        for v, value in zip(self.layer.trainable_variables + self.optimizer.variables, trainable + state, strict=True):
             v.assign(value)
         return out  # type: ignore[no-any-return]
 
@@ -45,8 +45,9 @@ class JaxCompiled(Compiled):
         per_member = self.member_loss(y, pred, w[None, :])
         return ops.sum(per_member * weight), (per_member, pred)
 
-    def _epoch_fn(self, trainable: list[Any], state: list[Any], x: Any, y: Any, keys: Any, shuffle: Any,
-                  weight: Any, number: Any) -> tuple[Any, ...]:
+    def _epoch_fn(
+        self, trainable: list[Any], state: list[Any], x: Any, y: Any, keys: Any, shuffle: Any, weight: Any, number: Any
+    ) -> tuple[Any, ...]:
         keys = epoch_keys(ops, keys, number)  # the group's arrays are arguments: the compile does not bake them in
         grad_fn = jax.grad(self._loss, has_aux=True)
 

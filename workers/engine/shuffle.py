@@ -64,6 +64,7 @@ def row_order(xp: Any, keys: Any, positions: Any, n: int, shuffle: Any) -> Any:
         while np.any(out >= n):
             out = np.where(out >= n, encrypt(np, out, keys, bits), out)
     else:  # cycle walking: an index outside [0, n) is encrypted again until it falls inside
+
         def walk(v: Any) -> tuple[Any]:
             return (xp.where(v >= n, encrypt(xp, v, keys, bits), v),)
 

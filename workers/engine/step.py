@@ -21,8 +21,7 @@ from workers.engine.shuffle import row_order
 from workers.layers import LAYERS
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
-LOSSES = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error,
-          "huber": keras.losses.huber}
+LOSSES = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error, "huber": keras.losses.huber}
 
 
 @dataclass(frozen=True)
