@@ -8,6 +8,7 @@ Every refusal is an `InvalidInput` naming the field and the problem. Uploaded fi
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -103,3 +104,15 @@ def from_npz(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Stored .npz bytes -> (x, y)."""
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
         return npz["x"], npz["y"]
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity (a diverged epoch's loss or parameters) as None: JSON
+    has no such numbers and PostgreSQL refuses them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from app.db import session_scope, utcnow
-from app.jobs.models import FINISHED, QUEUED, Job
+from app.jobs.models import FINISHED, Job, JobStatus
 from app.ops.models import Worker
 
 REGISTRY = CollectorRegistry()
@@ -38,10 +38,12 @@ class QueueCollector(Collector):
             ).all()
             workers = s.execute(select(Worker.id, Worker.device, Worker.heartbeat_at)).all()
         jobs = GaugeMetricFamily("bumpfit_jobs", "Jobs by state", labels=["state"])
-        for state in ("queued", "running", "succeeded", "failed", "cancelled"):
+        for state in JobStatus:
             jobs.add_metric([state], states.get(state, 0))
         yield jobs
-        yield GaugeMetricFamily("bumpfit_queue_depth", "Jobs waiting for a worker", value=states.get(QUEUED, 0))
+        yield GaugeMetricFamily(
+            "bumpfit_queue_depth", "Jobs waiting for a worker", value=states.get(JobStatus.QUEUED, 0)
+        )
         yield GaugeMetricFamily("bumpfit_epochs_trained", "Epochs recorded over all jobs", value=epochs)
         durations = [(f - s).total_seconds() for s, f in spans if s and f]
         buckets = [(str(b), sum(d <= b for d in durations)) for b in DURATION_BUCKETS]

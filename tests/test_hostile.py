@@ -32,12 +32,14 @@ from sqlalchemy import func, select, update
 from app import migrate, queue, uploads
 from app.datasets.models import Dataset
 from app.db import session_scope, utcnow
-from app.jobs.models import CANCELLED, FAILED, Job
+from app.jobs.models import Job, JobStatus
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import Service, seed_job
 
 LIMITS = uploads.Limits(max_bytes=64 << 20, max_points=2_000_000, max_features=64)
+
+CANCELLED, FAILED = JobStatus.CANCELLED, JobStatus.FAILED
 
 
 def count(url: str, model: Any) -> int:

@@ -22,7 +22,7 @@ from app import queue
 from app.datasets.models import Dataset
 from app.db import session_scope, utcnow
 from app.errors import InvalidInput
-from app.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
+from app.jobs.models import Job
 from app.ops.models import Worker as WorkerRow
 from app.settings import Settings
 from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
@@ -207,7 +207,7 @@ class Worker:
                 try:
                     members.append(load_member(s, job, self.settings, datasets))
                 except InvalidInput as exc:
-                    queue.finish(s, job.id, token, FAILED, error={"type": "bad_input", "message": exc.message})
+                    queue.fail(s, job.id, token, {"type": "bad_input", "message": exc.message})
             queue.start_group(s, token, self.device)
         if not members:
             return
@@ -249,9 +249,9 @@ class Worker:
                     if job_id not in held:
                         pass  # lost: another worker or the reaper owns it now
                     elif k in report.errors:
-                        queue.finish(s, job_id, token, FAILED, params=row["params"], error=report.errors[k])
+                        queue.fail(s, job_id, token, report.errors[k], params=row["params"])
                     elif held[job_id]:
-                        queue.finish(s, job_id, token, CANCELLED)
+                        queue.stop(s, job_id, token)
                     elif self.stopping.is_set():
                         queue.hand_back(s, job_id, token)
                     else:
@@ -276,7 +276,7 @@ class Worker:
             )
             for m, r in pending:
                 if r.error:
-                    queue.finish(s, m.id, token, FAILED, params=r.params or None, error=r.error, warnings=r.warnings)
+                    queue.fail(s, m.id, token, r.error, params=r.params or None, warnings=r.warnings)
 
     def finish(self, token: str, member: Member, result: Result) -> None:
         """Write a member's final state; a model-version race is retried."""
@@ -284,21 +284,14 @@ class Worker:
             try:
                 with session_scope(self.url) as s:
                     if result.error:
-                        queue.finish(
-                            s,
-                            member.id,
-                            token,
-                            FAILED,
-                            params=result.params or None,
-                            error=result.error,
-                            warnings=result.warnings,
+                        queue.fail(
+                            s, member.id, token, result.error, params=result.params or None, warnings=result.warnings
                         )
                     else:
                         queue.finish(
                             s,
                             member.id,
                             token,
-                            SUCCEEDED,
                             params=result.params,
                             metrics=result.metrics,
                             warnings=result.warnings,

@@ -14,7 +14,6 @@ import click
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINISHED = {"succeeded", "failed", "cancelled"}
 WATCH_INTERVAL = 0.5  # seconds between looks at the watched jobs
 TIMEOUT = 30.0  # seconds for one HTTP request
 

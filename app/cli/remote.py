@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from app.cli.client import (
-    FINISHED,
     WATCH_INTERVAL,
     Api,
     apply_flags,
@@ -26,6 +25,7 @@ from app.cli.client import (
     show,
     url_option,
 )
+from app.jobs.models import FINISHED, JobStatus
 
 
 @click.command()
@@ -94,7 +94,7 @@ def _expand(api: Api, ids: tuple[str, ...]) -> list[str]:
 def _describe(job: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:
     """The progress-bar fields of a job: status, latest loss and parameters."""
     params = job.get("params") or (last or {}).get("params")
-    done = job["status"] == "succeeded"
+    done = job["status"] == JobStatus.SUCCEEDED
     loss = (job.get("metrics") or {}).get("loss") if done else (last or {}).get("loss")
     return {"status": job["status"], "loss": fmt(loss), "params": fmt_params(params)}
 
@@ -139,7 +139,7 @@ def _watch(api: Api, ids: list[str], interval: float) -> int:
         if job.get("error"):
             line += f" error: {job['error']['message']}"
         click.echo(line)
-    return 0 if all(j["status"] == "succeeded" for j in jobs.values()) else 1
+    return 0 if all(j["status"] == JobStatus.SUCCEEDED for j in jobs.values()) else 1
 
 
 @click.command()
@@ -179,12 +179,12 @@ def predict(url: str, version: int | None, model: str, xs: tuple[float, ...]) ->
 def cancel(url: str, job_id: str) -> None:
     """Cancel a queued or running job."""
     job = Api(url).call("POST", f"/v1/jobs/{job_id}:cancel")
-    click.echo(f"{job['id']} {job['status']}" + (" (cancel requested)" if job["status"] == "running" else ""))
+    click.echo(f"{job['id']} {job['status']}" + (" (cancel requested)" if job["status"] == JobStatus.RUNNING else ""))
 
 
 @click.command()
 @url_option
-@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
+@click.option("--status", type=click.Choice([s.value for s in JobStatus]))
 @click.option("--sweep", "sweep_id", help="only the jobs of this sweep")
 @click.option("--limit", type=int, default=20, show_default=True)
 def jobs(url: str, status: str | None, sweep_id: str | None, limit: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -14,7 +14,7 @@ from app.db import session_scope
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.jobs import service
-from app.jobs.models import FINISHED
+from app.jobs.models import FINISHED, JobStatus
 from app.jobs.schemas import History, HistoryItem, JobList, JobOut, JobRequest
 from app.responses import ERRORS
 
@@ -47,7 +47,7 @@ def submit(
 @router.get("", response_model=JobList, summary="List jobs, newest first", responses=ERRORS)
 def list_jobs(
     session: SessionDep,
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+    status: JobStatus | None = None,
     sweep_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     page_token: str | None = None,

@@ -22,6 +22,7 @@ from pydantic import (
 
 from app.functions import DATA_MAX
 from app.ids import looks_like_id
+from app.jobs.models import JobStatus
 
 # Every float of a job request is finite and within +-DATA_MAX, where the training computation it
 # feeds stays finite in float32 (see app.functions.DATA_MAX).
@@ -224,7 +225,7 @@ class JobOut(BaseModel):
     """A job resource."""
 
     id: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: JobStatus
     spec: dict[str, Any]
     progress: Progress
     params: dict[str, Any] | None

@@ -9,19 +9,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import data as datalib
+from app import queue
 from app.datasets import service as datasets
 from app.datasets.models import Dataset
 from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from app.ids import new_id
-from app.jobs.models import CANCELLED, FINISHED, QUEUED, RUNNING, HistoryRow, Job
+from app.jobs.models import FINISHED, HistoryRow, Job
 from app.jobs.schemas import JobList, JobOut, JobRequest, ModelRef, Progress
-from app.queue import notify
 from app.settings import Settings
 
 
@@ -116,7 +116,6 @@ def build_job(req: JobRequest, spec: dict[str, Any], key: str, settings: Setting
     job_id = new_id()
     return Job(
         id=job_id,
-        status=QUEUED,
         spec=spec,
         fuse_key=key,
         device_request=req.device,
@@ -145,14 +144,13 @@ def create(
     job = build_job(req, spec, key, settings, request_hash=request_hash, idempotency_key=idempotency_key)
     try:
         with session.begin_nested():
-            session.add(job)
+            queue.enqueue(session, [job])
     except IntegrityError:
         # Another request with the same key won the race.
         found = _by_key(session, idempotency_key or "", request_hash)
         if found is None:
             raise
         return found, False
-    notify(session)
     return job, True
 
 
@@ -215,16 +213,10 @@ def list_jobs(
 def cancel(session: Session, job_id: str) -> Job:
     """Cancel a queued job now, or ask a running one to stop at its next epoch; 409 if finished."""
     job = get(session, job_id)
-    if job.status not in FINISHED:
-        stmt = update(Job).where(Job.id == job_id).execution_options(synchronize_session=False)
-        queued = session.execute(
-            stmt.where(Job.status == QUEUED).values(status=CANCELLED, finished_at=utcnow(), cancel_requested=True)
-        )
-        if queued.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(stmt.where(Job.status == RUNNING).values(cancel_requested=True))
+    if job.status not in FINISHED and queue.cancel(session, job_id):
         session.refresh(job)
-        if job.cancel_requested:
-            return job
+        return job
+    session.refresh(job)
     raise Conflict(
         f"job {job_id} already finished ({job.status}); only queued or running jobs can be cancelled",
         details={"status": job.status},

@@ -12,7 +12,7 @@ from app import functions
 from app.data import as_matrix
 from app.errors import InvalidInput, NotFound
 from app.ids import looks_like_id
-from app.jobs.models import SUCCEEDED, Artifact, Job
+from app.jobs.models import Artifact, Job, JobStatus
 from app.serving.schemas import ModelList, ModelOut, Version
 from app.settings import Settings
 
@@ -37,7 +37,7 @@ def _named(name: str) -> Any:
 
 
 def _jobs(session: Session, name: str | None = None) -> list[Job]:
-    stmt = select(Job).where(Job.status == SUCCEEDED, Job.model_version.is_not(None))
+    stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, Job.model_version.is_not(None))
     if name is not None:
         stmt = stmt.where(_named(name))
     return list(session.scalars(stmt.order_by(Job.model_name, Job.model_version)))
@@ -61,7 +61,7 @@ def get_model(session: Session, name: str) -> ModelOut:
 
 def version_job(session: Session, name: str, version: int | None) -> Job:
     """The succeeded job behind a model version (latest when `version` is None)."""
-    stmt = select(Job).where(Job.status == SUCCEEDED, _named(name))
+    stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, _named(name))
     if version is None:
         stmt = stmt.order_by(Job.model_version.desc()).limit(1)
     else:
