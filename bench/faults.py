@@ -11,17 +11,14 @@ import argparse
 import os
 import random
 import signal
-import sys
 import time
 import uuid
-from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.db import session_scope  # noqa: E402
-from app.jobs.models import HistoryRow, Job  # noqa: E402
-from tests.conftest import Service, seed_job  # noqa: E402
+from app.db import session_scope
+from app.jobs.models import HistoryRow, Job
+from tests.conftest import Service, seed_job
 
 DEADLINE_S = 900  # the whole run gives up after this long
 

@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import N, seed_table  # noqa: E402
+from bench.common import N, seed_table
 
 BATCH, LR = 32, 1e-3
 

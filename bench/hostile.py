@@ -22,9 +22,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.conftest import free_port, wait_for  # noqa: E402
-from tests.test_hostile import bomb, many_members, npy, npz  # noqa: E402
+from tests.conftest import free_port, wait_for
+from tests.test_hostile import bomb, many_members, npy, npz
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTH_EVERY = 0.02  # seconds between /healthz probes

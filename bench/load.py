@@ -19,9 +19,8 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app import migrate  # noqa: E402
-from tests.conftest import free_port, seed_job, wait_for  # noqa: E402
+from app import migrate
+from tests.conftest import free_port, seed_job, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
