@@ -2,7 +2,7 @@
 
 NumPy only, so the API validates data at submission and the workers build the same arrays.
 Every refusal is an `InvalidInput` naming the field and the problem. Uploaded files are read by
-`app.uploads`.
+`app.uploads`. `load` turns any job's data spec into arrays, for the workers and the dashboard alike.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ import math
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import functions
+from app.datasets.models import Dataset
 from app.errors import InvalidInput, TooLarge
+from app.settings import Settings
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -116,3 +120,29 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def split(n: int, validation_split: float) -> tuple[int, int]:
+    """(training rows, validation rows) of n: the last rows validate."""
+    n_train = int(n * (1 - validation_split))
+    return n_train, n - n_train
+
+
+def load(
+    session: Session, spec: dict[str, Any], settings: Settings, cache: dict[str, tuple[Any, Any]] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A job's data spec (synthetic, inline or a stored dataset) as arrays (x, y); None when its
+    dataset no longer exists. A stored dataset is read once per `cache` (a worker's claim)."""
+    if spec["kind"] == "synthetic":
+        return synthetic(
+            spec["function"], spec["params"], spec["n"], tuple(spec["x_range"]), spec["noise_std"], spec["seed"]
+        )
+    if spec["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
+        return pair(spec["x"], spec["y"], "data", settings.max_inline_points, settings.max_features, FLOAT32_MAX)
+    cache = {} if cache is None else cache
+    if spec["id"] not in cache:
+        blob = session.scalar(select(Dataset.data).where(Dataset.id == spec["id"]))
+        if blob is None:
+            return None
+        cache[spec["id"]] = from_npz(blob)
+    return cache[spec["id"]]

@@ -13,13 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from app import data as datalib
 from app import queue
-from app.datasets.models import Dataset
 from app.db import session_scope, utcnow
 from app.errors import InvalidInput
 from app.jobs.models import Job
@@ -37,22 +35,10 @@ DB_RETRY_SLEEP = 0.5  # seconds between tries while the database is unreachable
 def load_member(session: Any, job: Job, settings: Settings, cache: dict[str, tuple[Any, Any]] | None = None) -> Member:
     """The job's data as arrays; raises InvalidInput for data that cannot be trained on. A stored
     dataset (an upload, or a sweep's inline data) is read once per claim through `cache`."""
-    d = job.spec["data"]
-    cache = {} if cache is None else cache
-    if d["kind"] == "synthetic":
-        x, y = datalib.synthetic(d["function"], d["params"], d["n"], tuple(d["x_range"]), d["noise_std"], d["seed"])
-    elif d["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
-        x, y = datalib.pair(
-            d["x"], d["y"], "data", settings.max_inline_points, settings.max_features, datalib.FLOAT32_MAX
-        )
-    elif d["id"] in cache:
-        x, y = cache[d["id"]]
-    else:
-        blob = session.scalar(select(Dataset.data).where(Dataset.id == d["id"]))
-        if blob is None:
-            raise InvalidInput.at("data.id", f"dataset {d['id']!r} no longer exists")
-        x, y = cache[d["id"]] = datalib.from_npz(blob)
-    return Member(job.id, job.spec, x, y)
+    arrays = datalib.load(session, job.spec["data"], settings, cache)
+    if arrays is None:
+        raise InvalidInput.at("data.id", f"dataset {job.spec['data']['id']!r} no longer exists")
+    return Member(job.id, job.spec, *arrays)
 
 
 class Worker:

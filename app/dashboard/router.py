@@ -9,11 +9,9 @@ import numpy as np
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from app import data as datalib
 from app.dashboard.plots import job_svg
-from app.datasets.models import Dataset
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.jobs import service
@@ -81,17 +79,10 @@ def sample(
 ) -> Sample:
     """Up to `size` rows of the data the job trains on, to draw the fitted function over."""
     d = service.get(session, job_id).spec["data"]
-    if d["kind"] == "synthetic":
-        x, y = datalib.synthetic(d["function"], d["params"], d["n"], tuple(d["x_range"]), d["noise_std"], d["seed"])
-    elif d["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
-        x, y = datalib.pair(
-            d["x"], d["y"], "data", settings.max_inline_points, settings.max_features, datalib.FLOAT32_MAX
-        )
-    else:
-        blob = session.scalar(select(Dataset.data).where(Dataset.id == d["id"]))
-        if blob is None:
-            raise NotFound(f"dataset {d['id']!r} of job {job_id} no longer exists")
-        x, y = datalib.from_npz(blob)
+    arrays = datalib.load(session, d, settings)
+    if arrays is None:
+        raise NotFound(f"dataset {d['id']!r} of job {job_id} no longer exists")
+    x, y = arrays
     rows = np.random.default_rng(0).permutation(len(x))[:size]
     rows.sort()
 

@@ -58,8 +58,7 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
             raise InvalidInput.at("data.id", f"no dataset with id {d.id!r}; upload one with POST /v1/datasets")
         n, features = row.n, row.features
     t = req.training
-    n_train = int(n * (1 - t.validation_split))
-    n_val = n - n_train
+    n_train, n_val = datalib.split(n, t.validation_split)
     if n_train < 1:
         raise InvalidInput.at("training.validation_split", f"leaves no training rows out of {n}")
     if t.validation_split > 0 and n_val < 1:

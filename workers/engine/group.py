@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from app.data import split
 from workers.engine import diagnostics, export
 from workers.engine.backend import default_device
 from workers.engine.diagnostics import num
@@ -102,13 +103,13 @@ class Group:
         self.layer_type = lay["type"]
         self.epochs = t["epochs"]
         n, features = members[0].x.shape
-        n_train = int(n * (1 - t["validation_split"]))
+        n_train, n_val = split(n, t["validation_split"])
         self.sig = Signature(
             self.layer_type,
             lay.get("per_feature", False),
             bucket(self.k),
             n_train,
-            n - n_train,
+            n_val,
             features,
             t["batch_size"],
             t["optimizer"],
