@@ -2,7 +2,7 @@
 
 NumPy only, so the API validates data at submission and the workers build the same arrays.
 Every refusal is an `InvalidInput` naming the field and the problem. Uploaded files are read by
-`app.uploads`. `load` turns any job's data spec into arrays, for the workers and the dashboard alike.
+`app.datasets.uploads`. `load` turns any job's data spec into arrays, for the workers and the dashboard alike.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from schemathesis import checks
 
-from app import data, migrate, uploads
+from app import data, migrate
+from app.datasets import uploads
 from app.errors import InvalidInput
 from app.jobs.schemas import JobRequest
 from app.main import create_app

@@ -29,7 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from app import migrate, queue, uploads
+from app import migrate, queue
+from app.datasets import uploads
 from app.datasets.models import Dataset
 from app.db import session_scope, utcnow
 from app.jobs.models import Job, JobStatus

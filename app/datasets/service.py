@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app import data as datalib
-from app import uploads
+from app.datasets import uploads
 from app.datasets.models import Dataset
 from app.errors import TooLarge
 from app.ids import new_id
