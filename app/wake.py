@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 CHANNEL = "bumpfit_jobs"  # PostgreSQL NOTIFY channel that wakes idle workers
@@ -41,3 +43,20 @@ def _wake(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(WAKE, None)
+
+
+def listen(url: str) -> Any:
+    """A dedicated autocommit connection LISTENing on CHANNEL (PostgreSQL), or None (SQLite, or the
+    database cannot be reached now)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return None
+    try:
+        import psycopg
+
+        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = psycopg.connect(dsn, autocommit=True)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+    except Exception:  # noqa: BLE001 - the caller polls instead
+        return None

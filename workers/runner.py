@@ -13,17 +13,17 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from app import data as datalib
-from app import queue
-from app.db import session_scope, utcnow
+from app import queue, wake
+from app.db import session_scope
 from app.errors import InvalidInput
 from app.jobs.models import Job
-from app.ops.models import Worker as WorkerRow
+from app.ops import service as workers
 from app.settings import Settings
 from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
+from workers.results import finish_all, finish_one
 
 log = logging.getLogger("bumpfit.worker")
 DB_DOWN = (OperationalError, InterfaceError)  # the database is unreachable or restarting
@@ -82,9 +82,7 @@ class Worker:
 
         def write() -> None:
             with session_scope(self.url) as s:
-                row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id, device=self.device, started_at=utcnow())
-                row.status, row.current_jobs, row.heartbeat_at = status, list(self.current), utcnow()
-                s.add(row)
+                workers.register(s, self.id, self.device, status, self.current)
 
         self.retry(write)
 
@@ -120,21 +118,11 @@ class Worker:
         self.stopping.wait(self.settings.poll_seconds)
 
     def listen(self) -> Any:
-        """A dedicated autocommit connection LISTENing for new jobs (PostgreSQL only)."""
-        url = make_url(self.url)
-        if not url.drivername.startswith("postgresql"):
-            return None
-        try:
-            import psycopg
-
-            conn = psycopg.connect(
-                url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
-            )
-            conn.execute(f"LISTEN {queue.CHANNEL}")
-            return conn
-        except Exception:  # noqa: BLE001
+        """A connection LISTENing for new jobs (PostgreSQL), or None: then poll."""
+        conn = wake.listen(self.url)
+        if conn is None and self.url.startswith("postgresql"):
             log.warning("could not LISTEN; polling")
-            return None
+        return conn
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -215,10 +203,10 @@ class Worker:
             results = [Result(params={}, error=error) for _ in members]
         pending = [(m, r) for m, r in zip(members, results, strict=True) if m.id not in done and not r.stopped]
         try:
-            self.retry(functools.partial(self.finish_all, token, pending))
+            self.retry(functools.partial(finish_all, self.url, token, pending))
         except IntegrityError:  # a model-version race with another worker: settle them one by one
             for member, result in pending:
-                self.retry(functools.partial(self.finish, token, member, result))
+                self.retry(functools.partial(finish_one, self.url, token, member, result))
 
     def record_epoch(self, token: str, members: list[Member], report: EpochReport, done: set[str]) -> list[int]:
         """Write each member's history row (fenced) and settle members that end here: lost
@@ -247,43 +235,3 @@ class Worker:
 
         self.retry(write)
         return drop
-
-    def finish_all(self, token: str, pending: list[tuple[Member, Result]]) -> None:
-        """Write a group's final states in one transaction: successes in two multi-row statements."""
-        with session_scope(self.url) as s:
-            queue.succeed_many(
-                s,
-                token,
-                {
-                    m.id: {"params": r.params, "metrics": r.metrics, "warnings": r.warnings, "artifact": r.artifact}
-                    for m, r in pending
-                    if not r.error
-                },
-            )
-            for m, r in pending:
-                if r.error:
-                    queue.fail(s, m.id, token, r.error, params=r.params or None, warnings=r.warnings)
-
-    def finish(self, token: str, member: Member, result: Result) -> None:
-        """Write a member's final state; a model-version race is retried."""
-        for _ in range(5):
-            try:
-                with session_scope(self.url) as s:
-                    if result.error:
-                        queue.fail(
-                            s, member.id, token, result.error, params=result.params or None, warnings=result.warnings
-                        )
-                    else:
-                        queue.finish(
-                            s,
-                            member.id,
-                            token,
-                            params=result.params,
-                            metrics=result.metrics,
-                            warnings=result.warnings,
-                            artifact=result.artifact,
-                        )
-                return
-            except IntegrityError:
-                continue  # another job of the same model name took this version number
-        raise RuntimeError(f"could not assign a model version to job {member.id}")

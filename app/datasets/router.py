@@ -5,25 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, UploadFile
-from pydantic import BaseModel
 
 from app.datasets import service
 from app.datasets.models import Dataset
+from app.datasets.schemas import DatasetOut
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.responses import ERRORS
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-
-
-class DatasetOut(BaseModel):
-    """An uploaded dataset: use its id as `{"data": {"kind": "dataset", "id": ...}}`."""
-
-    id: str
-    filename: str
-    n: int
-    features: int
-    sha256: str
 
 
 def parsed_upload(file: UploadFile, settings: SettingsDep) -> service.Parsed:

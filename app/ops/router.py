@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import migrate
-from app.db import utcnow
 from app.deps import SessionDep, SettingsDep
 from app.errors import Unavailable
-from app.ops.models import Worker
-from app.ops.service import alive
+from app.ops import service
+from app.ops.schemas import WorkerOut
 
 router = APIRouter(tags=["operations"])
 
@@ -56,34 +50,7 @@ def metrics(request: Request) -> Response:
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
-class WorkerOut(BaseModel):
-    """A worker process, its device, state and current jobs."""
-
-    id: str
-    device: str
-    status: str
-    current_jobs: list[Any]
-    started_at: datetime
-    heartbeat_at: datetime
-    alive: bool = Field(description="heartbeat within the last lease period and not stopped")
-
-
 @router.get("/v1/workers", response_model=dict[str, list[WorkerOut]], tags=["workers"], summary="List workers")
 def workers(session: SessionDep, settings: SettingsDep) -> dict[str, list[WorkerOut]]:
     """Every worker that has registered, with its last heartbeat; dead ones show `alive: false`."""
-    now = utcnow()
-    rows = session.scalars(select(Worker).order_by(Worker.started_at))
-    return {
-        "workers": [
-            WorkerOut(
-                id=w.id,
-                device=w.device,
-                status=w.status,
-                current_jobs=w.current_jobs,
-                started_at=w.started_at,
-                heartbeat_at=w.heartbeat_at,
-                alive=alive(w, now, settings.lease_seconds),
-            )
-            for w in rows
-        ]
-    }
+    return {"workers": service.list_workers(session, settings.lease_seconds)}
