@@ -20,6 +20,7 @@ from pydantic import (
     Strict as StrictType,
 )
 
+from app import families
 from app.functions import DATA_MAX
 from app.ids import looks_like_id
 from app.jobs.models import JobStatus
@@ -52,11 +53,8 @@ def _not_an_id(name: str) -> str:
 
 
 ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"), AfterValidator(_not_an_id)]
-FUNCTION_DEFAULTS: dict[str, dict[str, float]] = {
-    "bump": {"sigma": 0.5},
-    "gaussian": {"a": 1.0, "b": 1.0, "c": 0.0},
-}
-NONNEGATIVE = {"sigma", "b"}
+FUNCTION_DEFAULTS: dict[str, dict[str, float]] = {name: f.target for name, f in families.FAMILIES.items()}
+NONNEGATIVE = families.nonnegative()
 
 
 def struct_f32(v: float) -> float:

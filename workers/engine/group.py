@@ -17,13 +17,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from app import families
 from app.data import split
 from workers.engine import diagnostics, export
 from workers.engine.backend import default_device
 from workers.engine.diagnostics import num
 from workers.engine.shuffle import ROUNDS, draw_keys
 from workers.engine.step import Signature, compiled_for
-from workers.layers import DEFAULT_SIGMA_INIT
 
 
 @dataclass
@@ -85,12 +85,7 @@ def param_values(arrays: dict[str, np.ndarray], per_feature: bool) -> list[dict[
 
 def initial_values(spec: dict[str, Any], size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """A member's starting parameters; a null sigma_init draws from the job's own seed."""
-    lay = spec["layer"]
-    if lay["type"] == "bump":
-        s = lay.get("sigma_init")
-        sigma = rng.uniform(*DEFAULT_SIGMA_INIT, size=size) if s is None else np.full(size, s)
-        return {"sigma": sigma}
-    return {p: np.full(size, lay[f"{p}_init"]) for p in ("a", "b", "c")}
+    return families.get(spec["layer"]["type"]).initial_values(spec["layer"], size, rng)
 
 
 class Group:

@@ -18,7 +18,7 @@ from keras import ops
 
 from workers.engine.backend import BACKEND
 from workers.engine.shuffle import row_order
-from workers.layers import LAYERS
+from workers.layers import layer_for
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
 LOSSES = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error, "huber": keras.losses.huber}
@@ -53,7 +53,7 @@ class Compiled:
         self.sig = sig
         self.steps = math.ceil(sig.n_train / sig.batch)
         self.loss_fn = LOSSES[sig.loss]
-        self.layer = LAYERS[sig.layer_type](per_feature=sig.per_feature, members=sig.k, name=sig.layer_type)
+        self.layer = layer_for(sig.layer_type)(per_feature=sig.per_feature, members=sig.k, name=sig.layer_type)
         with keras.device(sig.device):
             self.layer.build((sig.k, None, sig.features))
             self.optimizer = OPTIMIZERS[sig.optimizer]()
