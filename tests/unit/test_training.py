@@ -193,7 +193,7 @@ def test_a_per_feature_gaussian_artifact_predicts_what_the_api_computes(tmp_path
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 31, 32, 33, 100, 1000, 4097, 65537])
 def test_each_members_row_order_is_a_permutation_the_backend_computes_as_numpy_does(n: int) -> None:
-    # this file also runs on JAX (tests/test_jax.py): NumPy, TensorFlow and JAX give the same orders
+    # this file also runs on JAX (tests/e2e/test_jax.py): NumPy, TensorFlow and JAX give the same orders
     keys = np.stack([shuffle.draw_keys(np.random.default_rng(s)) for s in range(4)])
     order = shuffle.permutation(keys, 3, n)
     assert all(np.array_equal(np.sort(row), np.arange(n)) for row in order)

@@ -14,7 +14,7 @@ import pytest
 
 import workers.layers  # noqa: F401 - registers the layers for load_model
 from tests.conftest import ROOT, Service, seed_job
-from tests.test_training import bump_member
+from tests.unit.test_training import bump_member
 from workers.engine import Member, train_group
 
 JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -22,7 +22,7 @@ JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
 # Trains the same fused group as `members()` below on the JAX backend and prints its results.
 ON_JAX = """
 import json
-from tests.test_jax import members
+from tests.e2e.test_jax import members
 from workers.engine import train_group
 print(json.dumps([{"params": r.params, "losses": [h["loss"] for h in r.history], "metrics": r.metrics,
                    "device": r.device} for r in train_group(members())]))
@@ -36,7 +36,7 @@ def members() -> list[Member]:
 
 def test_the_engine_tests_pass_on_the_jax_backend() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_training.py"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_training.py"],
         cwd=ROOT,
         env=JAX_ENV,
         capture_output=True,
@@ -68,7 +68,7 @@ def test_jax_and_tensorflow_forms_learn_the_same_parameters() -> None:
 CACHED = """
 import sys
 import jax
-from tests.test_training import bump_member
+from tests.unit.test_training import bump_member
 from workers.engine import enable_compile_cache, train
 hits = []
 jax.monitoring.register_event_listener(lambda event, **_: hits.append(event == "/jax/compilation_cache/cache_hits"))
