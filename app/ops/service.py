@@ -36,15 +36,5 @@ def list_workers(session: Session, lease_seconds: float) -> list[WorkerOut]:
     """Every worker that has registered, oldest first, with whether it is alive."""
     now = utcnow()
     rows = session.scalars(select(Worker).order_by(Worker.started_at))
-    return [
-        WorkerOut(
-            id=w.id,
-            device=w.device,
-            status=w.status,
-            current_jobs=w.current_jobs,
-            started_at=w.started_at,
-            heartbeat_at=w.heartbeat_at,
-            alive=alive(w, now, lease_seconds),
-        )
-        for w in rows
-    ]
+    fields = [name for name in WorkerOut.model_fields if name != "alive"]
+    return [WorkerOut(alive=alive(w, now, lease_seconds), **{f: getattr(w, f) for f in fields}) for w in rows]
