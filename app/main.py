@@ -12,8 +12,8 @@ from app.auth import parse_keys
 from app.dashboard.router import router as dashboard_router
 from app.datasets.router import router as datasets_router
 from app.jobs.router import router as jobs_router
-from app.metrics import REGISTRY, QueueCollector
 from app.middleware import BodyLimit, Observe, RequireKey
+from app.ops.metrics import REGISTRY, QueueCollector
 from app.ops.router import router as ops_router
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings

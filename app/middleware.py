@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import check_key
 from app.errors import BumpfitError, TooLarge
-from app.metrics import LATENCY, REQUESTS
+from app.ops.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("bumpfit.api")
 

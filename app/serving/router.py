@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app.deps import ReadSessionDep, SessionDep, SettingsDep
-from app.metrics import PREDICTIONS
+from app.ops.metrics import PREDICTIONS
 from app.responses import ERRORS
 from app.serving import service
 from app.serving.schemas import ModelList, ModelOut, PredictRequest, PredictResponse
