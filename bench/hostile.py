@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 
 from tests.conftest import free_port, wait_for
-from tests.integration.test_hostile import bomb, many_members, npy, npz
+from tests.integration.hostile import bomb, many_members, npy, npz
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTH_EVERY = 0.02  # seconds between /healthz probes
