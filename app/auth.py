@@ -31,8 +31,9 @@ def parse_keys(entries: str) -> dict[str, str]:
     for entry in filter(None, (e.strip() for e in entries.split(","))):
         digest, _, scope = entry.partition(":")
         if len(digest) != 64 or scope not in SCOPES:
-            raise ValueError(f"entry {entry[:12]!r}...: expected <sha256 hex>:read|submit "
-                             "(make one with `bumpfit keys new`)")
+            raise ValueError(
+                f"entry {entry[:12]!r}...: expected <sha256 hex>:read|submit (make one with `bumpfit keys new`)"
+            )
         keys[digest.lower()] = scope
     return keys
 

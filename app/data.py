@@ -2,18 +2,23 @@
 
 NumPy only, so the API validates data at submission and the workers build the same arrays.
 Every refusal is an `InvalidInput` naming the field and the problem. Uploaded files are read by
-`app.uploads`.
+`app.datasets.uploads`. `load` turns any job's data spec into arrays, for the workers and the dashboard alike.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import functions
+from app.datasets.models import Dataset
 from app.errors import InvalidInput, TooLarge
+from app.settings import Settings
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -35,8 +40,7 @@ def bound_problem(value: float, bound: float) -> str:
     return "values must fit in float32" if bound >= FLOAT32_MAX else f"values must lie within +-{bound:g}"
 
 
-def as_matrix(values: Any, field: str, max_points: int, max_features: int,
-              bound: float = FLOAT32_MAX) -> np.ndarray:
+def as_matrix(values: Any, field: str, max_points: int, max_features: int, bound: float = FLOAT32_MAX) -> np.ndarray:
     """A list of numbers (n) or of equal-length lists (n, F) -> float32 array (n, F), every value
     finite and within +-bound."""
     if not isinstance(values, list | np.ndarray) or len(values) == 0:
@@ -63,8 +67,9 @@ def as_matrix(values: Any, field: str, max_points: int, max_features: int,
     return arr.astype(np.float32)
 
 
-def pair(x: Any, y: Any, field: str, max_points: int, max_features: int,
-         bound: float = functions.DATA_MAX) -> tuple[np.ndarray, np.ndarray]:
+def pair(
+    x: Any, y: Any, field: str, max_points: int, max_features: int, bound: float = functions.DATA_MAX
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate training data x and y together: same length, y shaped like x (the layers are
     element-wise), every value within +-bound."""
     xa = as_matrix(x, f"{field}.x", max_points, max_features, bound)
@@ -73,14 +78,16 @@ def pair(x: Any, y: Any, field: str, max_points: int, max_features: int,
         raise InvalidInput.at(field, f"x has {len(xa)} rows but y has {len(ya)}")
     if ya.shape[1] != xa.shape[1]:
         raise InvalidInput.at(
-            f"{field}.y", f"rows have {ya.shape[1]} values but x rows have {xa.shape[1]}: "
-            "the layers are element-wise, so y must be shaped like x"
+            f"{field}.y",
+            f"rows have {ya.shape[1]} values but x rows have {xa.shape[1]}: "
+            "the layers are element-wise, so y must be shaped like x",
         )
     return xa, ya
 
 
-def synthetic(function: str, params: dict[str, float], n: int, x_range: tuple[float, float],
-              noise_std: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic(
+    function: str, params: dict[str, float], n: int, x_range: tuple[float, float], noise_std: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """x uniform on x_range, y = function(x) + N(0, noise_std), both float32 of shape (n, 1)."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(x_range[0], x_range[1], size=(n, 1))
@@ -101,3 +108,41 @@ def from_npz(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Stored .npz bytes -> (x, y)."""
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
         return npz["x"], npz["y"]
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity (a diverged epoch's loss or parameters) as None: JSON
+    has no such numbers and PostgreSQL refuses them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def split(n: int, validation_split: float) -> tuple[int, int]:
+    """(training rows, validation rows) of n: the last rows validate."""
+    n_train = int(n * (1 - validation_split))
+    return n_train, n - n_train
+
+
+def load(
+    session: Session, spec: dict[str, Any], settings: Settings, cache: dict[str, tuple[Any, Any]] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A job's data spec (synthetic, inline or a stored dataset) as arrays (x, y); None when its
+    dataset no longer exists. A stored dataset is read once per `cache` (a worker's claim)."""
+    if spec["kind"] == "synthetic":
+        return synthetic(
+            spec["function"], spec["params"], spec["n"], tuple(spec["x_range"]), spec["noise_std"], spec["seed"]
+        )
+    if spec["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
+        return pair(spec["x"], spec["y"], "data", settings.max_inline_points, settings.max_features, FLOAT32_MAX)
+    cache = {} if cache is None else cache
+    if spec["id"] not in cache:
+        blob = session.scalar(select(Dataset.data).where(Dataset.id == spec["id"]))
+        if blob is None:
+            return None
+        cache[spec["id"]] = from_npz(blob)
+    return cache[spec["id"]]

@@ -88,8 +88,7 @@ def engine_for(url: str) -> Engine:
 def session_factory(url: str, readonly: bool = False) -> sessionmaker[Session]:
     """The session factory bound to `url`'s engine; read-only sessions skip SQLite's write lock."""
     engine = engine_for(url)
-    return sessionmaker(engine.execution_options(**{READONLY: True}) if readonly else engine,
-                        expire_on_commit=False)
+    return sessionmaker(engine.execution_options(**{READONLY: True}) if readonly else engine, expire_on_commit=False)
 
 
 @lru_cache

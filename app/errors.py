@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.families import FAMILIES
+
 
 class BumpfitError(Exception):
     """Something went wrong."""
@@ -76,7 +78,7 @@ class Unavailable(BumpfitError):
 
 
 # Discriminated-union tags pydantic puts in error locations after these fields; users never wrote them.
-UNION_TAGS = {"data": {"synthetic", "inline", "dataset"}, "layer": {"bump", "gaussian"}}
+UNION_TAGS = {"data": {"synthetic", "inline", "dataset"}, "layer": set(FAMILIES)}
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:

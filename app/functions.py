@@ -20,8 +20,6 @@ GAUSS_CLIP = 1e18
 # far below float32's maximum (3.4e38), so a loss can only overflow by diverging, never by input.
 DATA_MAX = 1e12
 
-LAYER_PARAMS: dict[str, tuple[str, ...]] = {"bump": ("sigma",), "gaussian": ("a", "b", "c")}
-
 
 def bump(xp: Any, x: Any, sigma: Any) -> Any:
     """exp(-sigma / (sigma - x^2)) where |x| < sigma and x^2 < sigma, else 0.
@@ -46,9 +44,7 @@ def gaussian(xp: Any, x: Any, a: Any, b: Any, c: Any) -> Any:
 
 
 def evaluate(xp: Any, layer_type: str, x: Any, params: dict[str, Any]) -> Any:
-    """Apply the named layer family to x with the given parameters."""
-    if layer_type == "bump":
-        return bump(xp, x, params["sigma"])
-    if layer_type == "gaussian":
-        return gaussian(xp, x, params["a"], params["b"], params["c"])
-    raise ValueError(f"unknown layer type {layer_type!r}")
+    """Apply the named layer family (`app.families`) to x with the given parameters."""
+    from app import families  # the registry imports this module's math
+
+    return families.get(layer_type).evaluate(xp, x, params)

@@ -30,8 +30,9 @@ async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if first["loc"] == "body" and "json" not in request.headers.get("content-type", ""):
         more += "; send the body as JSON with the header Content-Type: application/json"
-    body = {"error": {"type": "validation_error", "message": f"{first['loc']}: {first['msg']}{more}",
-                      "details": errors}}
+    body = {
+        "error": {"type": "validation_error", "message": f"{first['loc']}: {first['msg']}{more}", "details": errors}
+    }
     return JSONResponse(body, status_code=422)
 
 
@@ -39,8 +40,11 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unknown path, wrong method, unparseable body)."""
     assert isinstance(exc, StarletteHTTPException)
     kind = HTTP_TYPES.get(exc.status_code, "http_error")
-    return JSONResponse({"error": {"type": kind, "message": str(exc.detail), "details": None}},
-                        status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"error": {"type": kind, "message": str(exc.detail), "details": None}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def database_down(_: Request, exc: Exception) -> JSONResponse:

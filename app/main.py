@@ -12,8 +12,8 @@ from app.auth import parse_keys
 from app.dashboard.router import router as dashboard_router
 from app.datasets.router import router as datasets_router
 from app.jobs.router import router as jobs_router
-from app.metrics import REGISTRY, QueueCollector
 from app.middleware import BodyLimit, Observe, RequireKey
+from app.ops.metrics import REGISTRY, QueueCollector
 from app.ops.router import router as ops_router
 from app.serving.router import router as serving_router
 from app.settings import Settings, get_settings
@@ -36,16 +36,19 @@ def upload_body_limit(settings: Settings) -> int:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API application; no TensorFlow is imported here or below."""
     settings = settings or get_settings()
-    app = FastAPI(title="bumpfit", version=__version__,
-                  description="Train and serve trainable threshold layers: bump (trainable sigma) and "
-                  "gaussian (a, b, c). Jobs queue in the database and run on TensorFlow workers.\n\n"
-                  f"Limits: request bodies up to {body_limit(settings)} bytes; uploads up to "
-                  f"{settings.max_upload_bytes} bytes (an .npz's arrays also once inflated); "
-                  f"{settings.max_points} samples a job, {settings.max_inline_points} inline, "
-                  f"{settings.max_features} features, {settings.max_sweep_jobs} jobs a sweep, "
-                  f"{settings.max_predict_instances} instances a prediction. Over a limit: 413 naming it. "
-                  "Every error is `{\"error\": {\"type\", \"message\", \"details\"}}`; an unexpected one "
-                  "is a 500 naming the request id (also in every response's `X-Request-ID` header).")
+    app = FastAPI(
+        title="bumpfit",
+        version=__version__,
+        description="Train and serve trainable threshold layers: bump (trainable sigma) and "
+        "gaussian (a, b, c). Jobs queue in the database and run on TensorFlow workers.\n\n"
+        f"Limits: request bodies up to {body_limit(settings)} bytes; uploads up to "
+        f"{settings.max_upload_bytes} bytes (an .npz's arrays also once inflated); "
+        f"{settings.max_points} samples a job, {settings.max_inline_points} inline, "
+        f"{settings.max_features} features, {settings.max_sweep_jobs} jobs a sweep, "
+        f"{settings.max_predict_instances} instances a prediction. Over a limit: 413 naming it. "
+        'Every error is `{"error": {"type", "message", "details"}}`; an unexpected one '
+        "is a 500 naming the request id (also in every response's `X-Request-ID` header).",
+    )
     app.state.settings = settings
     app.state.api_keys = parse_keys(settings.api_keys)
     app.state.registries = (REGISTRY, CollectorRegistry())
@@ -60,12 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(RequireKey, keys=app.state.api_keys)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
-                           allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-                           expose_headers=["X-Request-ID"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["X-Request-ID"],
+        )
     app.add_middleware(Observe)
-    for router in (jobs_router, sweeps_router, serving_router, datasets_router, ops_router,
-                   dashboard_router):
+    for router in (jobs_router, sweeps_router, serving_router, datasets_router, ops_router, dashboard_router):
         app.include_router(router)
     return app

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import check_key
 from app.errors import BumpfitError, TooLarge
-from app.metrics import LATENCY, REQUESTS
+from app.ops.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("bumpfit.api")
 
@@ -52,12 +52,13 @@ class Observe:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unexpected error in %s %s", scope["method"], scope["path"],
-                          extra={"request_id": request_id})
+            log.exception("unexpected error in %s %s", scope["method"], scope["path"], extra={"request_id": request_id})
             if started:  # nothing more can be said on a response already under way
                 raise
-            err = BumpfitError(f"unexpected error; the service log has its details under request id {request_id}",
-                               details={"request_id": request_id})
+            err = BumpfitError(
+                f"unexpected error; the service log has its details under request id {request_id}",
+                details={"request_id": request_id},
+            )
             await _answer(err, scope, send, {"X-Request-ID": request_id})
         finally:
             LATENCY.observe(time.perf_counter() - start)

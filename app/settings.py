@@ -55,8 +55,11 @@ class Settings(BaseSettings):
         return self.model_copy(update={"database_url": url}).model_dump_json()
 
     # access
-    api_keys: str = Field("", description="comma-separated `<sha256 of key>:read|submit` entries "
-                          "(`bumpfit keys new`); required when serving on a non-loopback address")
+    api_keys: str = Field(
+        "",
+        description="comma-separated `<sha256 of key>:read|submit` entries "
+        "(`bumpfit keys new`); required when serving on a non-loopback address",
+    )
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: CORS off")
 
     @field_validator("database_url")
@@ -68,8 +71,9 @@ class Settings(BaseSettings):
         try:
             driver = make_url(url).drivername
         except ArgumentError:
-            raise ValueError(f"{url!r} is not a database URL (sqlite:///path or "
-                             "postgresql+psycopg://user@host:5432/db)") from None
+            raise ValueError(
+                f"{url!r} is not a database URL (sqlite:///path or postgresql+psycopg://user@host:5432/db)"
+            ) from None
         if driver not in DRIVERS:
             raise ValueError(f"unsupported driver {driver!r}: use sqlite:///path or postgresql+psycopg://...")
         return url
@@ -96,8 +100,11 @@ class SettingsError(SystemExit):
             env = f"BUMPFIT_{field.upper()}"
             return f"--{field.replace('_', '-')}" if field in flags else env
 
-        super().__init__("\n".join(f"bumpfit: {name(str(e['loc'][0]))}: {e['msg'].removeprefix('Value error, ')}"
-                                   for e in error.errors()))
+        super().__init__(
+            "\n".join(
+                f"bumpfit: {name(str(e['loc'][0]))}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors()
+            )
+        )
 
 
 def load_settings(**flags: Any) -> Settings:

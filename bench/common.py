@@ -36,6 +36,7 @@ def seed_fit(sigma: float, epochs: int, n: int = N, seed: int = 0) -> tuple[floa
 
 def job_spec(sigma: float, epochs: int, n: int = N, seed: int = 0) -> dict:
     """The same job as a bumpfit job request."""
-    return {"data": {"kind": "synthetic", "function": "bump", "params": {"sigma": sigma}, "n": n, "seed": seed},
-            "training": {"epochs": epochs, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.001,
-                         "seed": seed}}
+    return {
+        "data": {"kind": "synthetic", "function": "bump", "params": {"sigma": sigma}, "n": n, "seed": seed},
+        "training": {"epochs": epochs, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.001, "seed": seed},
+    }

@@ -11,17 +11,14 @@ import argparse
 import os
 import random
 import signal
-import sys
 import time
 import uuid
-from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.db import session_scope  # noqa: E402
-from app.jobs.models import HistoryRow, Job  # noqa: E402
-from tests.conftest import Service, seed_job  # noqa: E402
+from app.db import session_scope
+from app.jobs.models import HistoryRow, Job
+from tests.conftest import Service, seed_job
 
 DEADLINE_S = 900  # the whole run gives up after this long
 
@@ -43,15 +40,28 @@ def main() -> None:
     start = time.monotonic()
     try:
         # batch sizes vary so that jobs spread over workers instead of fusing into one claim
-        ids = [svc.http.post("/v1/jobs", json=seed_job(sigma=0.1 + 0.01 * i, n=500_000, epochs=rng.choice([5, 10, 15]),
-                                                       batch_size=rng.choice([16, 32, 48, 64]), seed=i)
-                             ).json()["id"] for i in range(args.jobs)]
+        ids = [
+            svc.http.post(
+                "/v1/jobs",
+                json=seed_job(
+                    sigma=0.1 + 0.01 * i,
+                    n=500_000,
+                    epochs=rng.choice([5, 10, 15]),
+                    batch_size=rng.choice([16, 32, 48, 64]),
+                    seed=i,
+                ),
+            ).json()["id"]
+            for i in range(args.jobs)
+        ]
         killed: set[str] = set()
         while len(killed) < args.kills and time.monotonic() - start < DEADLINE_S:
             # a worker killed before may still show on its jobs until the lease lapses (and as a zombie
             # it does not refuse a second kill): only live workers count
-            running = [j for j in svc.http.get("/v1/jobs", params={"status": "running", "limit": 100}).json()["jobs"]
-                       if j["progress"]["epoch"] >= 1 and j["worker"] not in killed]
+            running = [
+                j
+                for j in svc.http.get("/v1/jobs", params={"status": "running", "limit": 100}).json()["jobs"]
+                if j["progress"]["epoch"] >= 1 and j["worker"] not in killed
+            ]
             if not running:
                 if not svc.http.get("/v1/jobs", params={"status": "queued", "limit": 1}).json()["jobs"]:
                     break  # nothing left to interrupt
@@ -69,12 +79,19 @@ def main() -> None:
         with session_scope(url) as s:
             history = dict(s.execute(select(HistoryRow.job_id, func.count()).group_by(HistoryRow.job_id)).all())
             versions = dict(s.execute(select(Job.id, Job.model_version)).all())
-        lost = [j["id"] for j in jobs if j["status"] != "succeeded" or history.get(j["id"]) != j["spec"]["training"]
-                ["epochs"] or versions.get(j["id"]) != 1]
+        lost = [
+            j["id"]
+            for j in jobs
+            if j["status"] != "succeeded"
+            or history.get(j["id"]) != j["spec"]["training"]["epochs"]
+            or versions.get(j["id"]) != 1
+        ]
         retried = sum(j["attempts"] > 1 for j in jobs)
-        print(f"jobs run: {len(jobs)}, workers killed: {len(killed)}, jobs retried: {retried}, "
-              f"attempts: {sum(j['attempts'] for j in jobs)}, jobs lost or duplicated: {len(lost)}, "
-              f"wall {time.monotonic() - start:.0f} s")
+        print(
+            f"jobs run: {len(jobs)}, workers killed: {len(killed)}, jobs retried: {retried}, "
+            f"attempts: {sum(j['attempts'] for j in jobs)}, jobs lost or duplicated: {len(lost)}, "
+            f"wall {time.monotonic() - start:.0f} s"
+        )
         if lost:
             raise SystemExit(f"lost: {lost}")
     finally:

@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import functools
 import math
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import N, seed_table  # noqa: E402
+from bench.common import N, seed_table
 
 BATCH, LR = 32, 1e-3
 
@@ -31,19 +28,31 @@ BATCH, LR = 32, 1e-3
 def members(k: int, n: int, epochs: int) -> list[Any]:
     """K jobs over the seed table's 99 sigmas (data shared between jobs of one sigma), seeds 0..K-1."""
     from app import data
-    from workers.training import Member
+    from workers.engine import Member
 
     sigmas = [s for s, _ in seed_table()]
     datasets = [data.synthetic("bump", {"sigma": s}, n, (-1.0, 1.0), 0.0, i) for i, s in enumerate(sigmas[:k])]
-    spec = lambda i: {"layer": {"type": "bump", "sigma_init": None},  # noqa: E731
-                      "training": {"optimizer": "adam", "learning_rate": LR, "epochs": epochs, "batch_size": BATCH,
-                                   "loss": "mse", "validation_split": 0.0, "seed": i}}
+
+    def spec(i: int) -> dict[str, Any]:
+        return {
+            "layer": {"type": "bump", "sigma_init": None},
+            "training": {
+                "optimizer": "adam",
+                "learning_rate": LR,
+                "epochs": epochs,
+                "batch_size": BATCH,
+                "loss": "mse",
+                "validation_split": 0.0,
+                "seed": i,
+            },
+        }
+
     return [Member(str(i), spec(i), *datasets[i % len(datasets)]) for i in range(k)]
 
 
 def engine(jobs: list[Any], device: str) -> tuple[float, float]:
     """One group through the engine: (seconds from host arrays to results, host ms per epoch)."""
-    from workers.training import Group
+    from workers.engine import Group
 
     start = time.perf_counter()
     group = Group(jobs, device)
@@ -123,11 +132,13 @@ def main() -> None:
 
     import jax
 
-    from workers.training import BACKEND, default_device
+    from workers.engine import BACKEND, default_device
 
     device = default_device()
-    print(f"engine: keras backend {BACKEND} on {device}; minimal loop: jax on {jax.devices()[0].platform}; "
-          f"n {args.n}, {args.epochs} epochs, batch {BATCH}")
+    print(
+        f"engine: keras backend {BACKEND} on {device}; minimal loop: jax on {jax.devices()[0].platform}; "
+        f"n {args.n}, {args.epochs} epochs, batch {BATCH}"
+    )
     hosts = {}
     for k in ks:
         jobs = members(k, args.n, args.epochs)
@@ -135,10 +146,12 @@ def main() -> None:
         e_warm, e_compile, e_host = timed(lambda: engine(jobs, device))  # noqa: B023
         m_warm, m_compile, m_host = timed(lambda: minimal(jobs, args.epochs))  # noqa: B023
         hosts[k] = e_host
-        print(f"K={k}: engine {updates / e_warm:.3g} sample-updates/s ({e_warm:.2f} s warm, compile {e_compile:.2f} s, "
-              f"host {e_host:.2f} ms/epoch); minimal {updates / m_warm:.3g} ({m_warm:.2f} s, compile "
-              f"{m_compile:.2f} s, host {m_host:.2f} ms/epoch); engine/minimal rate {m_warm / e_warm:.2f}",
-              flush=True)
+        print(
+            f"K={k}: engine {updates / e_warm:.3g} sample-updates/s ({e_warm:.2f} s warm, compile {e_compile:.2f} s, "
+            f"host {e_host:.2f} ms/epoch); minimal {updates / m_warm:.3g} ({m_warm:.2f} s, compile "
+            f"{m_compile:.2f} s, host {m_host:.2f} ms/epoch); engine/minimal rate {m_warm / e_warm:.2f}",
+            flush=True,
+        )
     k = 1000 if 1000 in hosts else max(hosts)
     print(f"host per epoch: {hosts[k]:.1f} ms at K={k}, n={args.n}")
 

@@ -22,9 +22,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.conftest import free_port, wait_for  # noqa: E402
-from tests.test_hostile import bomb, many_members, npy, npz  # noqa: E402
+from tests.conftest import free_port, wait_for
+from tests.integration.hostile import bomb, many_members, npy, npz
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTH_EVERY = 0.02  # seconds between /healthz probes
@@ -82,16 +81,25 @@ def chunked_upload(total: int) -> Iterator[bytes]:
 
 def cases(base: str, sweep_id: list[str]) -> list[tuple[str, Callable[[httpx.Client], httpx.Response]]]:
     """(name, request) for each case; files are built before the clock starts."""
+
     def upload(name: str, content: bytes) -> Callable[[httpx.Client], httpx.Response]:
         return lambda http: http.post("/v1/datasets", files={"file": (name, content)})
 
     def post_raw(path: str, raw: bytes) -> Callable[[httpx.Client], httpx.Response]:
         return lambda http: http.post(path, content=raw, headers={"content-type": "application/json"})
 
-    forged = npz({"x.npy": npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({10**12},), }}"),
-                  "y.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", bytes(4))})
-    declared_gib = npz({"x.npy": npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({2**27},), }}"),
-                        "y.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", bytes(4))})
+    forged = npz(
+        {
+            "x.npy": npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({10**12},), }}"),
+            "y.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", bytes(4)),
+        }
+    )
+    declared_gib = npz(
+        {
+            "x.npy": npy(f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({2**27},), }}"),
+            "y.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", bytes(4)),
+        }
+    )
     valid_npz = io.BytesIO()
     a = np.random.default_rng(0).uniform(-1, 1, (2_000_000, 2))
     np.savez(valid_npz, x=a[:, :1], y=a[:, 1:])  # 32 MB of float64, uncompressed
@@ -107,26 +115,44 @@ def cases(base: str, sweep_id: list[str]) -> list[tuple[str, Callable[[httpx.Cli
         ("csv: unclosed quote, then 1M lines", upload("q.csv", b'x,y\n"1,2\n' + b"3,4\n" * 1_000_000)),
         ("csv: 2,000,001 rows (limit 2,000,000)", upload("r.csv", csv_rows(2_000_001))),
         ("csv: bad cell in the last of 1.5M rows", upload("c.csv", csv_rows(1_500_000, bad_last=True))),
-        ("upload: 100 MB chunked, no Content-Length", lambda http: http.post(
-            "/v1/datasets", content=chunked_upload(100 << 20),
-            headers={"content-type": "multipart/form-data; boundary=b"})),
-        ("upload: declares Content-Length 1 TB", lambda http: raw(
-            http, b"POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            b"Content-Length: 1000000000000\r\n\r\n--b")),
+        (
+            "upload: 100 MB chunked, no Content-Length",
+            lambda http: http.post(
+                "/v1/datasets",
+                content=chunked_upload(100 << 20),
+                headers={"content-type": "multipart/form-data; boundary=b"},
+            ),
+        ),
+        (
+            "upload: declares Content-Length 1 TB",
+            lambda http: raw(
+                http,
+                b"POST /v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                b"Content-Length: 1000000000000\r\n\r\n--b",
+            ),
+        ),
         ("json: 100,000 nested arrays", post_raw("/v1/jobs", b"[" * 100_000 + b"]" * 100_000)),
-        ("json: a 5,000-digit integer", post_raw("/v1/jobs", b'{"data": {"kind": "synthetic", "n": 1'
-                                                 + b"0" * 5000 + b"}}")),
+        (
+            "json: a 5,000-digit integer",
+            post_raw("/v1/jobs", b'{"data": {"kind": "synthetic", "n": 1' + b"0" * 5000 + b"}}"),
+        ),
         ("json: sigma 1e400", post_raw("/v1/jobs", b'{"data": {"kind": "synthetic", "params": {"sigma": 1e400}}}')),
-        ("json: predict with strings", lambda http: http.post("/v1/models/nope:predict",
-                                                              json={"instances": ["1", True]})),
+        (
+            "json: predict with strings",
+            lambda http: http.post("/v1/models/nope:predict", json={"instances": ["1", True]}),
+        ),
         ("valid: 1.5M-row CSV (29 MB)", upload("v.csv", csv_rows(1_500_000))),
         ("valid: 2M-row npz (32 MB)", upload("v.npz", valid_npz.getvalue())),
         ("valid: job with 200,000 inline points", lambda http: http.post("/v1/jobs", json=inline)),
         ("valid: sweep of 1,000 jobs, 200,000 inline points", lambda http: _sweep(http, inline, sweep_id)),
-        ("valid: list those 1,000 jobs", lambda http: http.get("/v1/jobs", params={"sweep_id": sweep_id[0],
-                                                                                    "limit": 1000})),
-        ("valid: sweep of 10,000 synthetic jobs", lambda http: http.post(
-            "/v1/sweeps", json={"base": job, "grid": {"training.seed": list(range(10_000))}})),
+        (
+            "valid: list those 1,000 jobs",
+            lambda http: http.get("/v1/jobs", params={"sweep_id": sweep_id[0], "limit": 1000}),
+        ),
+        (
+            "valid: sweep of 10,000 synthetic jobs",
+            lambda http: http.post("/v1/sweeps", json={"base": job, "grid": {"training.seed": list(range(10_000))}}),
+        ),
     ]
     return out
 
@@ -175,9 +201,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         env = {**os.environ, "BUMPFIT_LOG_LEVEL": "warning"}
-        serve = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "0",
-                                  "--database-url", f"sqlite:///{tmp}/hostile.db"], cwd=ROOT, env=env,
-                                 stderr=subprocess.DEVNULL)
+        serve = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "0",
+                "--database-url",
+                f"sqlite:///{tmp}/hostile.db",
+            ],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         http = httpx.Client(base_url=base, timeout=120)
         prober = Prober(base)
@@ -198,8 +238,11 @@ def main() -> None:
                 end = time.perf_counter()
                 time.sleep(0.1)  # a probe that started during the case finishes
                 grown = (proc_kb(serve.pid, "VmHWM") - rss) / 1024
-                print(f"{name:<52} {got:<80} {end - start:>6.2f} {grown:>6.0f} "
-                      f"{prober.longest(start, end) * 1000:>6.0f}ms", flush=True)
+                print(
+                    f"{name:<52} {got:<80} {end - start:>6.2f} {grown:>6.0f} "
+                    f"{prober.longest(start, end) * 1000:>6.0f}ms",
+                    flush=True,
+                )
         finally:
             prober.stop.set()
             serve.terminate()

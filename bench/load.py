@@ -19,9 +19,8 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app import migrate  # noqa: E402
-from tests.conftest import free_port, seed_job, wait_for  # noqa: E402
+from app import migrate
+from tests.conftest import free_port, seed_job, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,12 +31,14 @@ async def hammer(base: str, method: str, path: str, body: Any, n: int, concurren
     queue = iter(range(n))
 
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+
         async def one() -> None:
             for _ in queue:
                 t = time.perf_counter()
                 r = await http.request(method, path, json=body)
                 latencies.append((time.perf_counter() - t) * 1000)
                 assert r.status_code < 300, r.text
+
         start = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(concurrency)))
     return n / (time.perf_counter() - start), latencies
@@ -61,8 +62,11 @@ def main() -> None:
         migrate.upgrade(url)
         port = free_port()
         env = {**os.environ, "BUMPFIT_DATABASE_URL": url, "BUMPFIT_LOG_LEVEL": "warning"}
-        api = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.load_app:app", "--port", str(port),
-                                "--log-level", "warning"], cwd=ROOT, env=env)
+        api = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bench.load_app:app", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT,
+            env=env,
+        )
         worker = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -75,10 +79,12 @@ def main() -> None:
             x = [round(-1 + 0.2 * i, 2) for i in range(10)]
             asyncio.run(hammer(base, "GET", "/hello", None, 200, args.concurrency))  # warm-up
             floor = asyncio.run(hammer(base, "GET", "/hello", None, args.requests, args.concurrency))
-            pred = asyncio.run(hammer(base, "POST", f"/v1/models/{job}:predict", {"instances": x}, args.requests,
-                                      args.concurrency))
-            submit = asyncio.run(hammer(base, "POST", "/v1/jobs", seed_job(n=1000, epochs=1), args.requests // 4,
-                                        args.concurrency))
+            pred = asyncio.run(
+                hammer(base, "POST", f"/v1/models/{job}:predict", {"instances": x}, args.requests, args.concurrency)
+            )
+            submit = asyncio.run(
+                hammer(base, "POST", "/v1/jobs", seed_job(n=1000, epochs=1), args.requests // 4, args.concurrency)
+            )
             print(summary("hello-world floor (same process)", *floor))
             print(summary("predict, 10 instances", *pred))
             print(summary("submit a job (SQLite)", *submit))

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.conftest import Service, seed_job, wait_for  # noqa: E402
+from tests.conftest import Service, seed_job, wait_for
 
 
 def measure(url: str, jobs: int) -> tuple[list[float], list[float]]:

@@ -77,7 +77,7 @@ def through_api(url: str, size: int, workers: int) -> tuple[float, list[float]]:
 def in_process(size: int) -> float:
     """The engine alone on the same jobs: data made, then train_group per group of MAX_FUSE."""
     from app import data
-    from workers.training import Member, train_group
+    from workers.engine import Member, train_group
 
     body = sweep_body(size)
     members = []

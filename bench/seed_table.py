@@ -13,21 +13,32 @@ from bench.common import N, seed_table
 
 def main() -> None:
     from app import data
-    from workers.training import Member, train
+    from workers.engine import Member, train
 
     start = time.perf_counter()
     errors = []
     for i, (sigma, epochs) in enumerate(seed_table()):
         x, y = data.synthetic("bump", {"sigma": sigma}, N, (-1.0, 1.0), 0.0, i)
-        spec = {"layer": {"type": "bump", "sigma_init": None},
-                "training": {"optimizer": "adam", "learning_rate": 1e-3, "epochs": epochs, "batch_size": 32,
-                             "loss": "mse", "validation_split": 0.0, "seed": i}}
+        spec = {
+            "layer": {"type": "bump", "sigma_init": None},
+            "training": {
+                "optimizer": "adam",
+                "learning_rate": 1e-3,
+                "epochs": epochs,
+                "batch_size": 32,
+                "loss": "mse",
+                "validation_split": 0.0,
+                "seed": i,
+            },
+        }
         result = train(Member(str(i), spec, x, y))
         err = abs(result.params["sigma"] - sigma)
         errors.append(err)
         flag = "" if err <= 1e-2 else "  <-- over 1e-2"
-        print(f"sigma {sigma:4.1f}  epochs {epochs:2d}  learned {result.params['sigma']:.6f}  error {err:.2e}{flag}",
-              flush=True)
+        print(
+            f"sigma {sigma:4.1f}  epochs {epochs:2d}  learned {result.params['sigma']:.6f}  error {err:.2e}{flag}",
+            flush=True,
+        )
     wall = time.perf_counter() - start
     print(f"largest error {max(errors):.2e} over {len(errors)} jobs; within 1e-2: {sum(e <= 1e-2 for e in errors)}")
     print(f"wall time {wall:.1f} s ({wall / len(errors):.2f} s per job, one job at a time)")

@@ -15,20 +15,28 @@ def main() -> None:
     import tensorflow as tf  # noqa: F401 - imported before timing, as in a running worker
 
     from app import data
-    from workers import training
-    from workers.training import Member, train
+    from workers.engine import Member, step, train
 
     def engine() -> tuple[float, float]:
         x, y = data.synthetic("bump", {"sigma": 0.5}, 100_000, (-1.0, 1.0), 0.0, 0)
-        spec = {"layer": {"type": "bump", "sigma_init": None},
-                "training": {"optimizer": "adam", "learning_rate": 1e-3, "epochs": 3, "batch_size": 32,
-                             "loss": "mse", "validation_split": 0.0, "seed": 0}}
+        spec = {
+            "layer": {"type": "bump", "sigma_init": None},
+            "training": {
+                "optimizer": "adam",
+                "learning_rate": 1e-3,
+                "epochs": 3,
+                "batch_size": 32,
+                "loss": "mse",
+                "validation_split": 0.0,
+                "seed": 0,
+            },
+        }
         start = time.perf_counter()
         result = train(Member("bench", spec, x, y))
         return result.params["sigma"], time.perf_counter() - start
 
     first_sigma, first = engine()  # first job in the process: TensorFlow's warm-up and the XLA compile
-    training._CACHE.clear()
+    step._CACHE.clear()
     second_sigma, second = engine()  # a warm worker, new job shape: the XLA compile is included
     third_sigma, third = engine()  # a warm worker, a job shape it has compiled before
     seed_sigma, seed = seed_fit(0.5, 3)
@@ -36,8 +44,10 @@ def main() -> None:
     print(f"bumpfit, warm worker, compile included: {second:.3f} s  sigma={second_sigma:.7f}")
     print(f"bumpfit, warm worker, compiled before:  {third:.3f} s  sigma={third_sigma:.7f}")
     print(f"seed's Keras fit path:                  {seed:.3f} s  sigma={seed_sigma:.7f}")
-    print(f"seed / bumpfit: {seed / first:.1f}x (new process), {seed / second:.1f}x (compile included), "
-          f"{seed / third:.0f}x (compiled before)")
+    print(
+        f"seed / bumpfit: {seed / first:.1f}x (new process), {seed / second:.1f}x (compile included), "
+        f"{seed / third:.0f}x (compiled before)"
+    )
 
 
 if __name__ == "__main__":

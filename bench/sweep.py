@@ -35,7 +35,7 @@ def free_port() -> int:
 def in_process(table: list[tuple[float, int]]) -> float:
     """Seconds for the engine to train the sweep's jobs (same data, seeds and groups) in this process."""
     from app import data
-    from workers.training import Member, train_group
+    from workers.engine import Member, train_group
 
     groups: dict[int, list[Member]] = {}
     for i, (sigma, epochs) in enumerate(table):
@@ -57,9 +57,23 @@ def main() -> None:
     table = seed_table()
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers",
-                                 str(args.workers), "--database-url", f"sqlite:///{tmp}/bench.db"],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/serve.log", "wb"))
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--database-url",
+                f"sqlite:///{tmp}/bench.db",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(f"{tmp}/serve.log", "wb"),
+        )
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
         try:
             deadline = time.monotonic() + 120
@@ -70,9 +84,13 @@ def main() -> None:
                 except httpx.TransportError:
                     pass
                 time.sleep(0.2)
-            body = {"base": job_spec(0.5, 3), "points": [
-                {"data.params.sigma": s, "training.epochs": e, "data.seed": i, "training.seed": i}
-                for i, (s, e) in enumerate(table)]}
+            body = {
+                "base": job_spec(0.5, 3),
+                "points": [
+                    {"data.params.sigma": s, "training.epochs": e, "data.seed": i, "training.seed": i}
+                    for i, (s, e) in enumerate(table)
+                ],
+            }
             submitted = time.time()
             r = http.post("/v1/sweeps", json=body)
             r.raise_for_status()
@@ -83,8 +101,10 @@ def main() -> None:
                     break
                 time.sleep(0.05)
             detected = time.time() - submitted
-            last_done = max(datetime.fromisoformat(j["finished_at"]).timestamp()
-                            for j in http.get("/v1/jobs", params={"sweep_id": sweep_id, "limit": 1000}).json()["jobs"])
+            last_done = max(
+                datetime.fromisoformat(j["finished_at"]).timestamp()
+                for j in http.get("/v1/jobs", params={"sweep_id": sweep_id, "limit": 1000}).json()["jobs"]
+            )
         finally:
             proc.terminate()
             proc.wait(60)
@@ -94,13 +114,17 @@ def main() -> None:
         learned = (row["params"] or {}).get("sigma")
         err = abs(learned - sigma) if learned is not None else float("inf")
         errors.append(err)
-        print(f"sigma {sigma:4.1f}  epochs {row['point']['training.epochs']:2d}  {row['status']:9s}  "
-              f"learned {learned}  error {err:.2e}")
+        print(
+            f"sigma {sigma:4.1f}  epochs {row['point']['training.epochs']:2d}  {row['status']:9s}  "
+            f"learned {learned}  error {err:.2e}"
+        )
     wall = last_done - submitted
     print(f"statuses: {sweep['counts']}")
     print(f"largest error {max(errors):.2e}; within 1e-2: {sum(e <= 1e-2 for e in errors)}/{len(errors)}")
-    print(f"sweep wall time, submission to last job finished: {wall:.2f} s ({wall / len(table):.3f} s per job); "
-          f"seen done by the client after {detected:.2f} s")
+    print(
+        f"sweep wall time, submission to last job finished: {wall:.2f} s ({wall / len(table):.3f} s per job); "
+        f"seen done by the client after {detected:.2f} s"
+    )
     print(f"workers' keras backend: {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
     engine_s = in_process(table)
     print(f"the engine in this process on the same groups (compiles included, as in new workers): {engine_s:.2f} s; "
@@ -115,8 +139,10 @@ def main() -> None:
         print(f"seed's Keras fit: sigma {sigma} epochs {epochs}: {seconds:.2f} s, learned {learned:.6f}")
     per_epoch_seed = sum(seed_times) / sum(e for _, e in picks)
     seed_total = per_epoch_seed * sum(e for _, e in table)
-    print(f"seed's loop, extrapolated to the 99 jobs from these {len(picks)} (per epoch): {seed_total:.0f} s; "
-          f"ratio seed / sweep per job: {seed_total / wall:.0f}x")
+    print(
+        f"seed's loop, extrapolated to the 99 jobs from these {len(picks)} (per epoch): {seed_total:.0f} s; "
+        f"ratio seed / sweep per job: {seed_total / wall:.0f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -90,9 +90,22 @@ class Service:
         self.log = log
         out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), "--database-url", url,
-             "--workers", str(workers)],
-            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--database-url",
+                url,
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         self.http = httpx.Client(base_url=self.base, timeout=30)
         wait_for(lambda: self._up(), 60, "the API to answer /healthz")
@@ -105,8 +118,9 @@ class Service:
         except httpx.TransportError:
             return False
 
-    def wait_job(self, job_id: str, timeout: float = 120, until: tuple[str, ...] = ("succeeded", "failed",
-                                                                                        "cancelled")) -> Any:
+    def wait_job(
+        self, job_id: str, timeout: float = 120, until: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+    ) -> Any:
         """Poll the job until its status is one of `until`; return the job resource."""
         job: dict[str, Any] = {}
 
@@ -147,5 +161,7 @@ def wait_for(cond: Callable[[], bool], timeout: float, what: str, every: float =
 
 def seed_job(sigma: float = 0.5, n: int = 20000, epochs: int = 3, **training: Any) -> dict[str, Any]:
     """The seed's job at a smaller n: synthetic bump data on [-1, 1], batch 32, Adam 1e-3."""
-    return {"data": {"kind": "synthetic", "function": "bump", "params": {"sigma": sigma}, "n": n, "seed": 1},
-            "training": {"epochs": epochs, "seed": 2, **training}}
+    return {
+        "data": {"kind": "synthetic", "function": "bump", "params": {"sigma": sigma}, "n": n, "seed": 1},
+        "training": {"epochs": epochs, "seed": 2, **training},
+    }

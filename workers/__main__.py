@@ -18,7 +18,7 @@ def main() -> None:
     configure(settings.log_level)
     if settings.worker_device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    from workers.training import BACKEND, enable_compile_cache
+    from workers.engine import BACKEND, enable_compile_cache
 
     enable_compile_cache(settings.compile_cache_dir)
 

@@ -1,6 +1,7 @@
-"""Keras layers for the bump and gaussian families (modelled on keras' PReLU).
+"""Keras layers for the layer families of `app.families` (modelled on keras' PReLU).
 
-The math is `app.functions` run on `keras.ops`, the same code the API serves with NumPy.
+Each family's layer reads its parameters, starting values, constraints and math from the
+registry: the math is `app.functions` run on `keras.ops`, the same code the API serves with NumPy.
 Importing this module registers the layers, so `keras.saving.load_model` opens bumpfit models.
 """
 
@@ -11,9 +12,7 @@ from typing import Any
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from app import functions
-
-DEFAULT_SIGMA_INIT = (0.01, 0.1)  # the seed's [0, 0.1) less the draws too small to learn
+from app import families
 
 
 class _ParamLayer(keras.layers.Layer):
@@ -23,28 +22,46 @@ class _ParamLayer(keras.layers.Layer):
     (K, batch, features): the fused form that trains a sweep's jobs in one compiled step.
     """
 
+    FAMILY = ""  # the name of its family in app.families
     PARAMS: tuple[str, ...] = ()
 
     def __init__(self, per_feature: bool = False, members: int | None = None, **kwargs: Any) -> None:
-        specs = {p: (kwargs.pop(f"{p}_initializer", None), kwargs.pop(f"{p}_regularizer", None),
-                     kwargs.pop(f"{p}_constraint", None)) for p in self.PARAMS}
+        specs = {
+            p: (
+                kwargs.pop(f"{p}_initializer", None),
+                kwargs.pop(f"{p}_regularizer", None),
+                kwargs.pop(f"{p}_constraint", None),
+            )
+            for p in self.PARAMS
+        }
         super().__init__(**kwargs)
         self.per_feature = per_feature
         self.members = members
         self.supports_masking = True
         self._specs = {
-            p: (initializers.get(i or self.default_initializer(p)), regularizers.get(r),
-                constraints.get(c if c is not None else self.default_constraint(p)))
+            p: (
+                initializers.get(i or self.default_initializer(p)),
+                regularizers.get(r),
+                constraints.get(c if c is not None else self.default_constraint(p)),
+            )
             for p, (i, r, c) in specs.items()
         }
 
     def default_initializer(self, name: str) -> Any:
-        """The initializer used when none is given."""
-        raise NotImplementedError
+        """The family's starting value, or its draw range, when no initializer is given."""
+        family = families.get(self.FAMILY)
+        if name in family.draws:
+            return initializers.RandomUniform(*family.draws[name])
+        return initializers.Constant(family.inits[name])
 
     def default_constraint(self, name: str) -> Any:
-        """The constraint used when none is given."""
-        return None
+        """>= 0 where the family's math needs it, when no constraint is given."""
+        return constraints.NonNeg() if name in families.get(self.FAMILY).nonnegative else None
+
+    def call(self, inputs: Any) -> Any:
+        return families.get(self.FAMILY).math(
+            ops, inputs, *(ops.convert_to_tensor(getattr(self, p)) for p in self.PARAMS)
+        )
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         shape: tuple[int, ...] = (input_shape[-1],) if self.per_feature else (1,)  # type: ignore[assignment]
@@ -52,8 +69,13 @@ class _ParamLayer(keras.layers.Layer):
             # A stack of independent models trained together: inputs (members, batch, features).
             shape = (self.members, 1, *shape)
         for name, (init, reg, con) in self._specs.items():
-            setattr(self, name, self.add_weight(name=name, shape=shape, initializer=init,
-                                                regularizer=reg, constraint=con, trainable=True))
+            setattr(
+                self,
+                name,
+                self.add_weight(
+                    name=name, shape=shape, initializer=init, regularizer=reg, constraint=con, trainable=True
+                ),
+            )
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
@@ -76,41 +98,36 @@ class BumpLayer(_ParamLayer):
     Finite output and gradients for every finite x and sigma >= 0 (see app.functions.bump).
     """
 
-    PARAMS = ("sigma",)
-
-    def default_initializer(self, name: str) -> Any:
-        return initializers.RandomUniform(*DEFAULT_SIGMA_INIT)
-
-    def default_constraint(self, name: str) -> Any:
-        return constraints.NonNeg()
-
-    def call(self, inputs: Any) -> Any:
-        return functions.bump(ops, inputs, ops.convert_to_tensor(self.sigma))
+    FAMILY, PARAMS = "bump", families.get("bump").params
 
 
 @keras.saving.register_keras_serializable(package="bumpfit")
 class GaussianLayer(_ParamLayer):
     """a * exp(-b * (x - c)^2) with trainable a, b >= 0 and c (defaults 1, 1, 0)."""
 
-    PARAMS = ("a", "b", "c")
-
-    def default_initializer(self, name: str) -> Any:
-        return {"a": "ones", "b": "ones", "c": "zeros"}[name]
-
-    def default_constraint(self, name: str) -> Any:
-        return constraints.NonNeg() if name == "b" else None
-
-    def call(self, inputs: Any) -> Any:
-        a, b, c = (ops.convert_to_tensor(v) for v in (self.a, self.b, self.c))
-        return functions.gaussian(ops, inputs, a, b, c)
+    FAMILY, PARAMS = "gaussian", families.get("gaussian").params
 
 
 LAYERS: dict[str, type[_ParamLayer]] = {"bump": BumpLayer, "gaussian": GaussianLayer}
 
 
+def layer_for(name: str) -> type[_ParamLayer]:
+    """The Keras layer class of a family; a family registered without one gets a generated layer
+    (`<Name>Layer`, registered for `.keras` files like the two above)."""
+    if name not in LAYERS:
+        family = families.get(name)
+        cls = type(
+            f"{name.title()}Layer",
+            (_ParamLayer,),
+            {"FAMILY": name, "PARAMS": family.params, "__doc__": f"The {name} family's layer."},
+        )
+        LAYERS[name] = keras.saving.register_keras_serializable(package="bumpfit")(cls)
+    return LAYERS[name]
+
+
 def build_model(layer_type: str, features: int, params: dict[str, Any], per_feature: bool) -> keras.Model:
     """A one-layer model holding the given parameter values, ready to save as `.keras`."""
-    layer = LAYERS[layer_type](per_feature=per_feature, name=layer_type)
+    layer = layer_for(layer_type)(per_feature=per_feature, name=layer_type)
     model = keras.Sequential([keras.Input(shape=(features,)), layer])
     set_params(model, params)
     return model

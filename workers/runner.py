@@ -13,19 +13,17 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from app import data as datalib
-from app import queue
-from app.datasets.models import Dataset
-from app.db import session_scope, utcnow
+from app import queue, wake
+from app.db import session_scope
 from app.errors import InvalidInput
-from app.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
-from app.ops.models import Worker as WorkerRow
+from app.jobs.models import Job
+from app.ops import service as workers
 from app.settings import Settings
-from workers.training import BACKEND, EpochReport, Member, Result, default_device, train_group
+from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
+from workers.results import finish_all, finish_one
 
 log = logging.getLogger("bumpfit.worker")
 DB_DOWN = (OperationalError, InterfaceError)  # the database is unreachable or restarting
@@ -34,25 +32,13 @@ REAP_EVERY = 5.0  # seconds between looks for jobs whose worker died
 DB_RETRY_SLEEP = 0.5  # seconds between tries while the database is unreachable
 
 
-def load_member(session: Any, job: Job, settings: Settings,
-                cache: dict[str, tuple[Any, Any]] | None = None) -> Member:
+def load_member(session: Any, job: Job, settings: Settings, cache: dict[str, tuple[Any, Any]] | None = None) -> Member:
     """The job's data as arrays; raises InvalidInput for data that cannot be trained on. A stored
     dataset (an upload, or a sweep's inline data) is read once per claim through `cache`."""
-    d = job.spec["data"]
-    cache = {} if cache is None else cache
-    if d["kind"] == "synthetic":
-        x, y = datalib.synthetic(d["function"], d["params"], d["n"], tuple(d["x_range"]), d["noise_std"], d["seed"])
-    elif d["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
-        x, y = datalib.pair(d["x"], d["y"], "data", settings.max_inline_points, settings.max_features,
-                            datalib.FLOAT32_MAX)
-    elif d["id"] in cache:
-        x, y = cache[d["id"]]
-    else:
-        blob = session.scalar(select(Dataset.data).where(Dataset.id == d["id"]))
-        if blob is None:
-            raise InvalidInput.at("data.id", f"dataset {d['id']!r} no longer exists")
-        x, y = cache[d["id"]] = datalib.from_npz(blob)
-    return Member(job.id, job.spec, x, y)
+    arrays = datalib.load(session, job.spec["data"], settings, cache)
+    if arrays is None:
+        raise InvalidInput.at("data.id", f"dataset {job.spec['data']['id']!r} no longer exists")
+    return Member(job.id, job.spec, *arrays)
 
 
 class Worker:
@@ -93,11 +79,11 @@ class Worker:
 
     def register(self, status: str) -> None:
         """Upsert this worker's row with its heartbeat."""
+
         def write() -> None:
             with session_scope(self.url) as s:
-                row = s.get(WorkerRow, self.id) or WorkerRow(id=self.id, device=self.device, started_at=utcnow())
-                row.status, row.current_jobs, row.heartbeat_at = status, list(self.current), utcnow()
-                s.add(row)
+                workers.register(s, self.id, self.device, status, self.current)
+
         self.retry(write)
 
     def heartbeat_loop(self) -> None:
@@ -132,20 +118,11 @@ class Worker:
         self.stopping.wait(self.settings.poll_seconds)
 
     def listen(self) -> Any:
-        """A dedicated autocommit connection LISTENing for new jobs (PostgreSQL only)."""
-        url = make_url(self.url)
-        if not url.drivername.startswith("postgresql"):
-            return None
-        try:
-            import psycopg
-
-            conn = psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
-                                   autocommit=True)
-            conn.execute(f"LISTEN {queue.CHANNEL}")
-            return conn
-        except Exception:  # noqa: BLE001
+        """A connection LISTENing for new jobs (PostgreSQL), or None: then poll."""
+        conn = wake.listen(self.url)
+        if conn is None and self.url.startswith("postgresql"):
             log.warning("could not LISTEN; polling")
-            return None
+        return conn
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -157,8 +134,13 @@ class Worker:
         beat = threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat")
         beat.start()
         listener, last_reap = self.listen(), 0.0
-        log.info("worker %s ready on %s (keras backend %s), taking %s jobs", self.id, self.device, BACKEND,
-                 "/".join(self.accepts))
+        log.info(
+            "worker %s ready on %s (keras backend %s), taking %s jobs",
+            self.id,
+            self.device,
+            BACKEND,
+            "/".join(self.accepts),
+        )
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - last_reap > REAP_EVERY:
@@ -168,8 +150,9 @@ class Worker:
                         log.info("reaped expired leases: %s", counts)
                     last_reap = time.monotonic()
                 with session_scope(self.url) as s:
-                    token, jobs = queue.claim(s, self.id, self.accepts, self.settings.max_fuse,
-                                              self.settings.lease_seconds)
+                    token, jobs = queue.claim(
+                        s, self.id, self.accepts, self.settings.max_fuse, self.settings.lease_seconds
+                    )
                     s.expunge_all()
             except DB_DOWN:
                 log.warning("database unreachable; retrying")
@@ -198,12 +181,15 @@ class Worker:
                 try:
                     members.append(load_member(s, job, self.settings, datasets))
                 except InvalidInput as exc:
-                    queue.finish(s, job.id, token, FAILED, error={"type": "bad_input", "message": exc.message})
+                    queue.fail(s, job.id, token, {"type": "bad_input", "message": exc.message})
             queue.start_group(s, token, self.device)
         if not members:
             return
-        log.info("training %d job(s) together", len(members),
-                 extra={"worker": self.id, "job_id": ",".join(m.id for m in members)})
+        log.info(
+            "training %d job(s) together",
+            len(members),
+            extra={"worker": self.id, "job_id": ",".join(m.id for m in members)},
+        )
         done: set[str] = set()
 
         def on_epoch(report: EpochReport) -> list[int]:
@@ -217,10 +203,10 @@ class Worker:
             results = [Result(params={}, error=error) for _ in members]
         pending = [(m, r) for m, r in zip(members, results, strict=True) if m.id not in done and not r.stopped]
         try:
-            self.retry(functools.partial(self.finish_all, token, pending))
+            self.retry(functools.partial(finish_all, self.url, token, pending))
         except IntegrityError:  # a model-version race with another worker: settle them one by one
             for member, result in pending:
-                self.retry(functools.partial(self.finish, token, member, result))
+                self.retry(functools.partial(finish_one, self.url, token, member, result))
 
     def record_epoch(self, token: str, members: list[Member], report: EpochReport, done: set[str]) -> list[int]:
         """Write each member's history row (fenced) and settle members that end here: lost
@@ -237,9 +223,9 @@ class Worker:
                     if job_id not in held:
                         pass  # lost: another worker or the reaper owns it now
                     elif k in report.errors:
-                        queue.finish(s, job_id, token, FAILED, params=row["params"], error=report.errors[k])
+                        queue.fail(s, job_id, token, report.errors[k], params=row["params"])
                     elif held[job_id]:
-                        queue.finish(s, job_id, token, CANCELLED)
+                        queue.stop(s, job_id, token)
                     elif self.stopping.is_set():
                         queue.hand_back(s, job_id, token)
                     else:
@@ -249,29 +235,3 @@ class Worker:
 
         self.retry(write)
         return drop
-
-    def finish_all(self, token: str, pending: list[tuple[Member, Result]]) -> None:
-        """Write a group's final states in one transaction: successes in two multi-row statements."""
-        with session_scope(self.url) as s:
-            queue.succeed_many(s, token, {m.id: {"params": r.params, "metrics": r.metrics, "warnings": r.warnings,
-                                                 "artifact": r.artifact} for m, r in pending if not r.error})
-            for m, r in pending:
-                if r.error:
-                    queue.finish(s, m.id, token, FAILED, params=r.params or None, error=r.error, warnings=r.warnings)
-
-    def finish(self, token: str, member: Member, result: Result) -> None:
-        """Write a member's final state; a model-version race is retried."""
-        for _ in range(5):
-            try:
-                with session_scope(self.url) as s:
-                    if result.error:
-                        queue.finish(s, member.id, token, FAILED, params=result.params or None,
-                                     error=result.error, warnings=result.warnings)
-                    else:
-                        queue.finish(s, member.id, token, SUCCEEDED, params=result.params,
-                                     metrics=result.metrics, warnings=result.warnings,
-                                     artifact=result.artifact)
-                return
-            except IntegrityError:
-                continue  # another job of the same model name took this version number
-        raise RuntimeError(f"could not assign a model version to job {member.id}")

@@ -9,15 +9,13 @@ import numpy as np
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from app import data as datalib
-from app.datasets.models import Dataset
+from app.dashboard.plots import job_svg
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.jobs import service
 from app.jobs.schemas import HistoryItem
-from app.plots import job_svg
 from app.responses import ERRORS
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -39,17 +37,26 @@ def static(path: str) -> FileResponse:
     return FileResponse(file, headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/v1/jobs/{job_id}/plot.svg", tags=["jobs"], summary="Loss and parameter plot (SVG)",
-            response_class=Response,
-            responses={200: {"content": {"image/svg+xml": {}}, "description": "An SVG image"}, **ERRORS})
+@router.get(
+    "/v1/jobs/{job_id}/plot.svg",
+    tags=["jobs"],
+    summary="Loss and parameter plot (SVG)",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}, "description": "An SVG image"}, **ERRORS},
+)
 def plot(job_id: str, session: SessionDep) -> Response:
     """The loss curve (log scale) and the parameter trajectory per epoch, for reports and notebooks;
     drawn from the history recorded so far, so it also works while the job runs."""
     job = service.to_out(service.get(session, job_id)).model_dump(mode="json")
-    rows = [HistoryItem.model_validate(r, from_attributes=True).model_dump(mode="json")
-            for r in service.history(session, job_id)]
-    return Response(job_svg(job, rows), media_type="image/svg+xml",
-                    headers={"Content-Disposition": f'inline; filename="{job_id}.svg"'})
+    rows = [
+        HistoryItem.model_validate(r, from_attributes=True).model_dump(mode="json")
+        for r in service.history(session, job_id)
+    ]
+    return Response(
+        job_svg(job, rows),
+        media_type="image/svg+xml",
+        headers={"Content-Disposition": f'inline; filename="{job_id}.svg"'},
+    )
 
 
 class Sample(BaseModel):
@@ -60,23 +67,22 @@ class Sample(BaseModel):
     y: list[Any]
 
 
-@router.get("/v1/jobs/{job_id}/sample", response_model=Sample, tags=["jobs"],
-            summary="A random sample of the job's data", responses=ERRORS)
-def sample(job_id: str, session: SessionDep, settings: SettingsDep,
-           size: Annotated[int, Query(ge=1, le=5000)] = 500) -> Sample:
+@router.get(
+    "/v1/jobs/{job_id}/sample",
+    response_model=Sample,
+    tags=["jobs"],
+    summary="A random sample of the job's data",
+    responses=ERRORS,
+)
+def sample(
+    job_id: str, session: SessionDep, settings: SettingsDep, size: Annotated[int, Query(ge=1, le=5000)] = 500
+) -> Sample:
     """Up to `size` rows of the data the job trains on, to draw the fitted function over."""
     d = service.get(session, job_id).spec["data"]
-    if d["kind"] == "synthetic":
-        x, y = datalib.synthetic(d["function"], d["params"], d["n"], tuple(d["x_range"]), d["noise_std"],
-                                 d["seed"])
-    elif d["kind"] == "inline":  # jobs submitted before inline data was stored as a dataset
-        x, y = datalib.pair(d["x"], d["y"], "data", settings.max_inline_points, settings.max_features,
-                            datalib.FLOAT32_MAX)
-    else:
-        blob = session.scalar(select(Dataset.data).where(Dataset.id == d["id"]))
-        if blob is None:
-            raise NotFound(f"dataset {d['id']!r} of job {job_id} no longer exists")
-        x, y = datalib.from_npz(blob)
+    arrays = datalib.load(session, d, settings)
+    if arrays is None:
+        raise NotFound(f"dataset {d['id']!r} of job {job_id} no longer exists")
+    x, y = arrays
     rows = np.random.default_rng(0).permutation(len(x))[:size]
     rows.sort()
 

@@ -5,25 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, UploadFile
-from pydantic import BaseModel
 
 from app.datasets import service
 from app.datasets.models import Dataset
+from app.datasets.schemas import DatasetOut
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.responses import ERRORS
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-
-
-class DatasetOut(BaseModel):
-    """An uploaded dataset: use its id as `{"data": {"kind": "dataset", "id": ...}}`."""
-
-    id: str
-    filename: str
-    n: int
-    features: int
-    sha256: str
 
 
 def parsed_upload(file: UploadFile, settings: SettingsDep) -> service.Parsed:
@@ -32,9 +22,13 @@ def parsed_upload(file: UploadFile, settings: SettingsDep) -> service.Parsed:
     return service.parse(file.filename or "upload", file.file, file.size, settings)
 
 
-@router.post("", response_model=DatasetOut, status_code=201, summary="Upload a dataset",
-             responses={413: {"description": "Over the upload limit, or over max_points / max_features"},
-                        **ERRORS})
+@router.post(
+    "",
+    response_model=DatasetOut,
+    status_code=201,
+    summary="Upload a dataset",
+    responses={413: {"description": "Over the upload limit, or over max_points / max_features"}, **ERRORS},
+)
 def upload(parsed: Annotated[service.Parsed, Depends(parsed_upload)], session: SessionDep) -> DatasetOut:
     """Multipart field `file`: a CSV with columns x..., y... (header optional; any line ending,
     quotes, a BOM, `numpy.savetxt` output) or an `.npz` with arrays `x` and `y`. y must be shaped
@@ -43,8 +37,7 @@ def upload(parsed: Annotated[service.Parsed, Depends(parsed_upload)], session: S
     return DatasetOut.model_validate(service.store(session, parsed), from_attributes=True)
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut, summary="Get a dataset's description",
-            responses=ERRORS)
+@router.get("/{dataset_id}", response_model=DatasetOut, summary="Get a dataset's description", responses=ERRORS)
 def get(dataset_id: str, session: SessionDep) -> DatasetOut:
     """Its size and feature count."""
     ds = session.get(Dataset, dataset_id)

@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app import data as datalib
-from app import uploads
+from app.datasets import uploads
 from app.datasets.models import Dataset
 from app.errors import TooLarge
 from app.ids import new_id
@@ -41,8 +41,14 @@ def parse(filename: str, file: IO[bytes], size: int | None, settings: Settings) 
 
 def store(session: Session, parsed: Parsed) -> Dataset:
     """Add an uploaded dataset to the session."""
-    ds = Dataset(id=new_id(), filename=parsed.filename, n=len(parsed.x), features=parsed.x.shape[1],
-                 sha256=parsed.sha256, data=datalib.to_npz(parsed.x, parsed.y))
+    ds = Dataset(
+        id=new_id(),
+        filename=parsed.filename,
+        n=len(parsed.x),
+        features=parsed.x.shape[1],
+        sha256=parsed.sha256,
+        data=datalib.to_npz(parsed.x, parsed.y),
+    )
     session.add(ds)
     return ds
 
@@ -50,7 +56,13 @@ def store(session: Session, parsed: Parsed) -> Dataset:
 def store_arrays(session: Session, x: np.ndarray, y: np.ndarray, filename: str) -> Dataset:
     """Add training data sent inline as a dataset, so the jobs that use it reference it."""
     blob = datalib.to_npz(x, y)
-    ds = Dataset(id=new_id(), filename=filename, n=len(x), features=x.shape[1],
-                 sha256=hashlib.sha256(blob).hexdigest(), data=blob)
+    ds = Dataset(
+        id=new_id(),
+        filename=filename,
+        n=len(x),
+        features=x.shape[1],
+        sha256=hashlib.sha256(blob).hexdigest(),
+        data=blob,
+    )
     session.add(ds)
     return ds

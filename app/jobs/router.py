@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -14,7 +14,7 @@ from app.db import session_scope
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.jobs import service
-from app.jobs.models import FINISHED
+from app.jobs.models import FINISHED, JobStatus
 from app.jobs.schemas import History, HistoryItem, JobList, JobOut, JobRequest
 from app.responses import ERRORS
 
@@ -22,11 +22,20 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_POLL_SECONDS = 0.5  # how often the events stream looks for progress
 
 
-@router.post("", response_model=JobOut, status_code=201, summary="Submit a training job",
-             responses={200: {"model": JobOut, "description": "Idempotent replay: the existing job"},
-                        **ERRORS})
-def submit(req: JobRequest, session: SessionDep, settings: SettingsDep, response: Response,
-           idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> JobOut:
+@router.post(
+    "",
+    response_model=JobOut,
+    status_code=201,
+    summary="Submit a training job",
+    responses={200: {"model": JobOut, "description": "Idempotent replay: the existing job"}, **ERRORS},
+)
+def submit(
+    req: JobRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JobOut:
     """Validate the job, fill in its defaults and queue it. With `Idempotency-Key`, a repeat of the
     same body returns the first job (200) and a different body is refused (409)."""
     job, created = service.create(session, req, settings, idempotency_key)
@@ -36,10 +45,13 @@ def submit(req: JobRequest, session: SessionDep, settings: SettingsDep, response
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first", responses=ERRORS)
-def list_jobs(session: SessionDep,
-              status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-              sweep_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-              page_token: str | None = None) -> JobList:
+def list_jobs(
+    session: SessionDep,
+    status: JobStatus | None = None,
+    sweep_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    page_token: str | None = None,
+) -> JobList:
     """Filter by status or sweep; pass `next_page_token` back as `page_token` for the next page."""
     return service.list_jobs(session, status, sweep_id, limit, page_token)
 
@@ -50,8 +62,7 @@ def get_job(job_id: str, session: SessionDep) -> JobOut:
     return service.to_out(service.get(session, job_id))
 
 
-@router.post("/{job_id}:cancel", response_model=JobOut, status_code=202, summary="Cancel a job",
-             responses=ERRORS)
+@router.post("/{job_id}:cancel", response_model=JobOut, status_code=202, summary="Cancel a job", responses=ERRORS)
 def cancel_job(job_id: str, session: SessionDep) -> JobOut:
     """A queued job is cancelled at once, a running one at its next epoch boundary; 409 if finished."""
     return service.to_out(service.cancel(session, job_id))
@@ -64,8 +75,12 @@ def get_history(job_id: str, session: SessionDep) -> History:
     return History(history=[HistoryItem.model_validate(r, from_attributes=True) for r in rows])
 
 
-@router.get("/{job_id}/events", summary="Live progress (server-sent events)",
-            response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}, **ERRORS})
+@router.get(
+    "/{job_id}/events",
+    summary="Live progress (server-sent events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **ERRORS},
+)
 async def events(job_id: str, request: Request) -> StreamingResponse:
     """A `text/event-stream` of `progress` events (the job resource) whenever the job changes,
     ending with an `end` event once it has finished."""
@@ -92,5 +107,6 @@ async def events(job_id: str, request: Request) -> StreamingResponse:
             except NotFound:
                 return
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

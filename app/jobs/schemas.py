@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import struct
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -16,56 +14,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic import (
-    Strict as StrictType,
-)
 
-from app.functions import DATA_MAX
-from app.ids import looks_like_id
+from app import families
+from app.jobs.fields import Bounded, Finite, LearningRate, ModelName, NonNegative, Strict, struct_f32
+from app.jobs.models import JobStatus
 
-# Every float of a job request is finite and within +-DATA_MAX, where the training computation it
-# feeds stays finite in float32 (see app.functions.DATA_MAX).
-Finite = Annotated[float, StrictType(), Field(allow_inf_nan=False)]
-Bounded = Annotated[Finite, Field(ge=-DATA_MAX, le=DATA_MAX)]
-NonNegative = Annotated[Finite, Field(ge=0, le=DATA_MAX)]
-# Adam's and RMSprop's updates divide by terms of this size; below float32's smallest normal number
-# a learning rate is 0 or subnormal in float32, and training silently does nothing.
-FLOAT32_TINY = 1.1754943508222875e-38
-
-
-def _normal_float32(rate: float) -> float:
-    if rate < FLOAT32_TINY:
-        raise ValueError("must be at least 1.18e-38: smaller rates are 0 or subnormal in float32")
-    return rate
-
-
-LearningRate = Annotated[Finite, Field(gt=0, le=100), AfterValidator(_normal_float32)]
-
-
-def _not_an_id(name: str) -> str:
-    if looks_like_id(name):
-        raise ValueError("has the format of a job id (16 hexadecimal digits), which names that job's model; "
-                         "choose another name")
-    return name
-
-
-ModelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"), AfterValidator(_not_an_id)]
-FUNCTION_DEFAULTS: dict[str, dict[str, float]] = {
-    "bump": {"sigma": 0.5},
-    "gaussian": {"a": 1.0, "b": 1.0, "c": 0.0},
-}
-NONNEGATIVE = {"sigma", "b"}
-
-
-def struct_f32(v: float) -> float:
-    """v rounded to float32, as the workers will see it."""
-    return float(struct.unpack("f", struct.pack("f", v))[0])
-
-
-class Strict(BaseModel):
-    """Unknown fields and non-finite numbers are refused."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+FUNCTION_DEFAULTS: dict[str, dict[str, float]] = {name: f.target for name, f in families.FAMILIES.items()}
+NONNEGATIVE = families.nonnegative()
 
 
 class BumpLayer(Strict):
@@ -97,8 +52,9 @@ def _layer_type(value: Any) -> Any:
 
 Layer = Annotated[
     Annotated[BumpLayer, Tag("bump")] | Annotated[GaussianLayer, Tag("gaussian")],
-    Discriminator(_layer_type, custom_error_type="invalid_layer",
-                  custom_error_message="needs type 'bump' or 'gaussian'"),
+    Discriminator(
+        _layer_type, custom_error_type="invalid_layer", custom_error_message="needs type 'bump' or 'gaussian'"
+    ),
 ]
 
 
@@ -156,10 +112,14 @@ def _data_kind(value: Any) -> Any:
 
 
 Data = Annotated[
-    Annotated[SyntheticData, Tag("synthetic")] | Annotated[InlineData, Tag("inline")]
+    Annotated[SyntheticData, Tag("synthetic")]
+    | Annotated[InlineData, Tag("inline")]
     | Annotated[DatasetData, Tag("dataset")],
-    Discriminator(_data_kind, custom_error_type="invalid_data",
-                  custom_error_message="needs kind 'synthetic', 'inline' or 'dataset'"),
+    Discriminator(
+        _data_kind,
+        custom_error_type="invalid_data",
+        custom_error_message="needs kind 'synthetic', 'inline' or 'dataset'",
+    ),
 ]
 
 
@@ -191,9 +151,10 @@ class JobRequest(Strict):
         strict=True,
         json_schema_extra={
             "examples": [
-                {"data": {"kind": "synthetic", "function": "bump", "params": {"sigma": 0.5},
-                          "n": 100000},
-                 "training": {"epochs": 3}}
+                {
+                    "data": {"kind": "synthetic", "function": "bump", "params": {"sigma": 0.5}, "n": 100000},
+                    "training": {"epochs": 3},
+                }
             ]
         },
     )
@@ -217,7 +178,7 @@ class JobOut(BaseModel):
     """A job resource."""
 
     id: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: JobStatus
     spec: dict[str, Any]
     progress: Progress
     params: dict[str, Any] | None

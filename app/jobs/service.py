@@ -9,19 +9,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import data as datalib
+from app import queue
 from app.datasets import service as datasets
 from app.datasets.models import Dataset
 from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from app.ids import new_id
-from app.jobs.models import CANCELLED, FINISHED, QUEUED, RUNNING, HistoryRow, Job
+from app.jobs.models import FINISHED, HistoryRow, Job
 from app.jobs.schemas import JobList, JobOut, JobRequest, ModelRef, Progress
-from app.queue import notify
 from app.settings import Settings
 
 
@@ -58,24 +58,39 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
             raise InvalidInput.at("data.id", f"no dataset with id {d.id!r}; upload one with POST /v1/datasets")
         n, features = row.n, row.features
     t = req.training
-    n_train = int(n * (1 - t.validation_split))
-    n_val = n - n_train
+    n_train, n_val = datalib.split(n, t.validation_split)
     if n_train < 1:
         raise InvalidInput.at("training.validation_split", f"leaves no training rows out of {n}")
     if t.validation_split > 0 and n_val < 1:
         raise InvalidInput.at("training.validation_split", f"leaves no validation rows out of {n}")
     compute = n * t.epochs * features
     if compute > settings.max_compute:
-        raise TooLarge.at("training.epochs", f"n x epochs x features = {compute} is more than the "
-                          f"compute limit {settings.max_compute} per job")
+        raise TooLarge.at(
+            "training.epochs",
+            f"n x epochs x features = {compute} is more than the compute limit {settings.max_compute} per job",
+        )
     return Shape(n, features, n_train, n_val, inline)
 
 
 def fuse_key(req: JobRequest, shape: Shape) -> str:
     """Jobs with equal keys can train together in one compiled model."""
     t = req.training
-    return digest([req.layer.type, req.layer.per_feature, shape.n_train, shape.n_val, shape.features,
-                   t.batch_size, t.epochs, t.optimizer, t.learning_rate, t.loss, t.shuffle, req.device])
+    return digest(
+        [
+            req.layer.type,
+            req.layer.per_feature,
+            shape.n_train,
+            shape.n_val,
+            shape.features,
+            t.batch_size,
+            t.epochs,
+            t.optimizer,
+            t.learning_rate,
+            t.loss,
+            t.shuffle,
+            req.device,
+        ]
+    )
 
 
 def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -98,14 +113,26 @@ def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict
 def build_job(req: JobRequest, spec: dict[str, Any], key: str, settings: Settings, **extra: Any) -> Job:
     """A new queued job row for a prepared spec."""
     job_id = new_id()
-    return Job(id=job_id, status=QUEUED, spec=spec, fuse_key=key, device_request=req.device,
-               model_name=req.model_name or job_id, epochs=req.training.epochs,
-               max_attempts=settings.max_attempts, warnings=[], progress_epoch=0, attempts=0,
-               cancel_requested=False, created_at=utcnow(), **extra)
+    return Job(
+        id=job_id,
+        spec=spec,
+        fuse_key=key,
+        device_request=req.device,
+        model_name=req.model_name or job_id,
+        epochs=req.training.epochs,
+        max_attempts=settings.max_attempts,
+        warnings=[],
+        progress_epoch=0,
+        attempts=0,
+        cancel_requested=False,
+        created_at=utcnow(),
+        **extra,
+    )
 
 
-def create(session: Session, req: JobRequest, settings: Settings,
-           idempotency_key: str | None = None) -> tuple[Job, bool]:
+def create(
+    session: Session, req: JobRequest, settings: Settings, idempotency_key: str | None = None
+) -> tuple[Job, bool]:
     """Enqueue a job: (job, created). A repeated Idempotency-Key returns the first job."""
     request_hash = digest(req.model_dump(mode="json"))
     if idempotency_key is not None:
@@ -116,22 +143,20 @@ def create(session: Session, req: JobRequest, settings: Settings,
     job = build_job(req, spec, key, settings, request_hash=request_hash, idempotency_key=idempotency_key)
     try:
         with session.begin_nested():
-            session.add(job)
+            queue.enqueue(session, [job])
     except IntegrityError:
         # Another request with the same key won the race.
         found = _by_key(session, idempotency_key or "", request_hash)
         if found is None:
             raise
         return found, False
-    notify(session)
     return job, True
 
 
 def _by_key(session: Session, key: str, request_hash: str) -> Job | None:
     job = session.scalar(select(Job).where(Job.idempotency_key == key))
     if job is not None and job.request_hash != request_hash:
-        raise Conflict(f"Idempotency-Key {key!r} was used with a different request body",
-                       details={"job_id": job.id})
+        raise Conflict(f"Idempotency-Key {key!r} was used with a different request body", details={"job_id": job.id})
     return job
 
 
@@ -146,17 +171,29 @@ def get(session: Session, job_id: str) -> Job:
 def to_out(job: Job) -> JobOut:
     """The contract's job resource."""
     return JobOut(
-        id=job.id, status=job.status, spec=job.spec,  # type: ignore[arg-type]
+        id=job.id,
+        status=job.status,
+        spec=job.spec,  # type: ignore[arg-type]
         progress=Progress(epoch=job.progress_epoch, epochs=job.epochs),
-        params=job.params, metrics=job.metrics, warnings=job.warnings or [], error=job.error,
-        attempts=job.attempts, worker=job.worker, device=job.device, sweep_id=job.sweep_id,
-        cancel_requested=job.cancel_requested, created_at=job.created_at, started_at=job.started_at,
-        finished_at=job.finished_at, model=ModelRef(name=job.model_name, version=job.model_version),
+        params=job.params,
+        metrics=job.metrics,
+        warnings=job.warnings or [],
+        error=job.error,
+        attempts=job.attempts,
+        worker=job.worker,
+        device=job.device,
+        sweep_id=job.sweep_id,
+        cancel_requested=job.cancel_requested,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        model=ModelRef(name=job.model_name, version=job.model_version),
     )
 
 
-def list_jobs(session: Session, status: str | None, sweep_id: str | None, limit: int,
-              page_token: str | None) -> JobList:
+def list_jobs(
+    session: Session, status: str | None, sweep_id: str | None, limit: int, page_token: str | None
+) -> JobList:
     """A page of jobs, newest first; `next_page_token` continues it."""
     stmt = select(Job).order_by(Job.seq.desc()).limit(limit + 1)
     if status:
@@ -175,21 +212,17 @@ def list_jobs(session: Session, status: str | None, sweep_id: str | None, limit:
 def cancel(session: Session, job_id: str) -> Job:
     """Cancel a queued job now, or ask a running one to stop at its next epoch; 409 if finished."""
     job = get(session, job_id)
-    if job.status not in FINISHED:
-        stmt = update(Job).where(Job.id == job_id).execution_options(synchronize_session=False)
-        queued = session.execute(stmt.where(Job.status == QUEUED).values(
-            status=CANCELLED, finished_at=utcnow(), cancel_requested=True))
-        if queued.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(stmt.where(Job.status == RUNNING).values(cancel_requested=True))
+    if job.status not in FINISHED and queue.cancel(session, job_id):
         session.refresh(job)
-        if job.cancel_requested:
-            return job
-    raise Conflict(f"job {job_id} already finished ({job.status}); only queued or running jobs "
-                   "can be cancelled", details={"status": job.status})
+        return job
+    session.refresh(job)
+    raise Conflict(
+        f"job {job_id} already finished ({job.status}); only queued or running jobs can be cancelled",
+        details={"status": job.status},
+    )
 
 
 def history(session: Session, job_id: str) -> list[HistoryRow]:
     """Every recorded epoch of the job, in order."""
     get(session, job_id)
-    return list(session.scalars(select(HistoryRow).where(HistoryRow.job_id == job_id)
-                                .order_by(HistoryRow.epoch)))
+    return list(session.scalars(select(HistoryRow).where(HistoryRow.job_id == job_id).order_by(HistoryRow.epoch)))

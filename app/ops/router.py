@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import migrate
-from app.db import utcnow
 from app.deps import SessionDep, SettingsDep
 from app.errors import Unavailable
-from app.ops.models import Worker
-from app.ops.service import alive
+from app.ops import service
+from app.ops.schemas import WorkerOut
 
 router = APIRouter(tags=["operations"])
 
@@ -27,8 +21,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Database reachable and migrated",
-            responses={503: {"description": "Database unreachable or not at the latest migration"}})
+@router.get(
+    "/readyz",
+    summary="Database reachable and migrated",
+    responses={503: {"description": "Database unreachable or not at the latest migration"}},
+)
 def readyz(request: Request) -> dict[str, str]:
     """200 when the database answers and its schema is at the latest migration, else 503."""
     url = request.app.state.settings.database_url
@@ -37,36 +34,23 @@ def readyz(request: Request) -> dict[str, str]:
     except SQLAlchemyError as exc:
         raise Unavailable(f"database unreachable: {type(exc).__name__}") from None
     if current != migrate.head():
-        raise Unavailable(f"database at migration {current}, expected {migrate.head()}; run "
-                          "`alembic upgrade head` (bumpfit serve does it at start)")
+        raise Unavailable(
+            f"database at migration {current}, expected {migrate.head()}; run "
+            "`alembic upgrade head` (bumpfit serve does it at start)"
+        )
     return {"status": "ready", "migration": current or ""}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}}
+)
 def metrics(request: Request) -> Response:
     """Prometheus text format: jobs by state, queue depth, durations, epochs, predictions, workers."""
     text = b"".join(generate_latest(r) for r in request.app.state.registries)
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
-class WorkerOut(BaseModel):
-    """A worker process, its device, state and current jobs."""
-
-    id: str
-    device: str
-    status: str
-    current_jobs: list[Any]
-    started_at: datetime
-    heartbeat_at: datetime
-    alive: bool = Field(description="heartbeat within the last lease period and not stopped")
-
-
 @router.get("/v1/workers", response_model=dict[str, list[WorkerOut]], tags=["workers"], summary="List workers")
 def workers(session: SessionDep, settings: SettingsDep) -> dict[str, list[WorkerOut]]:
     """Every worker that has registered, with its last heartbeat; dead ones show `alive: false`."""
-    now = utcnow()
-    rows = session.scalars(select(Worker).order_by(Worker.started_at))
-    return {"workers": [WorkerOut(
-        id=w.id, device=w.device, status=w.status, current_jobs=w.current_jobs, started_at=w.started_at,
-        heartbeat_at=w.heartbeat_at, alive=alive(w, now, settings.lease_seconds)) for w in rows]}
+    return {"workers": service.list_workers(session, settings.lease_seconds)}

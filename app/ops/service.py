@@ -1,13 +1,15 @@
-"""The worker registry's reads: which workers are alive."""
+"""The worker registry: workers register with a heartbeat; which are alive."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.db import session_scope, utcnow
 from app.ops.models import Worker
+from app.ops.schemas import WorkerOut
 
 
 def alive(worker: Worker, now: datetime, lease_seconds: float) -> bool:
@@ -21,3 +23,18 @@ def host_worker_alive(url: str, host: str, lease_seconds: float) -> bool:
         rows = s.scalars(select(Worker).where(Worker.id.startswith(f"{host}:", autoescape=True)))
         now = utcnow()
         return any(alive(w, now, lease_seconds) for w in rows)
+
+
+def register(session: Session, worker_id: str, device: str, status: str, current_jobs: list[str]) -> None:
+    """Record a worker's state and heartbeat (its row is created on the first call)."""
+    row = session.get(Worker, worker_id) or Worker(id=worker_id, device=device, started_at=utcnow())
+    row.status, row.current_jobs, row.heartbeat_at = status, list(current_jobs), utcnow()
+    session.add(row)
+
+
+def list_workers(session: Session, lease_seconds: float) -> list[WorkerOut]:
+    """Every worker that has registered, oldest first, with whether it is alive."""
+    now = utcnow()
+    rows = session.scalars(select(Worker).order_by(Worker.started_at))
+    fields = [name for name in WorkerOut.model_fields if name != "alive"]
+    return [WorkerOut(alive=alive(w, now, lease_seconds), **{f: getattr(w, f) for f in fields}) for w in rows]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from app.deps import ReadSessionDep, SessionDep, SettingsDep
-from app.metrics import PREDICTIONS
+from app.ops.metrics import PREDICTIONS
 from app.responses import ERRORS
 from app.serving import service
 from app.serving.schemas import ModelList, ModelOut, PredictRequest, PredictResponse
@@ -28,33 +28,47 @@ def get_model(name: str, session: SessionDep) -> ModelOut:
     return service.get_model(session, name)
 
 
-def _predict(name: str, version: int | None, req: PredictRequest, session: ReadSessionDep,
-             settings: SettingsDep) -> PredictResponse:
+def _predict(
+    name: str, version: int | None, req: PredictRequest, session: ReadSessionDep, settings: SettingsDep
+) -> PredictResponse:
     job = service.version_job(session, name, version)
     predictions = service.predict(job, req.instances, settings)
     PREDICTIONS.inc(len(predictions))
     return PredictResponse(predictions=predictions, model=name, version=job.model_version or 0)
 
 
-@router.post("/{name}:predict", response_model=PredictResponse, summary="Predict with the latest version",
-             responses=ERRORS)
+@router.post(
+    "/{name}:predict", response_model=PredictResponse, summary="Predict with the latest version", responses=ERRORS
+)
 def predict_latest(name: str, req: PredictRequest, session: ReadSessionDep, settings: SettingsDep) -> PredictResponse:
     """TensorFlow Serving's row format: `{"instances": [...]}` -> `{"predictions": [...]}`."""
     return _predict(name, None, req, session, settings)
 
 
-@router.post("/{name}/versions/{version}:predict", response_model=PredictResponse,
-             summary="Predict with one version", responses=ERRORS)
-def predict_version(name: str, version: VersionPath, req: PredictRequest, session: ReadSessionDep,
-                    settings: SettingsDep) -> PredictResponse:
+@router.post(
+    "/{name}/versions/{version}:predict",
+    response_model=PredictResponse,
+    summary="Predict with one version",
+    responses=ERRORS,
+)
+def predict_version(
+    name: str, version: VersionPath, req: PredictRequest, session: ReadSessionDep, settings: SettingsDep
+) -> PredictResponse:
     """As the latest-version route, for a pinned version."""
     return _predict(name, version, req, session, settings)
 
 
-@router.get("/{name}/versions/{version}/artifact", summary="Download the .keras file",
-            response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS})
+@router.get(
+    "/{name}/versions/{version}/artifact",
+    summary="Download the .keras file",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS},
+)
 def get_artifact(name: str, version: VersionPath, session: SessionDep) -> Response:
     """A `.keras` file; `import workers.layers` then `keras.saving.load_model(path)` opens it."""
     job = service.version_job(session, name, version)
-    return Response(service.artifact(session, job), media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.keras"'})
+    return Response(
+        service.artifact(session, job),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.keras"'},
+    )

@@ -39,8 +39,9 @@ class PredictRequest(BaseModel):
     """Rows to predict: JSON numbers (never strings or booleans), or lists of them for
     multi-feature models; each finite and within float32's range."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True,
-                              json_schema_extra={"examples": [{"instances": [0.1, 0.2]}]})
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, strict=True, json_schema_extra={"examples": [{"instances": [0.1, 0.2]}]}
+    )
 
     instances: list[Finite | list[Finite]]
 

@@ -12,14 +12,20 @@ from app import functions
 from app.data import as_matrix
 from app.errors import InvalidInput, NotFound
 from app.ids import looks_like_id
-from app.jobs.models import SUCCEEDED, Artifact, Job
+from app.jobs.models import Artifact, Job, JobStatus
 from app.serving.schemas import ModelList, ModelOut, Version
 from app.settings import Settings
 
 
 def _version(job: Job) -> Version:
-    return Version(version=job.model_version or 0, job_id=job.id, layer=job.spec["layer"]["type"],
-                   params=job.params or {}, metrics=job.metrics, created_at=job.finished_at)
+    return Version(
+        version=job.model_version or 0,
+        job_id=job.id,
+        layer=job.spec["layer"]["type"],
+        params=job.params or {},
+        metrics=job.metrics,
+        created_at=job.finished_at,
+    )
 
 
 def _named(name: str) -> Any:
@@ -31,7 +37,7 @@ def _named(name: str) -> Any:
 
 
 def _jobs(session: Session, name: str | None = None) -> list[Job]:
-    stmt = select(Job).where(Job.status == SUCCEEDED, Job.model_version.is_not(None))
+    stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, Job.model_version.is_not(None))
     if name is not None:
         stmt = stmt.where(_named(name))
     return list(session.scalars(stmt.order_by(Job.model_name, Job.model_version)))
@@ -42,8 +48,7 @@ def list_models(session: Session) -> ModelList:
     by_name: dict[str, list[Version]] = {}
     for job in _jobs(session):
         by_name.setdefault(job.model_name, []).append(_version(job))
-    return ModelList(models=[ModelOut(name=n, latest_version=v[-1].version, versions=v)
-                             for n, v in by_name.items()])
+    return ModelList(models=[ModelOut(name=n, latest_version=v[-1].version, versions=v) for n, v in by_name.items()])
 
 
 def get_model(session: Session, name: str) -> ModelOut:
@@ -56,7 +61,7 @@ def get_model(session: Session, name: str) -> ModelOut:
 
 def version_job(session: Session, name: str, version: int | None) -> Job:
     """The succeeded job behind a model version (latest when `version` is None)."""
-    stmt = select(Job).where(Job.status == SUCCEEDED, _named(name))
+    stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, _named(name))
     if version is None:
         stmt = stmt.order_by(Job.model_version.desc()).limit(1)
     else:
@@ -75,12 +80,14 @@ def predict(job: Job, instances: list[Any], settings: Settings) -> list[Any]:
     params = {k: np.asarray(v, dtype=np.float32).reshape(-1) for k, v in (job.params or {}).items()}
     width = max(p.size for p in params.values())
     if width > 1 and x.shape[1] != width:
-        raise InvalidInput.at("instances", f"model {job.model_name} v{job.model_version} takes rows of "
-                              f"{width} features, got {x.shape[1]}")
+        raise InvalidInput.at(
+            "instances", f"model {job.model_name} v{job.model_version} takes rows of {width} features, got {x.shape[1]}"
+        )
     features = job.spec["data"].get("features", 1)
     if width == 1 and features > 1 and x.shape[1] != features:
-        raise InvalidInput.at("instances", f"model {job.model_name} was trained on rows of {features} "
-                              f"features, got {x.shape[1]}")
+        raise InvalidInput.at(
+            "instances", f"model {job.model_name} was trained on rows of {features} features, got {x.shape[1]}"
+        )
     with np.errstate(all="ignore"):
         y = functions.evaluate(np, job.spec["layer"]["type"], x, params)
     out = y.astype(np.float32).astype(float)

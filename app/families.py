@@ -1,0 +1,93 @@
+"""The registry of layer families: what each is, written once.
+
+A family names its trainable parameters, their starting values, which must stay >= 0, the
+synthetic target's default parameters, its math (from `app.functions`, against NumPy or
+`keras.ops`) and its label for plots. The API's validation, predictions and synthetic data, the
+workers' Keras layers (`workers.layers.layer_for`) and their starting values all read it here.
+Adding a family: CONTRIBUTING.md, "Adding a layer family".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app import functions
+
+
+@dataclass(frozen=True)
+class Family:
+    """One layer family: y = math(xp, x, *params), element-wise."""
+
+    name: str
+    params: tuple[str, ...]
+    math: Callable[..., Any]  # (xp, x, *params in order) -> y
+    inits: dict[str, float]  # each parameter's starting value (the request's `<param>_init` default)
+    target: dict[str, float]  # a synthetic target's default parameters
+    label: str  # the formula, for plots and the dashboard
+    nonnegative: frozenset[str] = frozenset()  # kept >= 0 by a constraint (the math relies on it)
+    # A starting value drawn from the training seed when a request leaves `<param>_init` null.
+    draws: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def evaluate(self, xp: Any, x: Any, params: dict[str, Any]) -> Any:
+        """The family's function of x with the given parameters."""
+        return self.math(xp, x, *(params[p] for p in self.params))
+
+    def initial_values(self, layer: dict[str, Any], size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A job's starting parameters from its `layer` spec; a null `<param>_init` with a draw range
+        is drawn from the job's own seed."""
+        out = {}
+        for p in self.params:
+            value = layer.get(f"{p}_init", self.inits.get(p))
+            out[p] = rng.uniform(*self.draws[p], size=size) if value is None else np.full(size, value)
+        return out
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add a family to the registry (or replace one of the same name)."""
+    FAMILIES[family.name] = family
+    return family
+
+
+def get(name: str) -> Family:
+    """The named family; ValueError if there is none."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ValueError(f"unknown layer type {name!r}") from None
+
+
+def nonnegative() -> set[str]:
+    """Parameters that every family using them keeps >= 0."""
+    return {p for f in FAMILIES.values() for p in f.nonnegative}
+
+
+register(
+    Family(
+        "bump",
+        ("sigma",),
+        functions.bump,
+        inits={},
+        target={"sigma": 0.5},
+        label="exp(-sigma / (sigma - x²))",
+        nonnegative=frozenset({"sigma"}),
+        draws={"sigma": (0.01, 0.1)},  # the seed's [0, 0.1) less the draws too small to learn
+    )
+)
+register(
+    Family(
+        "gaussian",
+        ("a", "b", "c"),
+        functions.gaussian,
+        inits={"a": 1.0, "b": 1.0, "c": 0.0},
+        target={"a": 1.0, "b": 1.0, "c": 0.0},
+        label="a·exp(-b (x - c)²)",
+        nonnegative=frozenset({"b"}),
+    )
+)

@@ -1,0 +1,146 @@
+"""The `bumpfit` client commands against a real running service (HTTP, one worker, SQLite)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from app.cli import main
+from tests.conftest import ROOT, Service
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A real `bumpfit serve` with one worker on a SQLite file."""
+    tmp = tmp_path_factory.mktemp("cli")
+    svc = Service(f"sqlite:///{tmp / 'bumpfit.db'}", workers=1, log=tmp / "serve.log")
+    yield svc
+    svc.stop()
+
+
+def run(service: Service, *args: str) -> Result:
+    """`bumpfit ARGS --url SERVICE` in process."""
+    return CliRunner().invoke(main, [*args, "--url", service.base], catch_exceptions=False)
+
+
+SMALL = ["--n", "5000", "--epochs", "2", "--data-seed", "1", "--seed", "2"]
+
+
+def test_submit_watch_get_predict_and_jobs(service: Service) -> None:
+    submitted = run(service, "submit", "--sigma", "0.3", *SMALL)
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.strip()
+    assert len(job_id) == 16
+
+    watched = run(service, "watch", job_id)
+    assert watched.exit_code == 0, watched.output
+    assert f"{job_id} succeeded sigma=" in watched.stdout
+    assert "2/2" in watched.stderr  # the progress bar
+
+    job = json.loads(run(service, "get", job_id).stdout)
+    assert job["status"] == "succeeded" and job["spec"]["data"]["params"]["sigma"] == 0.3
+    assert job["spec"]["training"]["epochs"] == 2 and job["spec"]["data"]["n"] == 5000
+    sigma = job["params"]["sigma"]
+
+    predicted = run(service, "predict", job_id, "0", "-0.1", "0.9")
+    assert predicted.exit_code == 0, predicted.output
+    ys = [float(line) for line in predicted.stdout.split()]
+    expected = [math.exp(-1), math.exp(-sigma / (sigma - 0.01)), 0.0]
+    assert ys == pytest.approx(expected, rel=1e-5, abs=1e-7)
+
+    table = run(service, "jobs")
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.stdout.splitlines() if job_id in line)
+    assert "succeeded" in row and "bump" in row and "2/2" in row and f"{sigma:.6g}" in row
+
+
+def test_submit_from_a_file_with_flags_on_top_and_watch(service: Service, tmp_path: Path) -> None:
+    body = {
+        "data": {
+            "kind": "synthetic",
+            "function": "gaussian",
+            "params": {"a": 1, "b": 4, "c": 0.1},
+            "n": 5000,
+            "seed": 3,
+        },
+        "layer": {"type": "gaussian"},
+        "training": {"epochs": 5, "learning_rate": 0.01},
+    }
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(body))
+    out = run(service, "submit", "--file", str(path), "--epochs", "2", "--model-name", "gauss-cli", "--json", "--watch")
+    assert out.exit_code == 0, out.output
+    job = json.loads(out.stdout[: out.stdout.rindex("}") + 1])
+    assert job["spec"]["training"] == {**job["spec"]["training"], "epochs": 2, "learning_rate": 0.01}
+    assert job["spec"]["layer"]["type"] == "gaussian" and job["model"]["name"] == "gauss-cli"
+    assert "succeeded a=" in out.stdout
+    assert run(service, "predict", "gauss-cli", "--version", "1", "0.1").exit_code == 0
+
+
+def test_sweep_from_sigmas_and_watch_it_by_sweep_id(service: Service) -> None:
+    out = run(service, "sweep", "--sigmas", "0.2,0.4", *SMALL)
+    assert out.exit_code == 0, out.output
+    first, *job_ids = out.stdout.split("\n")[:3]
+    sweep_id = first.split()[1].rstrip(":")
+    assert first == f"sweep {sweep_id}: 2 jobs"
+    watched = run(service, "watch", sweep_id)
+    assert watched.exit_code == 0, watched.output
+    for job_id in job_ids:
+        assert f"{job_id} succeeded sigma=" in watched.stdout
+    table = run(service, "jobs", "--sweep", sweep_id)
+    assert sorted(
+        line.split()[1] for line in table.stdout.splitlines() if line.split()[1:2] in ([j] for j in job_ids)
+    ) == sorted(job_ids)
+
+
+def test_cancel_and_watch_exits_nonzero(service: Service) -> None:
+    job_id = run(service, "submit", "--n", "2000", "--epochs", "20000").stdout.strip()
+    assert run(service, "cancel", job_id).exit_code == 0
+    watched = run(service, "watch", job_id)
+    assert watched.exit_code == 1
+    assert f"{job_id} cancelled" in watched.stdout
+    again = run(service, "cancel", job_id)
+    assert again.exit_code == 1 and "already finished (cancelled)" in again.stderr
+
+
+def test_api_errors_are_printed_as_the_api_phrased_them(service: Service) -> None:
+    expected = service.http.post("/v1/jobs", json={"data": {"kind": "synthetic", "params": {"sigma": -1}}})
+    message = expected.json()["error"]["message"]
+    bad = run(service, "submit", "--sigma", "-1")
+    assert bad.exit_code == 1
+    assert bad.stderr.strip() == f"Error: {message}"
+    missing = run(service, "get", "nope")
+    assert missing.exit_code == 1 and missing.stderr.strip() == "Error: no job with id 'nope'"
+    unknown_model = run(service, "predict", "nope", "0.1")
+    assert unknown_model.exit_code == 1 and "no model 'nope'" in unknown_model.stderr
+    usage = run(service, "sweep")
+    assert usage.exit_code == 2 and "--sigmas" in usage.stderr
+
+
+def test_real_command_uses_bumpfit_url_and_exits_nonzero(service: Service) -> None:
+    def bumpfit(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "BUMPFIT_URL": url},
+            timeout=60,
+        )
+
+    ok = bumpfit("jobs", "--limit", "1", url=service.base)
+    assert ok.returncode == 0, ok.stderr
+    bad = bumpfit("submit", "--n", "0", url=service.base)
+    assert bad.returncode == 1
+    api = service.http.post("/v1/jobs", json={"data": {"kind": "synthetic", "n": 0}}).json()
+    assert bad.stderr.strip() == f"Error: {api['error']['message']}"
+    assert "data" in api["error"]["message"] and "n" in api["error"]["message"]
+    down = bumpfit("jobs", url="http://127.0.0.1:9")
+    assert down.returncode == 1 and "cannot reach bumpfit at http://127.0.0.1:9" in down.stderr

@@ -1,0 +1,275 @@
+"""The dashboard in real headless Chromium (Debian's `chromium`) against a real `bumpfit serve`,
+and the SVG plot files. Screenshots are kept under test-artifacts/."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import queue
+from app.dashboard.plots import job_svg, nice_ticks
+from app.db import session_scope
+from tests.conftest import ROOT, Service, seed_job
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+SVG = "{http://www.w3.org/2000/svg}"
+# Count the drawn (non-transparent) pixels of the first canvas under a selector.
+INKED = """(sel) => {
+  const c = document.querySelector(sel + ' canvas');
+  if (!c) return 0;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+  return n;
+}"""
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A real `bumpfit serve` with one worker on a SQLite file."""
+    tmp = tmp_path_factory.mktemp("dashboard")
+    svc = Service(f"sqlite:///{tmp / 'bumpfit.db'}", workers=1, log=tmp / "serve.log")
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (no downloaded test browser)."""
+    if os.environ.get("CI"):  # CI installs both (.ci/run): there a missing browser is a failure
+        from playwright import sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        assert not os.environ.get("CI"), f"{CHROMIUM} is missing"
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, service: Service) -> Iterator[Any]:
+    """A fresh page on the service; `page.errors` collects console errors and uncaught exceptions."""
+    context = browser.new_context(base_url=service.base, viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    pg.errors = []
+    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    context.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save a full-page screenshot under test-artifacts/ and print its path."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_dashboard_loads_offline_without_console_errors(page: Any, service: Service) -> None:
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto("/")
+    page.wait_for_selector("table#jobs")
+    assert page.title() == "bumpfit"
+    assert page.evaluate("typeof uPlot") == "function"
+    page.click("text=Submit")
+    page.wait_for_selector("#submit-form")
+    assert page.input_value("[name='data.params.sigma']") == "0.5"
+    assert page.input_value("[name='data.n']") == "100000"
+    assert page.input_value("[name='training.epochs']") == "5"
+    assert page.errors == []
+    foreign = [u for u in requested if not u.startswith((service.base, "data:"))]
+    assert foreign == [], "the dashboard must work offline (no CDN)"
+
+
+def test_form_job_appears_progresses_live_and_shows_its_chart(page: Any, service: Service) -> None:
+    page.goto("/#/new")
+    page.wait_for_selector("#submit-form")
+    # Record what the new row shows on every DOM change, from before it exists to the end (no reloads).
+    page.evaluate("""() => {
+      window.seen = [];
+      new MutationObserver(() => {
+        const tr = document.querySelector('tr.new');
+        if (!tr) return;
+        const s = tr.dataset.status + ' ' + tr.querySelector('.c-progress').textContent;
+        if (window.seen[window.seen.length - 1] !== s) window.seen.push(s);
+      }).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+    }""")
+    for name, value in {
+        "data.params.sigma": "0.3",
+        "data.n": "5000",
+        "training.epochs": "2",
+        "data.seed": "1",
+        "training.seed": "2",
+    }.items():
+        page.fill(f"[name='{name}']", value)
+    page.click("#submit-job")
+    row = page.locator("tr.new")
+    row.wait_for()
+    job_id = row.get_attribute("data-job-id")
+    page.wait_for_selector("tr.new[data-status=succeeded]", timeout=90_000)
+    seen = page.evaluate("window.seen")
+    assert seen[-1] == "succeeded 2/2", seen
+    assert any(s.split()[0] in ("queued", "running") for s in seen), seen  # it changed while we watched
+    sigma = float(row.locator(".c-sigma").inner_text())
+    assert sigma == pytest.approx(service.http.get(f"/v1/jobs/{job_id}").json()["params"]["sigma"], rel=1e-3)
+    assert row.locator(".c-data-sigma").inner_text() == "0.3"
+    assert row.locator(".c-device").inner_text().startswith(("CPU", "GPU"))
+    screenshot(page, "dashboard-jobs.png")
+
+    row.locator(".c-id a").click()
+    page.wait_for_selector("#chart-loss canvas")
+    page.wait_for_selector("#chart-fit canvas")
+    assert page.get_attribute("#chart-loss", "data-points") == "2"
+    assert page.get_attribute("#chart-params", "data-points") == "2"
+    assert int(page.get_attribute("#chart-fit", "data-points") or 0) > 400  # sample + curve grid
+    for chart in ("#chart-loss", "#chart-params", "#chart-fit"):
+        assert page.evaluate(INKED, chart) > 1000, f"{chart} looks blank"
+    assert "sigma=" in page.inner_text("#learned")
+    screenshot(page, "dashboard-job.png")
+    assert page.errors == []
+
+
+def test_sweep_page_plots_learned_against_target_sigma(page: Any, service: Service) -> None:
+    base = seed_job(n=5000, epochs=2)
+    grid = {"data.params.sigma": [0.2, 0.35, 0.5]}
+    res = service.http.post("/v1/sweeps", json={"base": base, "grid": grid})
+    assert res.status_code == 201, res.text
+    sweep = res.json()
+    page.goto(f"/#/sweeps/{sweep['id']}")
+    page.wait_for_selector("main[data-done=true]", timeout=90_000)
+    page.wait_for_selector("#chart-sweep canvas")
+    assert page.get_attribute("#chart-sweep", "data-points") == "3"
+    assert page.evaluate(INKED, "#chart-sweep") > 1000
+    assert page.evaluate(INKED, "#chart-sweep-error") > 500
+    rows = page.locator("#sweep-jobs tbody tr")
+    assert rows.count() == 3
+    assert page.locator("#sweep-jobs tr[data-status=succeeded]").count() == 3
+    assert "3 succeeded" in page.inner_text("#sweep-counts")
+    screenshot(page, "dashboard-sweep.png")
+    assert page.errors == []
+
+
+def test_cancel_button_stops_a_running_job(page: Any, service: Service) -> None:
+    job = service.http.post("/v1/jobs", json=seed_job(n=2000, epochs=20000)).json()
+    page.goto(f"/#/jobs/{job['id']}")
+    page.click("button.cancel")
+    page.wait_for_selector("main .toolbar .status.cancelled", timeout=60_000)
+    assert service.http.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
+    assert page.locator("button.cancel").count() == 0
+    assert page.errors == []
+
+
+def test_form_shows_the_api_error_as_phrased(page: Any, service: Service) -> None:
+    page.goto("/#/new")
+    page.fill("[name='data.params.sigma']", "-1")
+    page.click("#submit-job")
+    page.wait_for_selector("#error:not([hidden])")
+    expected = service.http.post("/v1/jobs", json={"data": {"kind": "synthetic", "params": {"sigma": -1}}})
+    assert expected.status_code == 422
+    assert page.inner_text("#error") == expected.json()["error"]["message"]
+    assert page.url.endswith("#/new")  # nothing was submitted
+
+
+def test_unknown_job_page_shows_the_api_error(page: Any) -> None:
+    page.goto("/#/jobs/nope")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error") == "no job with id 'nope'"
+
+
+def test_plot_svg_and_sample(service: Service) -> None:
+    job = service.http.post("/v1/jobs", json=seed_job(sigma=0.4, n=5000, epochs=3)).json()
+    service.wait_job(job["id"])
+    res = service.http.get(f"/v1/jobs/{job['id']}/plot.svg")
+    assert res.status_code == 200
+    assert res.headers["content-type"].startswith("image/svg+xml")
+    root = ET.fromstring(res.text)
+    assert root.tag == f"{SVG}svg"
+    assert len(root.findall(f".//{SVG}polyline")) == 2  # loss and sigma
+    assert "data sigma 0.4" in res.text
+    sample = service.http.get(f"/v1/jobs/{job['id']}/sample", params={"size": 50}).json()
+    assert sample["n"] == 5000 and len(sample["x"]) == len(sample["y"]) == 50
+    for x, y in zip(sample["x"], sample["y"], strict=True):
+        expected = math.exp(-0.4 / (0.4 - x * x)) if x * x < 0.16 else 0.0
+        assert y == pytest.approx(expected, abs=1e-6)
+    missing = service.http.get("/v1/jobs/nope/plot.svg")
+    assert missing.status_code == 404 and missing.json()["error"]["message"] == "no job with id 'nope'"
+    spec = service.http.get("/openapi.json").json()
+    responses = spec["paths"]["/v1/jobs/{job_id}/plot.svg"]["get"]["responses"]
+    assert "image/svg+xml" in responses["200"]["content"]
+    assert service.http.get("/").headers["content-type"].startswith("text/html")
+    assert service.http.get("/dashboard/static/%2e%2e/router.py").status_code == 404
+
+
+def test_job_svg_draws_log_loss_and_every_parameter() -> None:
+    job = {
+        "id": "j1",
+        "status": "running",
+        "progress": {"epoch": 3, "epochs": 5},
+        "spec": {"data": {"params": {"a": 1.0, "b": 1.0, "c": 0.0}}},
+    }
+    history = [
+        {
+            "epoch": e,
+            "loss": 10.0**-e,
+            "val_loss": 0.0 if e == 1 else 2 * 10.0**-e,
+            "params": {"a": 1 + e, "b": [0.5, 0.6], "c": -e},
+        }
+        for e in (1, 2, 3)
+    ]
+    root = ET.fromstring(job_svg(job, history))
+    labels = {t.text for t in root.iter(f"{SVG}text")}
+    assert {"loss", "val_loss", "a", "b[0]", "b[1]", "c", "0.001", "0.1"} <= labels
+    # loss, val_loss (its 0 is left off the log axis), and a, b[0], b[1], c
+    assert len(root.findall(f".//{SVG}polyline")) == 6
+    empty = ET.fromstring(job_svg(job, []))
+    assert "no finished epochs yet" in {t.text for t in empty.iter(f"{SVG}text")}
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def test_a_10000_job_sweep_page_draws_every_job_and_lists_the_first_rows(page: Any, service: Service) -> None:
+    # "gpu" jobs: the service's CPU worker leaves them queued, and the test settles them at once
+    sigmas = [round(0.1 + 0.8 * i / 9999, 6) for i in range(10_000)]
+    body = {"base": {**seed_job(n=100, epochs=1), "device": "gpu"},
+            "points": [{"data.params.sigma": s} for s in sigmas]}
+    res = service.http.post("/v1/sweeps", json=body, timeout=120)
+    assert res.status_code == 201, res.text
+    with session_scope(service.database_url) as s:
+        token, jobs = queue.claim(s, "test:1", ("gpu",), 10_000, 60)
+        assert len(jobs) == 10_000
+        queue.succeed_many(s, token, {j.id: {"params": {"sigma": j.spec["data"]["params"]["sigma"] * 1.001},
+                                             "metrics": {"loss": 1e-6}, "warnings": []} for j in jobs})
+    page.goto(f"/#/sweeps/{res.json()['id']}")
+    page.wait_for_selector("main[data-done=true]", timeout=60_000)
+    assert page.get_attribute("#chart-sweep", "data-points") == "10000"
+    assert page.evaluate(INKED, "#chart-sweep") > 1000
+    assert page.locator("#sweep-jobs tbody tr").count() == 500
+    assert "first 500 of 10000" in page.inner_text("#sweep-table-note")
+    assert "10000 jobs: 10000 succeeded" in page.inner_text("#sweep-counts")
+    screenshot(page, "dashboard-sweep-10000.png")
+    page.click("a[href='#/']")  # and the page still answers: back to the jobs list
+    page.wait_for_selector("#jobs tbody tr")
+    assert page.errors == []

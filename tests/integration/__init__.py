@@ -1,0 +1,1 @@
+"""Integration tests: the API and the queue in process, on SQLite and PostgreSQL."""

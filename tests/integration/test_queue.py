@@ -1,0 +1,153 @@
+"""The queue's SQL on SQLite and PostgreSQL: atomic claims, fencing, reaping, model versions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from app import functions, queue
+from app.db import session_scope
+from app.jobs.models import Job
+from tests.conftest import seed_job
+
+
+def submit(client: TestClient, n: int = 1, **kw: Any) -> list[str]:
+    return [client.post("/v1/jobs", json={**seed_job(sigma=0.1 + i / 100), **kw}).json()["id"] for i in range(n)]
+
+
+def claim(
+    url: str, limit: int = 100, devices: tuple[str, ...] = ("auto", "cpu"), lease: float = 60, worker: str = "w:1"
+) -> tuple[str, list[Job]]:
+    with session_scope(url) as s:
+        token, jobs = queue.claim(s, worker, devices, limit, lease)
+        s.expunge_all()
+    return token, jobs
+
+
+def job(url: str, job_id: str) -> Job:
+    with session_scope(url) as s:
+        row = s.scalar(select(Job).where(Job.id == job_id))
+        s.expunge_all()
+    assert row is not None
+    return row
+
+
+def test_claim_takes_fusable_jobs_in_order_and_counts_attempts(client: TestClient, db_url: str) -> None:
+    ids = submit(client, 3)
+    other = submit(client, 1, training={"epochs": 2, "seed": 1})  # different fuse key
+    token, jobs = claim(db_url)
+    assert [j.id for j in jobs] == ids
+    assert all(j.status == "running" and j.attempts == 1 and j.lease_token == token for j in jobs)
+    _, rest = claim(db_url)
+    assert [j.id for j in rest] == other
+    assert claim(db_url)[1] == []
+
+
+def test_claim_respects_device_and_limit(client: TestClient, db_url: str) -> None:
+    gpu = submit(client, 1, device="gpu")
+    cpu = submit(client, 2)
+    assert claim(db_url, devices=("auto", "cpu"), limit=1)[1][0].id == cpu[0]
+    assert [j.id for j in claim(db_url, devices=("auto", "gpu"))[1]] == [gpu[0]]
+
+
+def test_concurrent_claims_never_take_a_job_twice(client: TestClient, db_url: str) -> None:
+    ids = set(submit(client, 30))
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while True:
+            _, jobs = claim(db_url, limit=2, worker=name)
+            if not jobs:
+                return
+            with lock:
+                taken.extend(j.id for j in jobs)
+
+    threads = [threading.Thread(target=worker, args=(f"w:{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == sorted(ids)
+
+
+def test_lost_lease_fences_every_write(client: TestClient, db_url: str) -> None:
+    (job_id,) = submit(client)
+    old, _ = claim(db_url, lease=0.01)
+    time.sleep(0.05)
+    with session_scope(db_url) as s:
+        assert queue.reap(s)["requeued"] == 1
+    new, _ = claim(db_url, worker="w:2")
+    row = {"epoch": 1, "loss": 0.1, "val_loss": None, "params": {"sigma": 0.3}, "seconds": 0.1}
+    with session_scope(db_url) as s:
+        assert queue.add_epoch(s, old, {job_id: row}) == {}
+        assert not queue.finish(s, job_id, old, "succeeded", params={"sigma": 9.0})
+        assert queue.succeed_many(s, old, {job_id: {"params": {"sigma": 9.0}, "metrics": {}, "warnings": []}}) == set()
+        assert not queue.heartbeat(s, old, 60)
+        assert queue.heartbeat(s, new, 60) == {job_id: False}
+        assert queue.add_epoch(s, new, {job_id: row}) == {job_id: False}
+    j = job(db_url, job_id)
+    assert j.status == "running" and j.attempts == 2 and j.worker == "w:2" and j.params == {"sigma": 0.3}
+    assert len(client.get(f"/v1/jobs/{job_id}/history").json()["history"]) == 1
+
+
+def test_reaper_fails_after_max_attempts_and_honours_cancel(client: TestClient, db_url: str) -> None:
+    crashing, cancelled = submit(client, 2)
+    with session_scope(db_url) as s:
+        s.execute(update(Job).where(Job.id == crashing).values(max_attempts=2))
+    for _ in range(2):
+        claim(db_url, lease=0.01, limit=1)
+        time.sleep(0.05)
+        with session_scope(db_url) as s:
+            queue.reap(s)
+    failed = job(db_url, crashing)
+    assert failed.status == "failed" and failed.attempts == 2 and failed.error["type"] == "worker_lost"
+    claim(db_url, lease=0.01)
+    client.post(f"/v1/jobs/{cancelled}:cancel")
+    time.sleep(0.05)
+    with session_scope(db_url) as s:
+        assert queue.reap(s)["cancelled"] == 1
+    assert job(db_url, cancelled).status == "cancelled"
+
+
+def test_hand_back_does_not_count_the_attempt(client: TestClient, db_url: str) -> None:
+    (job_id,) = submit(client)
+    token, _ = claim(db_url)
+    with session_scope(db_url) as s:
+        assert queue.hand_back(s, job_id, token)
+    j = job(db_url, job_id)
+    assert j.status == "queued" and j.attempts == 0 and j.lease_token is None
+
+
+def finish(url: str, job_id: str, params: dict[str, Any]) -> None:
+    with session_scope(url) as s:
+        token = s.scalar(select(Job.lease_token).where(Job.id == job_id))
+        assert queue.finish(s, job_id, str(token), "succeeded", params=params, metrics={"loss": 0.0})
+
+
+def test_model_versions_and_predictions(client: TestClient, db_url: str) -> None:
+    named = [client.post("/v1/jobs", json={**seed_job(), "model_name": "edge"}).json()["id"] for _ in range(2)]
+    claim(db_url)
+    finish(db_url, named[1], {"sigma": 0.5})
+    finish(db_url, named[0], {"sigma": 0.25})
+    model = client.get("/v1/models/edge").json()
+    assert [(v["version"], v["job_id"]) for v in model["versions"]] == [(1, named[1]), (2, named[0])]
+    x = [0.0, 0.1, -0.3, 0.45, 2.0]
+    latest = client.post("/v1/models/edge:predict", json={"instances": x}).json()
+    v1 = client.post("/v1/models/edge/versions/1:predict", json={"instances": [[v] for v in x]}).json()
+    assert latest["version"] == 2 and v1["version"] == 1
+    np.testing.assert_allclose(latest["predictions"], functions.bump(np, np.float32(x), np.float32(0.25)), rtol=1e-6)
+    assert np.asarray(v1["predictions"]).shape == (5, 1)
+    np.testing.assert_allclose(
+        np.ravel(v1["predictions"]), functions.bump(np, np.float32(x), np.float32(0.5)), rtol=1e-6
+    )
+    assert client.get("/v1/models").json()["models"][0]["latest_version"] == 2
+    bad = client.post("/v1/models/edge:predict", json={"instances": [[1, 2], [3]]})
+    assert bad.status_code == 422 and "ragged" in bad.json()["error"]["message"]
+    assert client.post("/v1/models/edge:predict", json={"instances": []}).status_code == 422
+    assert client.post("/v1/models/edge/versions/9:predict", json={"instances": [1]}).status_code == 404

@@ -1,0 +1,1 @@
+"""Unit tests: pure logic (math, engine, uploads), no database."""

@@ -1,0 +1,22 @@
+"""The training engine: job specs and arrays in, learned parameters, history and metrics out.
+
+`group` (members, masks, buckets), `step` (backend-neutral math), `tensorflow` and `jax` (one
+compiled loop each), `diagnostics`, `export` (`.keras` artifacts) and `shuffle` (on-device order).
+"""
+
+from workers.engine.backend import BACKEND, default_device, enable_compile_cache
+from workers.engine.group import EpochReport, Group, Member, Result, bucket, save_artifact, train, train_group
+
+__all__ = [
+    "BACKEND",
+    "EpochReport",
+    "Group",
+    "Member",
+    "Result",
+    "bucket",
+    "default_device",
+    "enable_compile_cache",
+    "save_artifact",
+    "train",
+    "train_group",
+]

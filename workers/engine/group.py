@@ -1,0 +1,217 @@
+"""A group: jobs that share a fuse key train together as one `members=K` Keras layer.
+
+Each job has its own data, shuffle and parameters, and the loss is the sum of the per-job mean
+losses, so each job's gradients, and its Adam/RMSprop/SGD path, are exactly those it would have
+alone. One epoch is one XLA-compiled loop over batches that stay on the device (`tf.while_loop`,
+or `lax.scan` with KERAS_BACKEND=jax): no Python runs per step. K is bucketed and padded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from app import families
+from app.data import split
+from workers.engine import diagnostics, export
+from workers.engine.backend import default_device
+from workers.engine.diagnostics import num
+from workers.engine.shuffle import ROUNDS, draw_keys
+from workers.engine.step import Signature, compiled_for
+
+
+@dataclass
+class Member:
+    """One job of a group: its id, filled-in spec and data arrays (n, features)."""
+
+    id: str
+    spec: dict[str, Any]
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class EpochReport:
+    """What one epoch produced, one entry per member still training."""
+
+    epoch: int
+    rows: dict[int, dict[str, Any]]  # member index -> history row
+    errors: dict[int, dict[str, str]]  # members that failed in this epoch
+
+
+@dataclass
+class Result:
+    """The outcome of one member."""
+
+    params: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    stopped: bool = False
+    device: str = "CPU:0"
+    artifact: bytes | None = None
+
+
+OnEpoch = Callable[[EpochReport], Iterable[int] | None]
+
+
+BUCKET_STEP = 1024  # K is rounded up to a power of two below this, to a multiple of it above
+
+
+def bucket(k: int) -> int:
+    """The member count compiled for a group of k jobs, so groups of nearby sizes (37 and 60
+    jobs: 64) share one compile; padding costs at most 2x the work, and nothing above 1024."""
+    return 1 << (k - 1).bit_length() if k <= BUCKET_STEP else -(-k // BUCKET_STEP) * BUCKET_STEP
+
+
+def param_arrays(layer: keras.layers.Layer, k: int) -> dict[str, np.ndarray]:
+    """The first k members' parameters, (k, values) floats by name."""
+    return {name: ops.convert_to_numpy(getattr(layer, name))[:k].reshape(k, -1).astype(float) for name in layer.PARAMS}
+
+
+def param_values(arrays: dict[str, np.ndarray], per_feature: bool) -> list[dict[str, Any]]:
+    """Each member's parameters as JSON numbers: a float each, or a list each when per feature."""
+    columns = {name: (a.tolist() if per_feature else a[:, 0].tolist()) for name, a in arrays.items()}
+    k = next(iter(arrays.values())).shape[0]
+    return [{name: column[i] for name, column in columns.items()} for i in range(k)]
+
+
+def initial_values(spec: dict[str, Any], size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A member's starting parameters; a null sigma_init draws from the job's own seed."""
+    return families.get(spec["layer"]["type"]).initial_values(spec["layer"], size, rng)
+
+
+class Group:
+    """Members that train as one compiled model, each with its own data, seed and parameters."""
+
+    def __init__(self, members: list[Member], device: str) -> None:
+        first = members[0].spec
+        t, lay = first["training"], first["layer"]
+        self.members, self.device, self.k = members, device, len(members)
+        self.layer_type = lay["type"]
+        self.epochs = t["epochs"]
+        n, features = members[0].x.shape
+        n_train, n_val = split(n, t["validation_split"])
+        self.sig = Signature(
+            self.layer_type,
+            lay.get("per_feature", False),
+            bucket(self.k),
+            n_train,
+            n_val,
+            features,
+            t["batch_size"],
+            t["optimizer"],
+            t["loss"],
+            device,
+        )
+        rngs = [np.random.default_rng(m.spec["training"]["seed"]) for m in members]
+        size = features if self.sig.per_feature else 1
+        starts = [initial_values(m.spec, size, r) for m, r in zip(members, rngs, strict=True)]
+        keys = [draw_keys(r) for r in rngs]  # after the starting values: each job's own draws, whatever its group
+        pad = [starts[0]] * (self.sig.k - self.k)  # padding members: a job's start, zero data, weight 0
+        inits = {p: np.stack([s[p] for s in starts + pad]).reshape(self.sig.k, 1, size) for p in starts[0]}
+        self.model = compiled_for(self.sig)
+        with keras.device(device):
+            self.model.load(self.arrays(keys), inits, t["learning_rate"])
+        self.layer = self.model.layer
+        self.host_seconds: list[float] = []  # each epoch's host work after its compiled step (bench/gpu.py)
+
+    def arrays(self, keys: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """The group's arrays for the device, padded with zero members up to the compiled K."""
+        sig, k = self.sig, self.k
+
+        def stack(rows: list[Any], shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
+            out = np.zeros((sig.k, *shape), dtype)
+            out[:k] = rows
+            return out
+
+        n, f = sig.n_train, sig.features
+        xs, ys = [m.x for m in self.members], [m.y for m in self.members]
+        return {
+            "x": stack([x[:n] for x in xs], (n, f)),
+            "y": stack([y[:n] for y in ys], (n, f)),
+            "xv": stack([x[n:] for x in xs], (sig.n_val, f)),
+            "yv": stack([y[n:] for y in ys], (sig.n_val, f)),
+            "keys": stack(keys, (ROUNDS,), np.int32),
+            "shuffle": stack([m.spec["training"].get("shuffle", True) for m in self.members], (), np.int32),
+            "weight": stack([1.0] * k, ()),
+        }
+
+    def run(self, on_epoch: OnEpoch | None) -> list[Result]:
+        """Train every epoch, reporting after each; members dropped by `on_epoch` stop there."""
+        results = [Result(params={}, device=self.device) for _ in self.members]
+        active = set(range(self.k))
+        with keras.device(self.device):
+            for epoch in range(1, self.epochs + 1):
+                started = time.perf_counter()
+                losses, grad_abs, live = (ops.convert_to_numpy(t) for t in self.model.epoch(epoch))
+                val = None
+                if self.sig.n_val:
+                    val = ops.convert_to_numpy(self.model.evaluate(self.model.xv, self.model.yv)[0])
+                computed = time.perf_counter()
+                seconds = computed - started
+                rows = {}
+                arrays = param_arrays(self.layer, self.k)
+                values = param_values(arrays, self.sig.per_feature)
+                ok = diagnostics.fine(self.layer_type, losses[: self.k], grad_abs[: self.k], live[: self.k], arrays)
+                loss_list = losses.tolist()
+                val_list = val.tolist() if val is not None else None
+                for k in sorted(active):
+                    params = values[k]
+                    row = {
+                        "epoch": epoch,
+                        "loss": num(loss_list[k]),
+                        "params": params,
+                        "seconds": seconds,
+                        "val_loss": num(val_list[k]) if val_list is not None else None,
+                    }
+                    results[k].history.append(row)
+                    results[k].params = params
+                    if not ok[k]:  # per-member checks only where the vectorised ones found something
+                        diagnostics.diagnose(
+                            self.layer_type, self.layer.PARAMS, epoch, row, grad_abs[k], live[k], results[k]
+                        )
+                    rows[k] = row
+                self.host_seconds.append(time.perf_counter() - computed)
+                errors = {k: results[k].error for k in active if results[k].error}
+                active -= set(errors)
+                if on_epoch is not None:
+                    for k in on_epoch(EpochReport(epoch, rows, errors)) or ():  # type: ignore[arg-type]
+                        results[k].stopped = True
+                        active.discard(k)
+                if not active:
+                    break
+        for k, metrics in diagnostics.metrics(self.model, sorted(active)).items():
+            results[k].metrics = metrics
+        return results
+
+
+def train_group(
+    members: list[Member], on_epoch: OnEpoch | None = None, device: str | None = None, artifacts: bool = False
+) -> list[Result]:
+    """Train members that share a fuse key together; one Result per member, in order."""
+    group = Group(members, device or default_device())
+    results = group.run(on_epoch)
+    if artifacts:
+        for m, r in zip(members, results, strict=True):
+            if r.error is None and not r.stopped:
+                r.artifact = save_artifact(m, r.params)
+    return results
+
+
+def train(member: Member, on_epoch: OnEpoch | None = None, device: str | None = None) -> Result:
+    """Train one job alone."""
+    return train_group([member], on_epoch, device)[0]
+
+
+def save_artifact(member: Member, params: dict[str, Any]) -> bytes:
+    """The trained model as `.keras` bytes."""
+    lay = member.spec["layer"]
+    return export.artifact(lay["type"], member.x.shape[1], lay.get("per_feature", False), params)

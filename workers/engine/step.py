@@ -1,0 +1,140 @@
+"""The backend-neutral step math: a compiled `members=K` model, its batches, losses and sums.
+
+`Compiled` holds a `members=K` layer, its optimizer, the group's arrays on the device and the
+compiled epoch; `workers.engine.tensorflow` and `workers.engine.jax` differ only in how that
+loop is compiled (as Keras keeps one trainer per backend over one shared trainer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from workers.engine.backend import BACKEND
+from workers.engine.shuffle import row_order
+from workers.layers import layer_for
+
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+LOSSES = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error, "huber": keras.losses.huber}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Everything the compiled step depends on; groups with equal signatures share one compile."""
+
+    layer_type: str
+    per_feature: bool
+    k: int  # members in the compiled step: the group's size rounded up by `bucket`
+    n_train: int
+    n_val: int
+    features: int
+    batch: int
+    optimizer: str
+    loss: str
+    device: str
+
+
+class Compiled:
+    """A `members=K` layer, its optimizer, the group's arrays on the device and the compiled epoch.
+
+    Kept in a small cache: the next group with the same signature loads its parameters and data
+    into the same model and reuses the compiled step (no second XLA compile). Each epoch takes
+    only its number from the host: every batch's rows come from `workers.engine.shuffle` inside
+    the compiled loop. The backend forms differ only in how that loop is compiled.
+    """
+
+    def __init__(self, sig: Signature) -> None:
+        self.sig = sig
+        self.steps = math.ceil(sig.n_train / sig.batch)
+        self.loss_fn = LOSSES[sig.loss]
+        self.layer = layer_for(sig.layer_type)(per_feature=sig.per_feature, members=sig.k, name=sig.layer_type)
+        with keras.device(sig.device):
+            self.layer.build((sig.k, None, sig.features))
+            self.optimizer = OPTIMIZERS[sig.optimizer]()
+            self.optimizer.build(self.layer.trainable_variables)
+        # The group on the device: x, y (K, n_train, F), xv, yv (K, n_val, F), each member's round keys
+        # (K, ROUNDS) and shuffle flag (K,), and its weight (K,): 1 for a job, 0 for a padding member.
+        self.x: Any = None
+        self.y: Any = None
+        self.xv: Any = None
+        self.yv: Any = None
+        self.keys: Any = None
+        self.shuffle: Any = None
+        self.weight: Any = None
+
+    def load(self, arrays: dict[str, np.ndarray], inits: dict[str, np.ndarray], learning_rate: float) -> None:
+        """Put a group's starting parameters and arrays in place and reset the optimizer's state."""
+        for name, value in inits.items():
+            getattr(self.layer, name).assign(value.astype(np.float32))
+        for v in self.optimizer.variables:
+            lr = v is self.optimizer.learning_rate
+            v.assign(ops.cast(learning_rate, v.dtype) if lr else ops.zeros(v.shape, v.dtype))
+        self.put_data(arrays)
+
+    def put_data(self, arrays: dict[str, np.ndarray]) -> None:
+        """Move the group's arrays (named as the attributes above) to the device, once per group."""
+        raise NotImplementedError
+
+    def epoch(self, number: int) -> tuple[Any, Any, Any]:
+        """Epoch `number` (from 1): each member's mean loss (K,), the summed |gradient| of each
+        parameter (K, params), and the fraction of outputs that were not zero (K,)."""
+        raise NotImplementedError
+
+    def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Each member's mean loss on (K, rows, F) inputs, and the predictions."""
+        raise NotImplementedError
+
+    def member_loss(self, y: Any, pred: Any, weights: Any) -> Any:
+        """Each member's mean loss over the weighted rows: shape (K,)."""
+        per_row = self.loss_fn(y, pred)  # (K, rows): keras reduces the feature axis
+        return ops.sum(per_row * weights, axis=1) / ops.sum(weights)
+
+    def batch(self, x: Any, y: Any, keys: Any, shuffle: Any, i: Any) -> tuple[Any, Any, Any]:
+        """Step i's rows of every member (K, batch, F) in the epoch's order, and the rows' weights
+        (batch,): 0 for the positions past n_train that pad the last batch."""
+        sig = self.sig
+        pos = i * sig.batch + ops.arange(sig.batch, dtype="int32")
+        w = ops.cast(pos < sig.n_train, "float32")
+        pos = ops.broadcast_to(ops.where(pos < sig.n_train, pos, 0), (sig.k, sig.batch))
+        rows = row_order(ops, keys, pos, sig.n_train, shuffle)
+        return self.gather(x, rows), self.gather(y, rows), w
+
+    def gather(self, a: Any, rows: Any) -> Any:
+        """Rows `rows[k]` of member k's array a[k]."""
+        return ops.take_along_axis(a, ops.expand_dims(rows, -1), axis=1)
+
+    def step_stats(self, per_member: Any, grads: list[Any], pred: Any, w: Any) -> tuple[Any, Any, Any]:
+        """A step's contribution to the epoch's loss sum, |gradient| sums and non-zero output count."""
+        g = ops.stack([ops.sum(ops.abs(gv), axis=(1, 2)) for gv in grads], axis=1)  # (K, params)
+        nonzero = ops.sum(ops.cast(pred != 0, "float32") * w[None, :, None], axis=(1, 2))
+        return per_member * ops.sum(w), g, nonzero
+
+    def totals(self, loss_sum: Any, grad_abs: Any, live: Any) -> tuple[Any, Any, Any]:
+        """The epoch's sums as `epoch` returns them: mean loss and non-zero fraction per member."""
+        sig = self.sig
+        return loss_sum / sig.n_train, grad_abs, live / (sig.n_train * sig.features)
+
+
+_CACHE: OrderedDict[Signature, Compiled] = OrderedDict()
+CACHE_SIZE = 4  # compiled models kept per worker process
+
+
+def compiled_for(sig: Signature) -> Compiled:
+    """The cached compiled model for `sig`, built on first use by this backend's loop."""
+    if sig in _CACHE:
+        _CACHE.move_to_end(sig)
+    else:
+        if BACKEND == "jax":
+            from workers.engine.jax import JaxCompiled as form
+        else:
+            from workers.engine.tensorflow import TensorFlowCompiled as form  # type: ignore[assignment]
+        _CACHE[sig] = form(sig)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return _CACHE[sig]
