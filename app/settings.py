@@ -33,9 +33,12 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(0.25, gt=0, description="idle poll (and LISTEN fallback)")
     max_fuse: int = Field(512, ge=1, description="jobs one worker trains in one compiled model")
     worker_device: Literal["auto", "cpu", "gpu"] = "auto"
-    compile_cache_dir: str = Field("~/.cache/bumpfit", description="workers' persistent compilation cache "
-                                   "(XLA's for TensorFlow, JAX's for KERAS_BACKEND=jax), a folder per backend; "
-                                   "empty: off")
+    compile_cache_dir: str = Field(
+        "~/.cache/bumpfit",
+        description="workers' persistent compilation cache "
+        "(XLA's for TensorFlow, JAX's for KERAS_BACKEND=jax), a folder per backend; "
+        "empty: off",
+    )
 
     # limits
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)

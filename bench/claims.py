@@ -98,8 +98,10 @@ def main() -> None:
             p.join()
         wall = time.perf_counter() - start
         claims, jobs, in_claim = (sum(r[i] for r in results) for i in range(3))
-        print(f"{args.procs} processes, batches of {args.batch}: {claims} claims, {jobs:,} jobs in {wall:.1f} s "
-              f"({jobs / wall:,.0f} jobs/s); mean claim {1000 * in_claim / max(claims, 1):.1f} ms")
+        print(
+            f"{args.procs} processes, batches of {args.batch}: {claims} claims, {jobs:,} jobs in {wall:.1f} s "
+            f"({jobs / wall:,.0f} jobs/s); mean claim {1000 * in_claim / max(claims, 1):.1f} ms"
+        )
         with engine.connect() as c:
             dup = c.execute(text("SELECT count(*) FROM jobs WHERE attempts > 1")).scalar_one()
         print(f"jobs claimed twice: {dup}")

@@ -55,14 +55,18 @@ def main() -> None:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for label, url in (("PostgreSQL LISTEN/NOTIFY", args.pg.rsplit("/", 1)[0] + f"/{name}"),
-                               ("SQLite, woken by bumpfit serve", f"sqlite:///{tmp}/pickup.db")):
+            for label, url in (
+                ("PostgreSQL LISTEN/NOTIFY", args.pg.rsplit("/", 1)[0] + f"/{name}"),
+                ("SQLite, woken by bumpfit serve", f"sqlite:///{tmp}/pickup.db"),
+            ):
                 latencies, done = measure(url, args.jobs)
                 ms = sorted(latencies)
                 p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
-                print(f"{label}: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms "
-                      f"over {len(ms)} jobs; the seed job (n 100000, 3 epochs) on a warm worker, submission to "
-                      f"finished: median {statistics.median(done):.0f} ms, max {max(done):.0f} ms")
+                print(
+                    f"{label}: median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms "
+                    f"over {len(ms)} jobs; the seed job (n 100000, 3 epochs) on a warm worker, submission to "
+                    f"finished: median {statistics.median(done):.0f} ms, max {max(done):.0f} ms"
+                )
     finally:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -31,10 +31,14 @@ TIMEOUT_S = 600
 
 def sweep_body(size: int) -> dict:
     """`size` jobs of the bench's shape, each with its own sigma and seeds."""
-    base = {"data": {"kind": "synthetic", "function": "bump", "params": {"sigma": 0.5}, "n": N},
-            "training": {"epochs": EPOCHS, "batch_size": 32}}
-    points = [{"data.params.sigma": round(0.2 + 0.6 * i / max(size - 1, 1), 6), "data.seed": i,
-               "training.seed": i} for i in range(size)]
+    base = {
+        "data": {"kind": "synthetic", "function": "bump", "params": {"sigma": 0.5}, "n": N},
+        "training": {"epochs": EPOCHS, "batch_size": 32},
+    }
+    points = [
+        {"data.params.sigma": round(0.2 + 0.6 * i / max(size - 1, 1), 6), "data.seed": i, "training.seed": i}
+        for i in range(size)
+    ]
     return {"base": base, "points": points}
 
 
@@ -56,8 +60,12 @@ def through_api(url: str, size: int, workers: int) -> tuple[float, list[float]]:
         wait_for(lambda: len(svc.http.get("/v1/workers").json()["workers"]) >= workers, 120, "the workers")
         # A warm service: the same sweep once untimed, so each worker has compiled the group sizes it gets.
         warm = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=300).json()["id"]
-        wait_for(lambda: svc.http.get(f"/v1/sweeps/{warm}", params={"limit": 1}).json()["done"], TIMEOUT_S,
-                 "the warm-up sweep", every=0.5)
+        wait_for(
+            lambda: svc.http.get(f"/v1/sweeps/{warm}", params={"limit": 1}).json()["done"],
+            TIMEOUT_S,
+            "the warm-up sweep",
+            every=0.5,
+        )
         start = time.time()
         r = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=300)
         r.raise_for_status()
@@ -82,16 +90,27 @@ def in_process(size: int) -> float:
     body = sweep_body(size)
     members = []
     for i, p in enumerate(body["points"]):
-        spec = {"layer": {"type": "bump", "sigma_init": None}, "data": {"n": N},
-                "training": {"optimizer": "adam", "learning_rate": 1e-3, "epochs": EPOCHS, "batch_size": 32,
-                             "loss": "mse", "validation_split": 0.0, "shuffle": True, "seed": i}}
+        spec = {
+            "layer": {"type": "bump", "sigma_init": None},
+            "data": {"n": N},
+            "training": {
+                "optimizer": "adam",
+                "learning_rate": 1e-3,
+                "epochs": EPOCHS,
+                "batch_size": 32,
+                "loss": "mse",
+                "validation_split": 0.0,
+                "shuffle": True,
+                "seed": i,
+            },
+        }
         x, y = data.synthetic("bump", {"sigma": p["data.params.sigma"]}, N, (-1.0, 1.0), 0.0, i)
         members.append(Member(str(i), spec, x, y))
     for g in range(0, size, MAX_FUSE):  # compile outside the timing, as the service's warm-up does
-        train_group(members[g:g + MAX_FUSE])
+        train_group(members[g : g + MAX_FUSE])
     start = time.perf_counter()
     for g in range(0, size, MAX_FUSE):
-        train_group(members[g:g + MAX_FUSE])
+        train_group(members[g : g + MAX_FUSE])
     return time.perf_counter() - start
 
 
@@ -104,8 +123,10 @@ def main() -> None:
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     engine_s = {size: in_process(size) for size in sizes}
-    print(f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, --workers {args.workers}; "
-          f"jobs of n {N}, {EPOCHS} epochs, batch 32")
+    print(
+        f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, --workers {args.workers}; "
+        f"jobs of n {N}, {EPOCHS} epochs, batch 32"
+    )
     print("| database | jobs | API s | ms per job (marginal) | engine in-process s | API / engine | worker peak MB |")
     print("|---|---|---|---|---|---|---|")
     admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
@@ -126,9 +147,12 @@ def main() -> None:
                         with admin.connect() as c:
                             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             marginal = ((times[size] - times[sizes[0]]) / (size - sizes[0]) * 1000) if size > sizes[0] else None
-            print(f"| {db} | {size:,} | {times[size]:.2f} | {'' if marginal is None else f'{marginal:.2f}'} | "
-                  f"{engine_s[size]:.2f} | {times[size] / engine_s[size]:.2f}x | "
-                  f"{', '.join(f'{p:.0f}' for p in peaks)} |", flush=True)
+            print(
+                f"| {db} | {size:,} | {times[size]:.2f} | {'' if marginal is None else f'{marginal:.2f}'} | "
+                f"{engine_s[size]:.2f} | {times[size] / engine_s[size]:.2f}x | "
+                f"{', '.join(f'{p:.0f}' for p in peaks)} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

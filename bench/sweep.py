@@ -41,8 +41,9 @@ def in_process(table: list[tuple[float, int]]) -> float:
     for i, (sigma, epochs) in enumerate(table):
         x, y = data.synthetic("bump", {"sigma": sigma}, 100_000, (-1.0, 1.0), 0.0, i)
         spec = job_spec(sigma, epochs, seed=i)["training"] | {"loss": "mse", "validation_split": 0.0, "shuffle": True}
-        groups.setdefault(epochs, []).append(Member(str(i), {"layer": {"type": "bump", "sigma_init": None},
-                                                             "training": spec}, x, y))
+        groups.setdefault(epochs, []).append(
+            Member(str(i), {"layer": {"type": "bump", "sigma_init": None}, "training": spec}, x, y)
+        )
     start = time.perf_counter()
     for members in groups.values():
         train_group(members)
@@ -127,8 +128,10 @@ def main() -> None:
     )
     print(f"workers' keras backend: {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
     engine_s = in_process(table)
-    print(f"the engine in this process on the same groups (compiles included, as in new workers): {engine_s:.2f} s; "
-          f"API / engine: {wall / engine_s:.2f}x")
+    print(
+        f"the engine in this process on the same groups (compiles included, as in new workers): {engine_s:.2f} s; "
+        f"API / engine: {wall / engine_s:.2f}x"
+    )
     if not args.seed_samples:
         return
     picks = [table[round(i * (len(table) - 1) / max(args.seed_samples - 1, 1))] for i in range(args.seed_samples)]

@@ -33,8 +33,9 @@ class Job(Base):
         UniqueConstraint("model_name", "model_version"),
         Index("ix_jobs_claim", "status", "fuse_key", "seq"),
         # The head of the queue in one index step, however many finished rows come before it.
-        Index("ix_jobs_queued", "seq", postgresql_where=text("status = 'queued'"),
-              sqlite_where=text("status = 'queued'")),
+        Index(
+            "ix_jobs_queued", "seq", postgresql_where=text("status = 'queued'"), sqlite_where=text("status = 'queued'")
+        ),
     )
 
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

@@ -23,9 +23,12 @@ def create(req: SweepRequest, session: SessionDep, settings: SettingsDep) -> Swe
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, summary="Get a sweep", responses=ERRORS)
-def get(sweep_id: str, session: ReadSessionDep,
-        limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="rows in one answer")] = MAX_ROWS,
-        page_token: str | None = None) -> Response:
+def get(
+    sweep_id: str,
+    session: ReadSessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="rows in one answer")] = MAX_ROWS,
+    page_token: str | None = None,
+) -> Response:
     """Counts by status and a row per job with its grid values, status, learned params and final
     metrics: every row for sweeps of up to `limit` (default 10,000) jobs, else pages."""
     sweep = service.get(session, sweep_id, limit, page_token)

@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.jobs.schemas import Progress
 
 EXAMPLE: dict[str, Any] = {
-    "base": {"data": {"kind": "synthetic", "function": "bump", "n": 100000},
-             "training": {"epochs": 3}},
+    "base": {"data": {"kind": "synthetic", "function": "bump", "n": 100000}, "training": {"epochs": 3}},
     "grid": {"data.params.sigma": [0.1, 0.2, 0.3]},
 }
 

@@ -88,8 +88,9 @@ def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCrea
             spec, key = jobs.prepare(session, job_req, settings)
         except ValidationError as exc:
             details = validation_details(exc.errors())
-            raise InvalidInput(f"{label}: {details[0]['loc']}: {details[0]['msg']}",
-                               details=[{"point": i, **d} for d in details]) from None
+            raise InvalidInput(
+                f"{label}: {details[0]['loc']}: {details[0]['msg']}", details=[{"point": i, **d} for d in details]
+            ) from None
         except BumpfitError as exc:
             raise type(exc)(f"{label}: {exc.message}", details={"point": i, "error": exc.details}) from None
         prepared.append((job_req, spec, key, point))
@@ -97,8 +98,12 @@ def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCrea
     sweep = Sweep(id=new_id(), request=request, job_count=len(points))
     session.add(sweep)
     session.flush()  # the jobs reference it
-    rows = [jobs.build_job(r, spec, key, settings, request_hash=jobs.digest(r.model_dump(mode="json")),
-                           sweep_id=sweep.id, point=point) for r, spec, key, point in prepared]
+    rows = [
+        jobs.build_job(
+            r, spec, key, settings, request_hash=jobs.digest(r.model_dump(mode="json")), sweep_id=sweep.id, point=point
+        )
+        for r, spec, key, point in prepared
+    ]
     session.add_all(rows)
     session.flush()
     notify(session)
@@ -116,18 +121,36 @@ def get(session: Session, sweep_id: str, limit: int, page_token: str | None = No
         if not page_token.isdigit() or int(page_token) >= 2**63:
             raise InvalidInput.at("page_token", "not a token returned by this endpoint")
         after = int(page_token)
-    counts = dict(session.execute(select(Job.status, func.count()).where(Job.sweep_id == sweep_id)
-                                  .group_by(Job.status)).tuples().all())
+    counts = dict(
+        session.execute(select(Job.status, func.count()).where(Job.sweep_id == sweep_id).group_by(Job.status))
+        .tuples()
+        .all()
+    )
     rows = session.execute(
-        select(Job.seq, Job.id, Job.point, Job.status, Job.params, Job.metrics, Job.error, Job.progress_epoch,
-               Job.epochs).where(Job.sweep_id == sweep_id, Job.seq > after).order_by(Job.seq).limit(limit + 1)).all()
+        select(
+            Job.seq, Job.id, Job.point, Job.status, Job.params, Job.metrics, Job.error, Job.progress_epoch, Job.epochs
+        )
+        .where(Job.sweep_id == sweep_id, Job.seq > after)
+        .order_by(Job.seq)
+        .limit(limit + 1)
+    ).all()
     return SweepOut.model_construct(
-        id=sweep.id, created_at=sweep.created_at, counts=counts,
+        id=sweep.id,
+        created_at=sweep.created_at,
+        counts=counts,
         request={k: v for k, v in sweep.request.items() if k != "points"},  # each row has its point
         done=all(status in FINISHED for status in counts),
         next_page_token=str(rows[limit - 1].seq) if len(rows) > limit else None,
-        jobs=[SweepRow.model_construct(id=r.id, point=r.point or {}, status=r.status, params=r.params,
-                                       metrics=r.metrics, error=r.error,
-                                       progress=Progress.model_construct(epoch=r.progress_epoch, epochs=r.epochs))
-              for r in rows[:limit]],
+        jobs=[
+            SweepRow.model_construct(
+                id=r.id,
+                point=r.point or {},
+                status=r.status,
+                params=r.params,
+                metrics=r.metrics,
+                error=r.error,
+                progress=Progress.model_construct(epoch=r.progress_epoch, epochs=r.epochs),
+            )
+            for r in rows[:limit]
+        ],
     )

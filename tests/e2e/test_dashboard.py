@@ -253,15 +253,27 @@ def test_job_svg_draws_log_loss_and_every_parameter() -> None:
 def test_a_10000_job_sweep_page_draws_every_job_and_lists_the_first_rows(page: Any, service: Service) -> None:
     # "gpu" jobs: the service's CPU worker leaves them queued, and the test settles them at once
     sigmas = [round(0.1 + 0.8 * i / 9999, 6) for i in range(10_000)]
-    body = {"base": {**seed_job(n=100, epochs=1), "device": "gpu"},
-            "points": [{"data.params.sigma": s} for s in sigmas]}
+    body = {
+        "base": {**seed_job(n=100, epochs=1), "device": "gpu"},
+        "points": [{"data.params.sigma": s} for s in sigmas],
+    }
     res = service.http.post("/v1/sweeps", json=body, timeout=120)
     assert res.status_code == 201, res.text
     with session_scope(service.database_url) as s:
         token, jobs = queue.claim(s, "test:1", ("gpu",), 10_000, 60)
         assert len(jobs) == 10_000
-        queue.succeed_many(s, token, {j.id: {"params": {"sigma": j.spec["data"]["params"]["sigma"] * 1.001},
-                                             "metrics": {"loss": 1e-6}, "warnings": []} for j in jobs})
+        queue.succeed_many(
+            s,
+            token,
+            {
+                j.id: {
+                    "params": {"sigma": j.spec["data"]["params"]["sigma"] * 1.001},
+                    "metrics": {"loss": 1e-6},
+                    "warnings": [],
+                }
+                for j in jobs
+            },
+        )
     page.goto(f"/#/sweeps/{res.json()['id']}")
     page.wait_for_selector("main[data-done=true]", timeout=60_000)
     assert page.get_attribute("#chart-sweep", "data-points") == "10000"

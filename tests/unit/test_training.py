@@ -262,8 +262,14 @@ print(train(bump_member(0.5, n=300, epochs=1)).params["sigma"])
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA's cache for TensorFlow; tests/e2e/test_jax.py has JAX's")
 def test_a_new_tensorflow_worker_loads_epochs_compiled_by_an_earlier_one(tmp_path: Path) -> None:
     def run() -> tuple[str, set[str]]:
-        r = subprocess.run([sys.executable, "-c", XLA_CACHED, str(tmp_path)], cwd=ROOT, capture_output=True,
-                           text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        r = subprocess.run(
+            [sys.executable, "-c", XLA_CACHED, str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         return r.stdout.split()[-1], {p.name for p in (tmp_path / "tensorflow").iterdir()}
 
