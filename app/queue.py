@@ -124,11 +124,12 @@ def _ended() -> dict[str, Any]:
 
 
 def next_version(job_id: Any) -> Any:
-    """The next version number of the model that job `job_id` trains (a scalar subquery)."""
+    """The next version number of the model that job `job_id` trains (a scalar subquery). Deleted
+    versions are stored negated and still count, so a number is never given twice."""
     other = JOBS.alias("other")
     name = select(JOBS.c.model_name).where(JOBS.c.id == job_id).scalar_subquery()
     return (
-        select(func.coalesce(func.max(other.c.model_version), 0) + 1)
+        select(func.coalesce(func.max(func.abs(other.c.model_version)), 0) + 1)
         .where(other.c.model_name == name)
         .scalar_subquery()
     )

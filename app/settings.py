@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(0.25, gt=0, description="idle poll (and LISTEN fallback)")
     max_fuse: int = Field(512, ge=1, description="jobs one worker trains in one compiled model")
     worker_device: Literal["auto", "cpu", "gpu"] = "auto"
+    retention_days: float | None = Field(
+        None, gt=0, description="delete finished jobs older than this that no label keeps; unset: keep all"
+    )
     compile_cache_dir: str = Field(
         "~/.cache/bumpfit",
         description="workers' persistent compilation cache "

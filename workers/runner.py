@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from app import data as datalib
-from app import queue, wake
+from app import lifecycle, queue, wake
 from app.db import session_scope
 from app.errors import InvalidInput
 from app.jobs.models import Job
@@ -148,6 +148,11 @@ class Worker:
                         counts = queue.reap(s)
                     if any(counts.values()):
                         log.info("reaped expired leases: %s", counts)
+                    if self.settings.retention_days is not None:
+                        with session_scope(self.url) as s:
+                            expired = lifecycle.expire(s, self.settings.retention_days)
+                        if expired:
+                            log.info("retention: deleted %d finished jobs", expired)
                     last_reap = time.monotonic()
                 with session_scope(self.url) as s:
                     token, jobs = queue.claim(

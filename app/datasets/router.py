@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, UploadFile
+from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
+from app import lifecycle
 from app.datasets import service
 from app.datasets.models import Dataset
-from app.datasets.schemas import DatasetOut
+from app.datasets.schemas import DatasetList, DatasetOut
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.responses import ERRORS
@@ -44,3 +45,18 @@ def get(dataset_id: str, session: SessionDep) -> DatasetOut:
     if ds is None:
         raise NotFound(f"no dataset with id {dataset_id!r}")
     return DatasetOut.model_validate(ds, from_attributes=True)
+
+
+@router.get("", response_model=DatasetList, summary="List datasets, newest first", responses=ERRORS)
+def list_datasets(
+    session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50, page_token: str | None = None
+) -> DatasetList:
+    """Uploads and the datasets inline data was stored as; pass `next_page_token` back as `page_token`."""
+    return service.list_datasets(session, limit, page_token)
+
+
+@router.delete("/{dataset_id}", status_code=204, summary="Delete a dataset", responses=ERRORS)
+def delete(dataset_id: str, session: SessionDep) -> Response:
+    """Delete a dataset; 409 while a queued or running job trains on it. Finished jobs keep their results."""
+    lifecycle.delete_dataset(session, dataset_id)
+    return Response(status_code=204)

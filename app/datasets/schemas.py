@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 
 
@@ -13,3 +15,11 @@ class DatasetOut(BaseModel):
     n: int
     features: int
     sha256: str
+    created_at: datetime | None = None
+
+
+class DatasetList(BaseModel):
+    """A page of datasets, newest first."""
+
+    datasets: list[DatasetOut]
+    next_page_token: str | None = None

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import data as datalib
+from app import pages
 from app.datasets import uploads
 from app.datasets.models import Dataset
+from app.datasets.schemas import DatasetList, DatasetOut
 from app.errors import TooLarge
 from app.ids import new_id
 from app.settings import Settings
@@ -66,3 +69,15 @@ def store_arrays(session: Session, x: np.ndarray, y: np.ndarray, filename: str) 
     )
     session.add(ds)
     return ds
+
+
+def list_datasets(session: Session, limit: int, page_token: str | None) -> DatasetList:
+    """A page of datasets (uploads and stored inline data), newest first; the arrays stay unread."""
+    cols = (Dataset.id, Dataset.filename, Dataset.n, Dataset.features, Dataset.sha256, Dataset.created_at)
+    stmt = pages.after(select(*cols), Dataset.created_at, Dataset.id, page_token).limit(limit + 1)
+    rows = session.execute(stmt).all()
+    last = rows[limit - 1] if len(rows) > limit else None
+    return DatasetList(
+        datasets=[DatasetOut.model_validate(r, from_attributes=True) for r in rows[:limit]],
+        next_page_token=pages.token(last.created_at, last.id) if last is not None else None,
+    )

@@ -1,4 +1,4 @@
-"""HTTP routes for jobs: submit, read, list, cancel, history and live events."""
+"""HTTP routes for jobs: submit, read, list, cancel, delete, history and live events."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from app import lifecycle
 from app.db import session_scope
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
@@ -66,6 +67,14 @@ def get_job(job_id: str, session: SessionDep) -> JobOut:
 def cancel_job(job_id: str, session: SessionDep) -> JobOut:
     """A queued job is cancelled at once, a running one at its next epoch boundary; 409 if finished."""
     return service.to_out(service.cancel(session, job_id))
+
+
+@router.delete("/{job_id}", status_code=204, summary="Delete a finished job", responses=ERRORS)
+def delete_job(job_id: str, session: SessionDep) -> Response:
+    """Delete a finished job with its history, artifact and model version; 409 while it is queued
+    or running (cancel it first) or while a label points at its model version."""
+    lifecycle.delete_job(session, job_id)
+    return Response(status_code=204)
 
 
 @router.get("/{job_id}/history", response_model=History, summary="Per-epoch history", responses=ERRORS)

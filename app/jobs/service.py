@@ -187,7 +187,7 @@ def to_out(job: Job) -> JobOut:
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
-        model=ModelRef(name=job.model_name, version=job.model_version),
+        model=ModelRef(name=job.model_name, version=job.model_version if (job.model_version or 0) > 0 else None),
     )
 
 

@@ -1,4 +1,5 @@
-"""HTTP routes for models, predictions and artifacts."""
+"""HTTP routes for models: status, metadata, labels, predictions (TensorFlow Serving's REST API
+where it applies), artifacts and deleting versions."""
 
 from __future__ import annotations
 
@@ -6,14 +7,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
+from app import lifecycle
 from app.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.ops.metrics import PREDICTIONS
 from app.responses import ERRORS
-from app.serving import service
-from app.serving.schemas import ModelList, ModelOut, PredictRequest, PredictResponse
+from app.serving import labels, service
+from app.serving.schemas import (
+    LabelOut,
+    LabelRequest,
+    Metadata,
+    ModelList,
+    ModelOut,
+    ModelStatus,
+    PredictRequest,
+    PredictResponse,
+    VersionStatus,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="model version, from 1")]
+LabelPath = Annotated[str, Path(max_length=64, description="a version label such as `stable`")]
 
 
 @router.get("", response_model=ModelList, summary="List models")
@@ -24,30 +37,98 @@ def list_models(session: SessionDep) -> ModelList:
 
 @router.get("/{name}", response_model=ModelOut, summary="Get a model", responses=ERRORS)
 def get_model(name: str, session: SessionDep) -> ModelOut:
-    """The model's versions, each with its job id and learned parameters."""
+    """The model's versions (each with its job id and learned parameters), its labels, and
+    TensorFlow Serving's `model_version_status`."""
     return service.get_model(session, name)
+
+
+@router.get(
+    "/{name}/versions/{version}", response_model=ModelStatus, summary="Get a version's status", responses=ERRORS
+)
+def get_version_status(name: str, version: VersionPath, session: SessionDep) -> ModelStatus:
+    """TensorFlow Serving's status of one version."""
+    job = service.version_job(session, name, version)
+    return ModelStatus(model_version_status=[VersionStatus(version=str(job.model_version))])
+
+
+@router.get("/{name}/metadata", response_model=Metadata, summary="Latest version's metadata", responses=ERRORS)
+def get_metadata(name: str, session: SessionDep) -> Metadata:
+    """TensorFlow Serving's metadata: the `serving_default` signature's inputs and outputs."""
+    return service.metadata(service.version_job(session, name, None))
+
+
+@router.get(
+    "/{name}/versions/{version}/metadata", response_model=Metadata, summary="A version's metadata", responses=ERRORS
+)
+def get_version_metadata(name: str, version: VersionPath, session: SessionDep) -> Metadata:
+    """As the model's metadata, for a pinned version."""
+    return service.metadata(service.version_job(session, name, version))
+
+
+@router.get(
+    "/{name}/labels/{label}/metadata",
+    response_model=Metadata,
+    summary="A labelled version's metadata",
+    responses=ERRORS,
+)
+def get_label_metadata(name: str, label: LabelPath, session: SessionDep) -> Metadata:
+    """As the model's metadata, for the version a label points at."""
+    return service.metadata(service.version_job(session, name, service.label_version(session, name, label)))
+
+
+@router.get("/{name}/labels/{label}", response_model=LabelOut, summary="Get a label", responses=ERRORS)
+def get_label(name: str, label: LabelPath, session: SessionDep) -> LabelOut:
+    """The version a label points at."""
+    return labels.get(session, name, label)
+
+
+@router.put("/{name}/labels/{label}", response_model=LabelOut, summary="Set a label", responses=ERRORS)
+def put_label(name: str, label: LabelPath, req: LabelRequest, session: SessionDep) -> LabelOut:
+    """Point a label (TensorFlow Serving's version label, MLflow's alias) at a version, creating or
+    moving it. A labelled version cannot be deleted."""
+    return labels.put(session, name, label, req.version)
+
+
+@router.delete("/{name}/labels/{label}", status_code=204, summary="Delete a label", responses=ERRORS)
+def delete_label(name: str, label: LabelPath, session: SessionDep) -> Response:
+    """Remove a label; the version stays."""
+    labels.delete(session, name, label)
+    return Response(status_code=204)
 
 
 def _predict(
     name: str, version: int | None, req: PredictRequest, session: ReadSessionDep, settings: SettingsDep
 ) -> PredictResponse:
     job = service.version_job(session, name, version)
-    predictions = service.predict(job, req.instances, settings)
-    PREDICTIONS.inc(len(predictions))
-    return PredictResponse(predictions=predictions, model=name, version=job.model_version or 0)
+    field, rows = req.rows
+    values = service.predict(job, rows, settings, field)
+    PREDICTIONS.inc(len(values))
+    out = PredictResponse(model=name, version=job.model_version or 0)
+    if field == "inputs":
+        out.outputs = values
+    else:
+        out.predictions = values
+    return out
 
 
 @router.post(
-    "/{name}:predict", response_model=PredictResponse, summary="Predict with the latest version", responses=ERRORS
+    "/{name}:predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    summary="Predict with the latest version",
+    responses=ERRORS,
 )
 def predict_latest(name: str, req: PredictRequest, session: ReadSessionDep, settings: SettingsDep) -> PredictResponse:
-    """TensorFlow Serving's row format: `{"instances": [...]}` -> `{"predictions": [...]}`."""
+    """TensorFlow Serving's row format, `{"instances": [...]}` -> `{"predictions": [...]}`, or its
+    columnar format, `{"inputs": [...]}` -> `{"outputs": [...]}`; `signature_name` may name the
+    one signature, `serving_default`."""
     return _predict(name, None, req, session, settings)
 
 
 @router.post(
     "/{name}/versions/{version}:predict",
     response_model=PredictResponse,
+    response_model_exclude_none=True,
     summary="Predict with one version",
     responses=ERRORS,
 )
@@ -56,6 +137,20 @@ def predict_version(
 ) -> PredictResponse:
     """As the latest-version route, for a pinned version."""
     return _predict(name, version, req, session, settings)
+
+
+@router.post(
+    "/{name}/labels/{label}:predict",
+    response_model=PredictResponse,
+    response_model_exclude_none=True,
+    summary="Predict with a labelled version",
+    responses=ERRORS,
+)
+def predict_label(
+    name: str, label: LabelPath, req: PredictRequest, session: ReadSessionDep, settings: SettingsDep
+) -> PredictResponse:
+    """As the latest-version route, for the version a label points at (TensorFlow Serving's path)."""
+    return _predict(name, service.label_version(session, name, label), req, session, settings)
 
 
 @router.get(
@@ -72,3 +167,12 @@ def get_artifact(name: str, version: VersionPath, session: SessionDep) -> Respon
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.keras"'},
     )
+
+
+@router.delete("/{name}/versions/{version}", status_code=204, summary="Delete a model version", responses=ERRORS)
+def delete_version(name: str, version: VersionPath, session: SessionDep) -> Response:
+    """Delete the version and its artifact, as MLflow's delete_model_version does: the job that
+    trained it stays, with its results and history, and the number is not given again. 409 while
+    a label points at it."""
+    lifecycle.delete_version(session, name, version)
+    return Response(status_code=204)

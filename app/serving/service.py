@@ -1,4 +1,5 @@
-"""Models are succeeded jobs; predictions use the NumPy form of the layers' math."""
+"""Models are succeeded jobs; predictions use the NumPy form of the layers' math. A deleted version
+keeps its job with the version number negated, so the number is never given again (as in MLflow)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from app.data import as_matrix
 from app.errors import InvalidInput, NotFound
 from app.ids import looks_like_id
 from app.jobs.models import Artifact, Job, JobStatus
-from app.serving.schemas import ModelList, ModelOut, Version
+from app.serving.models import ModelLabel
+from app.serving.schemas import SIGNATURE, Metadata, ModelList, ModelOut, Version, VersionStatus
 from app.settings import Settings
 
 
@@ -37,31 +39,61 @@ def _named(name: str) -> Any:
 
 
 def _jobs(session: Session, name: str | None = None) -> list[Job]:
-    stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, Job.model_version.is_not(None))
+    stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, Job.model_version > 0)
     if name is not None:
         stmt = stmt.where(_named(name))
     return list(session.scalars(stmt.order_by(Job.model_name, Job.model_version)))
 
 
+def labels(session: Session, name: str | None = None) -> dict[str, dict[str, int]]:
+    """{model name: {label: version}}, for one model or all."""
+    stmt = select(ModelLabel.model_name, ModelLabel.label, ModelLabel.version).order_by(ModelLabel.label)
+    if name is not None:
+        stmt = stmt.where(ModelLabel.model_name == name)
+    out: dict[str, dict[str, int]] = {}
+    for model, label, version in session.execute(stmt):
+        out.setdefault(model, {})[label] = version
+    return out
+
+
+def _model(name: str, versions: list[Version], labelled: dict[str, int]) -> ModelOut:
+    return ModelOut(
+        name=name,
+        latest_version=versions[-1].version,
+        versions=versions,
+        labels=labelled,
+        model_version_status=[VersionStatus(version=str(v.version)) for v in reversed(versions)],
+    )
+
+
 def list_models(session: Session) -> ModelList:
-    """Every model with its versions."""
+    """Every model with its versions and labels."""
     by_name: dict[str, list[Version]] = {}
     for job in _jobs(session):
         by_name.setdefault(job.model_name, []).append(_version(job))
-    return ModelList(models=[ModelOut(name=n, latest_version=v[-1].version, versions=v) for n, v in by_name.items()])
+    named = labels(session)
+    return ModelList(models=[_model(n, v, named.get(n, {})) for n, v in by_name.items()])
 
 
 def get_model(session: Session, name: str) -> ModelOut:
-    """One model's versions, or 404."""
+    """One model's versions, labels and status, or 404."""
     versions = [_version(j) for j in _jobs(session, name)]
     if not versions:
         raise NotFound(f"no model named {name!r} (a model appears when a job with that name succeeds)")
-    return ModelOut(name=name, latest_version=versions[-1].version, versions=versions)
+    return _model(name, versions, labels(session, name).get(name, {}))
+
+
+def label_version(session: Session, name: str, label: str) -> int:
+    """The version a label of model `name` points at, or 404."""
+    version = session.scalar(select(ModelLabel.version).where(ModelLabel.model_name == name, ModelLabel.label == label))
+    if version is None:
+        raise NotFound(f"model {name!r} has no label {label!r}; set one with PUT /v1/models/{name}/labels/{label}")
+    return version
 
 
 def version_job(session: Session, name: str, version: int | None) -> Job:
     """The succeeded job behind a model version (latest when `version` is None)."""
-    stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, _named(name))
+    stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, Job.model_version > 0, _named(name))
     if version is None:
         stmt = stmt.order_by(Job.model_version.desc()).limit(1)
     else:
@@ -73,20 +105,41 @@ def version_job(session: Session, name: str, version: int | None) -> Job:
     return job
 
 
-def predict(job: Job, instances: list[Any], settings: Settings) -> list[Any]:
-    """Evaluate the job's learned function in float32, as the trained Keras layer does."""
+def metadata(job: Job) -> Metadata:
+    """TensorFlow Serving's metadata of a version: its one signature, `serving_default`, takes and
+    gives float32 rows of the trained feature count (the layers are element-wise)."""
+    width = job.spec["data"].get("features", 1)
+
+    def tensor(name: str) -> dict[str, Any]:
+        dims = [{"size": "-1", "name": ""}, {"size": str(width), "name": ""}]
+        return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": name}
+
+    signature = {
+        "inputs": {"x": tensor("serving_default_x:0")},
+        "outputs": {"output_0": tensor("StatefulPartitionedCall:0")},
+        "method_name": "tensorflow/serving/predict",
+    }
+    return Metadata(
+        model_spec={"name": job.model_name, "signature_name": "", "version": str(job.model_version)},
+        metadata={"signature_def": {"signature_def": {SIGNATURE: signature}}},
+    )
+
+
+def predict(job: Job, instances: list[Any], settings: Settings, field: str = "instances") -> list[Any]:
+    """Evaluate the job's learned function in float32, as the trained Keras layer does; errors
+    name `field` (`instances` or `inputs`)."""
     flat = bool(instances) and not isinstance(instances[0], list)
-    x = as_matrix(instances, "instances", settings.max_predict_instances, settings.max_features)
+    x = as_matrix(instances, field, settings.max_predict_instances, settings.max_features)
     params = {k: np.asarray(v, dtype=np.float32).reshape(-1) for k, v in (job.params or {}).items()}
     width = max(p.size for p in params.values())
     if width > 1 and x.shape[1] != width:
         raise InvalidInput.at(
-            "instances", f"model {job.model_name} v{job.model_version} takes rows of {width} features, got {x.shape[1]}"
+            field, f"model {job.model_name} v{job.model_version} takes rows of {width} features, got {x.shape[1]}"
         )
     features = job.spec["data"].get("features", 1)
     if width == 1 and features > 1 and x.shape[1] != features:
         raise InvalidInput.at(
-            "instances", f"model {job.model_name} was trained on rows of {features} features, got {x.shape[1]}"
+            field, f"model {job.model_name} was trained on rows of {features} features, got {x.shape[1]}"
         )
     with np.errstate(all="ignore"):
         y = functions.evaluate(np, job.spec["layer"]["type"], x, params)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from app.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.responses import ERRORS
 from app.sweeps import service
-from app.sweeps.schemas import SweepCreated, SweepOut, SweepRequest
+from app.sweeps.schemas import SweepCreated, SweepList, SweepOut, SweepRequest
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 MAX_ROWS = 10_000  # rows of a sweep in one answer
@@ -20,6 +20,14 @@ def create(req: SweepRequest, session: SessionDep, settings: SettingsDep) -> Swe
     """One job per point: the cartesian product of `grid`, or each of `points`. Every job is
     validated before any is created; jobs that can share a compiled model train together."""
     return service.create(session, req, settings)
+
+
+@router.get("", response_model=SweepList, summary="List sweeps, newest first", responses=ERRORS)
+def list_sweeps(
+    session: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50, page_token: str | None = None
+) -> SweepList:
+    """Each sweep with its jobs counted by status; pass `next_page_token` back as `page_token`."""
+    return service.list_sweeps(session, limit, page_token)
 
 
 @router.get("/{sweep_id}", response_model=SweepOut, summary="Get a sweep", responses=ERRORS)

@@ -67,3 +67,20 @@ class SweepOut(BaseModel):
     request: dict[str, Any] = Field(description="the sweep request: `base` and `grid`; `points` are in the rows")
     jobs: list[SweepRow] = Field(description="rows in point order, from `page_token` on, at most `limit`")
     next_page_token: str | None = Field(None, description="pass as `page_token` for the next rows; null: no more")
+
+
+class SweepSummary(BaseModel):
+    """A sweep in a list: its size and its jobs by status."""
+
+    id: str
+    created_at: datetime
+    job_count: int
+    counts: dict[str, int] = Field(description="jobs by status (deleted jobs are not counted)")
+    done: bool
+
+
+class SweepList(BaseModel):
+    """A page of sweeps, newest first."""
+
+    sweeps: list[SweepSummary]
+    next_page_token: str | None = None

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import data as datalib
+from app import pages
 from app.datasets import service as datasets
 from app.errors import BumpfitError, InvalidInput, NotFound, TooLarge, validation_details
 from app.ids import new_id
@@ -20,7 +21,7 @@ from app.jobs.schemas import InlineData, JobRequest, Progress
 from app.queue import notify
 from app.settings import Settings
 from app.sweeps.models import Sweep
-from app.sweeps.schemas import SweepCreated, SweepOut, SweepRequest, SweepRow
+from app.sweeps.schemas import SweepCreated, SweepList, SweepOut, SweepRequest, SweepRow, SweepSummary
 
 
 def expand(req: SweepRequest, limit: int) -> list[dict[str, Any]]:
@@ -153,4 +154,30 @@ def get(session: Session, sweep_id: str, limit: int, page_token: str | None = No
             )
             for r in rows[:limit]
         ],
+    )
+
+
+def list_sweeps(session: Session, limit: int, page_token: str | None) -> SweepList:
+    """A page of sweeps, newest first, with their jobs counted by status in one query."""
+    stmt = select(Sweep.id, Sweep.created_at, Sweep.job_count)
+    rows = session.execute(pages.after(stmt, Sweep.created_at, Sweep.id, page_token).limit(limit + 1)).all()
+    page = rows[:limit]
+    counts: dict[str, dict[str, int]] = {}
+    if page:
+        by_status = select(Job.sweep_id, Job.status, func.count()).where(Job.sweep_id.in_([r.id for r in page]))
+        for sweep_id, status, n in session.execute(by_status.group_by(Job.sweep_id, Job.status)).tuples():
+            counts.setdefault(str(sweep_id), {})[status] = n
+    last = rows[limit - 1] if len(rows) > limit else None
+    return SweepList(
+        sweeps=[
+            SweepSummary(
+                id=r.id,
+                created_at=r.created_at,
+                job_count=r.job_count,
+                counts=counts.get(r.id, {}),
+                done=all(status in FINISHED for status in counts.get(r.id, {})),
+            )
+            for r in page
+        ],
+        next_page_token=pages.token(last.created_at, last.id) if last is not None else None,
     )

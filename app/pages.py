@@ -1,0 +1,31 @@
+"""Keyset pagination by (created_at, id), newest first, for tables without a sequence column."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_
+
+from app.errors import InvalidInput
+from app.ids import ID_PATTERN
+
+
+def token(created_at: datetime, row_id: str) -> str:
+    """The page token that continues after this row."""
+    return f"{created_at.isoformat()}~{row_id}"
+
+
+def after(stmt: Any, created_at: Any, row_id: Any, page_token: str | None) -> Any:
+    """`stmt` ordered newest first and continued after `page_token` (422 naming it when malformed)."""
+    stmt = stmt.order_by(created_at.desc(), row_id.desc())
+    if page_token is None:
+        return stmt
+    when, _, last = page_token.partition("~")
+    try:
+        at = datetime.fromisoformat(when)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None or not ID_PATTERN.fullmatch(last):
+        raise InvalidInput.at("page_token", "not a token returned by this endpoint")
+    return stmt.where(or_(created_at < at, and_(created_at == at, row_id < last)))
