@@ -46,7 +46,7 @@ class Api:
             except (ValueError, KeyError, TypeError):
                 message = f"HTTP {res.status_code}: {res.text[:200]}"
             raise click.ClickException(message)
-        return res.json()
+        return res.json() if res.content else None  # 204 on a delete
 
 
 def show(obj: Any) -> None:

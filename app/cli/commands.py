@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from app.cli.manage import COMMANDS as LIFECYCLE_COMMANDS
 from app.cli.remote import COMMANDS as CLIENT_COMMANDS
 from app.settings import Settings, load_settings
 
@@ -240,5 +241,5 @@ def migrate(database_url: str | None, wait: float) -> None:
     click.echo(f"database at migration {m.head()}")
 
 
-for _command in CLIENT_COMMANDS:  # submit, sweep, watch, get, predict, cancel, jobs
+for _command in (*CLIENT_COMMANDS, *LIFECYCLE_COMMANDS):  # submit ... jobs; models, label, delete ...
     main.add_command(_command)

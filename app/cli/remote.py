@@ -164,11 +164,15 @@ def get(url: str, job_id: str) -> None:
 @click.command(context_settings={"ignore_unknown_options": True})
 @url_option
 @click.option("--version", "version", type=int, help="model version (default: the latest)")
+@click.option("--label", "label", help="the version this label points at (`bumpfit label`)")
 @click.argument("model")
 @click.argument("xs", nargs=-1, type=float, required=True)
-def predict(url: str, version: int | None, model: str, xs: tuple[float, ...]) -> None:
+def predict(url: str, version: int | None, label: str | None, model: str, xs: tuple[float, ...]) -> None:
     """Predict with a model at the given x values; prints one prediction per line."""
-    path = f"/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
+    if version and label:
+        raise click.UsageError("give --version or --label, not both")
+    pinned = f"/versions/{version}" if version else f"/labels/{label}" if label else ""
+    path = f"/v1/models/{model}{pinned}:predict"
     for y in Api(url).call("POST", path, {"instances": list(xs)})["predictions"]:
         click.echo(repr(y))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from app import lifecycle
 from app.deps import ReadSessionDep, SessionDep, SettingsDep
@@ -24,6 +25,15 @@ from app.serving.schemas import (
     VersionStatus,
 )
 
+
+class LabelConvertor(StringConvertor):
+    """A label path segment: no `:`, so `GET .../labels/stable:predict` is a wrong method (405), not a
+    label named `stable:predict`."""
+
+    regex = "[^/:]+"
+
+
+register_url_convertor("label", LabelConvertor())
 router = APIRouter(prefix="/v1/models", tags=["models"])
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="model version, from 1")]
 LabelPath = Annotated[str, Path(max_length=64, description="a version label such as `stable`")]
@@ -43,7 +53,7 @@ def get_model(name: str, session: SessionDep) -> ModelOut:
 
 
 @router.get(
-    "/{name}/versions/{version}", response_model=ModelStatus, summary="Get a version's status", responses=ERRORS
+    "/{name}/versions/{version:int}", response_model=ModelStatus, summary="Get a version's status", responses=ERRORS
 )
 def get_version_status(name: str, version: VersionPath, session: SessionDep) -> ModelStatus:
     """TensorFlow Serving's status of one version."""
@@ -58,7 +68,7 @@ def get_metadata(name: str, session: SessionDep) -> Metadata:
 
 
 @router.get(
-    "/{name}/versions/{version}/metadata", response_model=Metadata, summary="A version's metadata", responses=ERRORS
+    "/{name}/versions/{version:int}/metadata", response_model=Metadata, summary="A version's metadata", responses=ERRORS
 )
 def get_version_metadata(name: str, version: VersionPath, session: SessionDep) -> Metadata:
     """As the model's metadata, for a pinned version."""
@@ -66,7 +76,7 @@ def get_version_metadata(name: str, version: VersionPath, session: SessionDep) -
 
 
 @router.get(
-    "/{name}/labels/{label}/metadata",
+    "/{name}/labels/{label:label}/metadata",
     response_model=Metadata,
     summary="A labelled version's metadata",
     responses=ERRORS,
@@ -76,20 +86,20 @@ def get_label_metadata(name: str, label: LabelPath, session: SessionDep) -> Meta
     return service.metadata(service.version_job(session, name, service.label_version(session, name, label)))
 
 
-@router.get("/{name}/labels/{label}", response_model=LabelOut, summary="Get a label", responses=ERRORS)
+@router.get("/{name}/labels/{label:label}", response_model=LabelOut, summary="Get a label", responses=ERRORS)
 def get_label(name: str, label: LabelPath, session: SessionDep) -> LabelOut:
     """The version a label points at."""
     return labels.get(session, name, label)
 
 
-@router.put("/{name}/labels/{label}", response_model=LabelOut, summary="Set a label", responses=ERRORS)
+@router.put("/{name}/labels/{label:label}", response_model=LabelOut, summary="Set a label", responses=ERRORS)
 def put_label(name: str, label: LabelPath, req: LabelRequest, session: SessionDep) -> LabelOut:
     """Point a label (TensorFlow Serving's version label, MLflow's alias) at a version, creating or
     moving it. A labelled version cannot be deleted."""
     return labels.put(session, name, label, req.version)
 
 
-@router.delete("/{name}/labels/{label}", status_code=204, summary="Delete a label", responses=ERRORS)
+@router.delete("/{name}/labels/{label:label}", status_code=204, summary="Delete a label", responses=ERRORS)
 def delete_label(name: str, label: LabelPath, session: SessionDep) -> Response:
     """Remove a label; the version stays."""
     labels.delete(session, name, label)
@@ -126,7 +136,7 @@ def predict_latest(name: str, req: PredictRequest, session: ReadSessionDep, sett
 
 
 @router.post(
-    "/{name}/versions/{version}:predict",
+    "/{name}/versions/{version:int}:predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
     summary="Predict with one version",
@@ -140,7 +150,7 @@ def predict_version(
 
 
 @router.post(
-    "/{name}/labels/{label}:predict",
+    "/{name}/labels/{label:label}:predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
     summary="Predict with a labelled version",
@@ -154,7 +164,7 @@ def predict_label(
 
 
 @router.get(
-    "/{name}/versions/{version}/artifact",
+    "/{name}/versions/{version:int}/artifact",
     summary="Download the .keras file",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS},
@@ -169,7 +179,7 @@ def get_artifact(name: str, version: VersionPath, session: SessionDep) -> Respon
     )
 
 
-@router.delete("/{name}/versions/{version}", status_code=204, summary="Delete a model version", responses=ERRORS)
+@router.delete("/{name}/versions/{version:int}", status_code=204, summary="Delete a model version", responses=ERRORS)
 def delete_version(name: str, version: VersionPath, session: SessionDep) -> Response:
     """Delete the version and its artifact, as MLflow's delete_model_version does: the job that
     trained it stays, with its results and history, and the number is not given again. 409 while

@@ -144,3 +144,39 @@ def test_real_command_uses_bumpfit_url_and_exits_nonzero(service: Service) -> No
     assert "data" in api["error"]["message"] and "n" in api["error"]["message"]
     down = bumpfit("jobs", url="http://127.0.0.1:9")
     assert down.returncode == 1 and "cannot reach bumpfit at http://127.0.0.1:9" in down.stderr
+
+
+def test_models_labels_deletes_and_lists(service: Service, tmp_path: Path) -> None:
+    ids = []
+    for sigma in ("0.3", "0.6"):
+        out = run(service, "submit", "--sigma", sigma, "--model-name", "cli-bump", *SMALL)
+        assert out.exit_code == 0, out.output
+        ids.append(out.stdout.strip())
+    assert run(service, "watch", *ids).exit_code == 0
+    labelled = run(service, "label", "cli-bump", "stable", "1")
+    assert labelled.exit_code == 0 and labelled.stdout.strip() == "cli-bump stable -> version 1"
+    via_label = run(service, "predict", "cli-bump", "--label", "stable", "0.1")
+    via_version = run(service, "predict", "cli-bump", "--version", "1", "0.1")
+    assert via_label.exit_code == 0 and via_label.stdout == via_version.stdout
+    listed = run(service, "models")
+    assert listed.exit_code == 0 and "stable=1" in next(x for x in listed.stdout.splitlines() if "cli-bump" in x)
+    versions = run(service, "models", "cli-bump")
+    assert "stable" in next(x for x in versions.stdout.splitlines() if ids[0] in x)
+    refused = run(service, "delete", ids[0])
+    assert refused.exit_code == 1 and "stable" in refused.stderr
+    assert run(service, "unlabel", "cli-bump", "stable").exit_code == 0
+    assert run(service, "delete", ids[0]).stdout.strip() == f"{ids[0]} deleted"
+    assert run(service, "get", ids[0]).exit_code == 1
+    assert run(service, "delete-version", "cli-bump", "2").exit_code == 0
+    assert json.loads(run(service, "get", ids[1]).stdout)["model"]["version"] is None
+    assert run(service, "models", "cli-bump").exit_code == 1  # no versions left
+
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,y\n0.1,0.2\n0.3,0.4\n")
+    ds = service.http.post("/v1/datasets", files={"file": ("d.csv", csv.read_bytes(), "text/csv")}).json()["id"]
+    assert ds in run(service, "datasets").stdout
+    assert run(service, "delete-dataset", ds).stdout.strip() == f"{ds} deleted"
+    assert ds not in run(service, "datasets").stdout
+    created = run(service, "sweep", "--sigmas", "0.2,0.4", *SMALL).stdout.split()[1].rstrip(":")
+    sweeps = run(service, "sweeps")
+    assert sweeps.exit_code == 0 and created in sweeps.stdout
