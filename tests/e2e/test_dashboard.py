@@ -285,3 +285,25 @@ def test_a_10000_job_sweep_page_draws_every_job_and_lists_the_first_rows(page: A
     page.click("a[href='#/']")  # and the page still answers: back to the jobs list
     page.wait_for_selector("#jobs tbody tr")
     assert page.errors == []
+
+
+def test_a_finished_job_shows_its_labels_and_its_delete_button_deletes_it(page: Any, service: Service) -> None:
+    job = service.http.post("/v1/jobs", json={**seed_job(n=2000, epochs=1), "model_name": "dash-del"}).json()
+    done = service.wait_job(job["id"])
+    assert done["status"] == "succeeded"
+    assert service.http.put("/v1/models/dash-del/labels/stable", json={"version": 1}).status_code == 200
+    page.on("dialog", lambda d: d.accept())
+    page.goto(f"/#/jobs/{job['id']}")
+    page.wait_for_selector("button.delete")
+    assert page.inner_text("#labels") == "stable"
+    page.click("button.delete")  # refused while the label points at its version
+    page.wait_for_selector("#error:not([hidden])")
+    assert "stable" in page.inner_text("#error")
+    assert service.http.get(f"/v1/jobs/{job['id']}").status_code == 200
+    assert service.http.delete("/v1/models/dash-del/labels/stable").status_code == 204
+    page.reload()
+    page.wait_for_selector("button.delete:not([disabled])")
+    page.click("button.delete")
+    page.wait_for_function("location.hash === '#/'")
+    assert service.http.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert [e for e in page.errors if "Failed to load resource" not in e] == []  # the 409 answer itself

@@ -93,6 +93,25 @@ async function cancelJob(id, button) {
   }
 }
 
+async function deleteJob(id, button) {
+  if (!window.confirm(`Delete job ${id} with its history and model version?`)) return;
+  button.disabled = true;
+  try {
+    await api(`v1/jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
+    location.hash = "#/";
+  } catch (err) {
+    report(err);
+    button.disabled = false;
+  }
+}
+
+/** The labels (`stable` ...) that point at this job's model version, as "a, b" or "". */
+async function labelsOf(job) {
+  if (!job.model.version) return "";
+  const model = await api(`v1/models/${encodeURIComponent(job.model.name)}`).catch(() => null);
+  return Object.entries(model?.labels ?? {}).filter(([, v]) => v === job.model.version).map(([k]) => k).join(", ");
+}
+
 /* ---------- the layers' math (the same formulas as app/functions.py) ---------- */
 
 function bump(x, sigma) {
@@ -281,7 +300,7 @@ async function jobsView(root) {
 
 /* ---------- one job (#/jobs/ID) ---------- */
 
-function summary(job) {
+function summary(job, labels = "") {
   const s = job.spec, d = s.data, t = s.training;
   const dataText = d.kind === "synthetic"
     ? `synthetic ${d.function} ${fmtParams(d.params)}, n=${d.n}, x in [${d.x_range}], noise ${d.noise_std}, seed ${d.seed}`
@@ -294,6 +313,7 @@ function summary(job) {
       (t.validation_split ? `, validation ${t.validation_split}` : "") + `, seed ${t.seed}`],
     ["device", `${job.device ?? "—"} (asked: ${s.device})`], ["worker", job.worker ?? "—"],
     ["attempts", job.attempts], ["model", `${job.model.name} v${job.model.version ?? "—"}`],
+    ["labels", h("span", { id: "labels" }, labels || "—")],
     ["created / started / finished",
       `${fmtTime(job.created_at)} / ${fmtTime(job.started_at)} / ${fmtTime(job.finished_at)}`],
   ];
@@ -322,10 +342,13 @@ async function jobView(root, id) {
     const cancel = FINISHED.has(job.status) || job.cancel_requested ? "" : h("button", {
       class: "danger cancel", onclick: async (ev) => { const j = await cancelJob(job.id, ev.target); if (j) queue(j); },
     }, "Cancel job");
-    head.replaceChildren(h("h1", {}, `Job ${job.id}`), statusBadge(job), cancel,
+    const remove = FINISHED.has(job.status) ? h("button", {
+      class: "danger delete", onclick: (ev) => deleteJob(job.id, ev.target),
+    }, "Delete job") : "";
+    head.replaceChildren(h("h1", {}, `Job ${job.id}`), statusBadge(job), cancel, remove,
       h("a", { href: `${path}/plot.svg`, target: "_blank" }, "plot.svg"),
       h("a", { href: path, target: "_blank" }, "JSON"), h("a", { href: `${path}/history`, target: "_blank" }, "history"));
-    info.replaceChildren(summary(job));
+    info.replaceChildren(summary(job, FINISHED.has(job.status) ? await labelsOf(job) : ""));
     if (job.progress.epoch !== shownEpoch || FINISHED.has(job.status)) {
       shownEpoch = job.progress.epoch;
       history = (await api(`${path}/history`)).history;
