@@ -220,6 +220,7 @@ def test_delete_a_dataset_only_when_no_queued_or_running_job_uses_it(client: Tes
     error(client.get(f"/v1/datasets/{ds}"), 404)
     error(client.delete(f"/v1/datasets/{ds}"), 404)
     assert client.get(f"/v1/jobs/{job_id}").status_code == 200
+    error(client.get(f"/v1/jobs/{job_id}/sample"), 404, f"dataset {ds!r}")
 
 
 # -- lists ----------------------------------------------------------------------------------------------

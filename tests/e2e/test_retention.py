@@ -1,0 +1,37 @@
+"""BUMPFIT_RETENTION_DAYS through a real `bumpfit serve`: its worker deletes old finished jobs that
+no label keeps, at its lease reaps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import update
+
+from app import migrate
+from app.db import session_scope, utcnow
+from app.jobs.models import Job
+from tests.conftest import Service, seed_job, wait_for
+
+
+def test_the_worker_deletes_old_unlabelled_finished_jobs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bumpfit.db'}"
+    migrate.upgrade(url)
+    svc = Service(url, workers=1, log=tmp_path / "serve.log", env={"BUMPFIT_RETENTION_DAYS": "30"})
+    try:
+        ids = [
+            svc.http.post("/v1/jobs", json={**seed_job(n=200, epochs=1, sigma=s), "model_name": "kept"}).json()["id"]
+            for s in (0.3, 0.5, 0.7)
+        ]
+        for job_id in ids:
+            assert svc.wait_job(job_id)["status"] == "succeeded"
+        old, labelled, recent = ids
+        assert svc.http.put("/v1/models/kept/labels/prod", json={"version": 2}).status_code == 200
+        with session_scope(url) as s:
+            s.execute(update(Job).where(Job.id.in_([old, labelled])).values(finished_at=utcnow() - timedelta(days=31)))
+        wait_for(lambda: svc.http.get(f"/v1/jobs/{old}").status_code == 404, 30, "retention to delete the old job")
+        assert svc.http.get(f"/v1/jobs/{labelled}").status_code == 200
+        assert svc.http.get(f"/v1/jobs/{recent}").status_code == 200
+        assert [v["version"] for v in svc.http.get("/v1/models/kept").json()["versions"]] == [2, 3]
+    finally:
+        svc.stop()
