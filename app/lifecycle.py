@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.datasets.models import Dataset
@@ -30,9 +31,13 @@ def _refuse_labelled(session: Session, job: Job, what: str) -> None:
 
 
 def _remove(session: Session, job_ids: list[str]) -> None:
-    session.execute(delete(HistoryRow).where(HistoryRow.job_id.in_(job_ids)))
-    session.execute(delete(Artifact).where(Artifact.job_id.in_(job_ids)))
-    session.execute(delete(Job).where(Job.id.in_(job_ids)))
+    try:
+        with session.begin_nested():
+            session.execute(delete(HistoryRow).where(HistoryRow.job_id.in_(job_ids)))
+            session.execute(delete(Artifact).where(Artifact.job_id.in_(job_ids)))
+            session.execute(delete(Job).where(Job.id.in_(job_ids)))
+    except IntegrityError:  # a label was set on one of them meanwhile; its foreign key holds the job
+        raise Conflict("a label now points at this job's model version; delete the label first") from None
 
 
 def delete_job(session: Session, job_id: str) -> None:

@@ -13,10 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from app import lifecycle, queue
+from app.auth import new_key
 from app.datasets.models import Dataset
 from app.db import session_scope, utcnow
 from app.jobs.models import Artifact, HistoryRow, Job
+from app.main import create_app
 from app.serving.models import ModelLabel
+from app.settings import Settings
 from tests.conftest import seed_job
 
 
@@ -271,3 +274,20 @@ def test_retention_removes_old_finished_jobs_that_no_label_keeps(client: TestCli
     assert count(db_url, Artifact) == 2 and count(db_url, HistoryRow) == 2
     with session_scope(db_url) as s:
         assert lifecycle.expire(s, 30) == 0
+
+
+def test_labels_and_deletes_need_a_submit_key(db_url: str) -> None:
+    read, read_entry = new_key("read")
+    submit, submit_entry = new_key("submit")
+    settings = Settings(database_url=db_url, api_keys=f"{read_entry},{submit_entry}")
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {submit}"}) as client:
+        (job_id,) = trained(client, db_url, [0.4])
+        as_reader = {"Authorization": f"Bearer {read}"}
+        for method, path, body in (
+            ("PUT", "/v1/models/bumpy/labels/stable", {"version": 1}),
+            ("DELETE", "/v1/models/bumpy/versions/1", None),
+            ("DELETE", f"/v1/jobs/{job_id}", None),
+        ):
+            error(client.request(method, path, json=body, headers=as_reader), 403, "submit")
+        assert client.get("/v1/models/bumpy/metadata", headers=as_reader).status_code == 200
+        assert client.get("/v1/models/bumpy").json()["labels"] == {} and count(db_url, Job) == 1
