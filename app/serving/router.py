@@ -36,6 +36,8 @@ class LabelConvertor(StringConvertor):
 register_url_convertor("label", LabelConvertor())
 router = APIRouter(prefix="/v1/models", tags=["models"])
 VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="model version, from 1")]
+# The routes added beside the contract's take `{version:int}`, so `GET .../versions/1:predict` stays a
+# wrong method (405) rather than a version named `1:predict`; the contract's routes keep `{version}`.
 LabelPath = Annotated[str, Path(max_length=64, description="a version label such as `stable`")]
 
 
@@ -136,7 +138,7 @@ def predict_latest(name: str, req: PredictRequest, session: ReadSessionDep, sett
 
 
 @router.post(
-    "/{name}/versions/{version:int}:predict",
+    "/{name}/versions/{version}:predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
     summary="Predict with one version",
@@ -164,7 +166,7 @@ def predict_label(
 
 
 @router.get(
-    "/{name}/versions/{version:int}/artifact",
+    "/{name}/versions/{version}/artifact",
     summary="Download the .keras file",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS},
