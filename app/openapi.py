@@ -3,7 +3,8 @@
 - Operation ids are short and unique: `<tag>_<function>`, the tag's own word dropped from the
   function's name (`jobs_get`, `jobs_list`, `models_predict_latest`); a route may name its own.
 - The bearer scheme is declared, and every route that `app.auth.check_key` guards lists it with
-  its 401 (and, for writes, 403); the routes it leaves open list none. The document only
+  its 401 (and, for writes, 403); the routes it leaves open list none. With no keys configured,
+  each guarded route lists the scheme as optional. The document only
   describes: the keys-first middleware decides, as before.
 - A multipart file field is declared `format: binary` beside its `contentMediaType`, so both
   OpenAPI 3.0 and 3.1 generators see a file to upload.
@@ -49,8 +50,9 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
 
 
-def secure(document: dict[str, Any]) -> dict[str, Any]:
-    """Add the bearer scheme, each guarded operation's `security` and 401/403, and binary uploads."""
+def secure(document: dict[str, Any], keys: bool = True) -> dict[str, Any]:
+    """Add the bearer scheme, each guarded operation's `security` and 401/403, and binary uploads.
+    Without `keys` (none configured) the scheme is optional: `{}` stands beside it."""
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     if "ErrorResponse" not in schemas:
@@ -72,7 +74,7 @@ def secure(document: dict[str, Any]) -> dict[str, Any]:
                     content.setdefault("schema", {"type": "string"} if text else {"type": "string", "format": "binary"})
             if is_open(path):
                 continue
-            op["security"] = [{SCHEME: []}]
+            op["security"] = [{SCHEME: []}] if keys else [{SCHEME: []}, {}]
             responses.setdefault("401", _error("Missing or unknown API key"))
             if method.upper() not in READ_METHODS:
                 responses.setdefault("403", _error("The API key's scope does not allow this (a `read` key)"))
@@ -95,7 +97,8 @@ def install(app: FastAPI) -> None:
                     description=app.description,
                     routes=app.routes,
                     separate_input_output_schemas=app.separate_input_output_schemas,
-                )
+                ),
+                keys=bool(app.state.api_keys),
             )
         return app.openapi_schema
 
