@@ -11,6 +11,7 @@ from app.errors import Forbidden, Unauthorized
 
 SCOPES = {"read": {"read"}, "submit": {"read", "submit"}}  # submit implies read
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+OPEN_PREFIXES = ("/dashboard/static/", "/docs/assets/")  # the dashboard's and the API docs' files
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -48,11 +49,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_open(path: str) -> bool:
+    """True for the paths that need no key even when keys are configured."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
 def check_key(keys: dict[str, str], method: str, path: str, authorization: str) -> None:
     """With keys configured, reads need a read key and writes a submit key: Unauthorized (401) without
     a known key, Forbidden (403) for a key without the scope. Health, readiness, metrics, the
     dashboard page and the API docs stay open."""
-    if not keys or path in OPEN_PATHS or path.startswith("/dashboard/static/"):
+    if not keys or is_open(path):
         return
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -7,7 +7,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from starlette.types import Scope
 
-from app import __version__, handlers
+from app import __version__, handlers, openapi
 from app.auth import parse_keys
 from app.dashboard.router import router as dashboard_router
 from app.datasets.router import router as datasets_router
@@ -38,6 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="bumpfit",
+        docs_url=None,  # app/openapi.py serves /docs and /redoc from local assets
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
         version=__version__,
         description="Train and serve trainable threshold layers: bump (trainable sigma) and "
         "gaussian (a, b, c). Jobs queue in the database and run on TensorFlow workers.\n\n"
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registries = (REGISTRY, CollectorRegistry())
     app.state.registries[1].register(QueueCollector(settings.database_url))
     handlers.install(app)
+    openapi.install(app)
 
     def limit_for(scope: Scope) -> int:
         upload = scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH

@@ -137,7 +137,8 @@ def next_version(job_id: Any) -> Any:
 
 def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]]) -> set[str]:
     """End the jobs in `results` still held under `token` as succeeded, each the next version of
-    its model, with `params`, `metrics`, `warnings` and `artifact`: two multi-row statements. Returns
+    its model, with `params`, `metrics`, `warnings`, `artifact` and `stopped_epoch` (None unless early
+    stopping ended it before its epochs): two multi-row statements. Returns
     the jobs written. Raises IntegrityError when another job of the same model name took a version."""
     owned = set(held(session, token)) & set(results)
     if not owned:
@@ -152,6 +153,7 @@ def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]
             params=bindparam("params"),
             metrics=bindparam("metrics"),
             warnings=bindparam("warnings"),
+            stopped_epoch=bindparam("stopped_epoch"),
             model_version=next_version(bindparam("job_id")),
         ),
         [
@@ -160,6 +162,7 @@ def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]
                 "params": finite(results[job_id]["params"]),
                 "metrics": finite(results[job_id]["metrics"]),
                 "warnings": results[job_id]["warnings"],
+                "stopped_epoch": results[job_id].get("stopped_epoch"),
             }
             for job_id in owned
         ],
@@ -183,6 +186,7 @@ def finish(
     warnings: list[Any] | None = None,
     error: Any = None,
     artifact: bytes | None = None,
+    stopped_epoch: int | None = None,
 ) -> bool:
     """End a held job (running -> succeeded, failed or cancelled), fenced by its lease; a success
     becomes the next model version. False, and nothing written, if the worker lost the job."""
@@ -194,6 +198,7 @@ def finish(
             values[name] = finite(value)
     if status == JobStatus.SUCCEEDED:
         values["model_version"] = next_version(job_id)
+        values["stopped_epoch"] = stopped_epoch
     if _count(session, update(Job).where(_owned(job_id, token)).values(**values)) != 1:
         return False
     if artifact is not None:

@@ -16,7 +16,13 @@ def finish_all(url: str, token: str, pending: list[tuple[Member, Result]]) -> No
             s,
             token,
             {
-                m.id: {"params": r.params, "metrics": r.metrics, "warnings": r.warnings, "artifact": r.artifact}
+                m.id: {
+                    "params": r.params,
+                    "metrics": r.metrics,
+                    "warnings": r.warnings,
+                    "artifact": r.artifact,
+                    "stopped_epoch": r.stopped_epoch,
+                }
                 for m, r in pending
                 if not r.error
             },
@@ -44,6 +50,7 @@ def finish_one(url: str, token: str, member: Member, result: Result) -> None:
                         metrics=result.metrics,
                         warnings=result.warnings,
                         artifact=result.artifact,
+                        stopped_epoch=result.stopped_epoch,
                     )
             return
         except IntegrityError:

@@ -52,6 +52,7 @@ class Job(Base):
     model_version: Mapped[int | None]
     epochs: Mapped[int]
     progress_epoch: Mapped[int] = mapped_column(default=0)
+    stopped_epoch: Mapped[int | None]  # the last epoch run when early stopping ended the job early
     params: Mapped[dict[str, Any] | None]
     metrics: Mapped[dict[str, Any] | None]
     warnings: Mapped[list[Any]] = mapped_column(default=list)

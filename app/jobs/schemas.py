@@ -123,6 +123,17 @@ Data = Annotated[
 ]
 
 
+class EarlyStopping(Strict):
+    """Keras's EarlyStopping (mode min, no baseline), per job: stop once `monitor` has not improved
+    by more than `min_delta` for `patience` epochs, counting from epoch `start_from_epoch` + 1."""
+
+    monitor: Literal["loss", "val_loss"] = Field("loss", description="val_loss needs validation_split > 0")
+    min_delta: NonNegative = Field(0.0, description="the least decrease that counts as an improvement")
+    patience: int = Field(5, ge=0, le=100_000, description="epochs without improvement before stopping")
+    restore_best_weights: bool = Field(True, description="end with the best epoch's parameters, loss and metrics")
+    start_from_epoch: int = Field(0, ge=0, le=100_000, description="epochs of warm-up before monitoring")
+
+
 class Training(Strict):
     """Optimizer and loop settings; the defaults are the seed's (Adam 1e-3, batch 32)."""
 
@@ -134,6 +145,9 @@ class Training(Strict):
     validation_split: Finite = Field(0.0, ge=0, lt=1)
     shuffle: bool = Field(True, description="reshuffle the training data every epoch, as Keras fit")
     seed: int | None = Field(None, ge=0, lt=2**63, description="null: drawn at submission")
+    early_stopping: EarlyStopping | None = Field(
+        None, description="null: train every epoch; else `epochs` is the most, as with Keras's EarlyStopping"
+    )
 
 
 class JobRequest(Strict):
@@ -186,6 +200,9 @@ class JobOut(BaseModel):
     warnings: list[Any]
     error: dict[str, Any] | None
     attempts: int
+    stopped_epoch: int | None = Field(
+        None, description="the last epoch run when early stopping ended the job before `epochs`; else null"
+    )
     worker: str | None
     device: str | None
     sweep_id: str | None

@@ -63,6 +63,10 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
         raise InvalidInput.at("training.validation_split", f"leaves no training rows out of {n}")
     if t.validation_split > 0 and n_val < 1:
         raise InvalidInput.at("training.validation_split", f"leaves no validation rows out of {n}")
+    if t.early_stopping is not None and t.early_stopping.monitor == "val_loss" and n_val < 1:
+        raise InvalidInput.at(
+            "training.early_stopping.monitor", "val_loss needs training.validation_split > 0 (no validation rows)"
+        )
     compute = n * t.epochs * features
     if compute > settings.max_compute:
         raise TooLarge.at(
@@ -180,6 +184,7 @@ def to_out(job: Job) -> JobOut:
         warnings=job.warnings or [],
         error=job.error,
         attempts=job.attempts,
+        stopped_epoch=job.stopped_epoch,
         worker=job.worker,
         device=job.device,
         sweep_id=job.sweep_id,

@@ -10,12 +10,13 @@ from app import migrate
 from app.deps import SessionDep, SettingsDep
 from app.errors import Unavailable
 from app.ops import service
-from app.ops.schemas import WorkerOut
+from app.ops.schemas import Health, Readiness, WorkerList
+from app.responses import ErrorResponse
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="Process is up")
+@router.get("/healthz", response_model=Health, summary="Process is up")
 async def healthz() -> dict[str, str]:
     """Always 200 while the process serves requests (answered on the event loop, needing no thread)."""
     return {"status": "ok"}
@@ -23,8 +24,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
+    response_model=Readiness,
     summary="Database reachable and migrated",
-    responses={503: {"description": "Database unreachable or not at the latest migration"}},
+    responses={503: {"model": ErrorResponse, "description": "Database unreachable or not at the latest migration"}},
 )
 def readyz(request: Request) -> dict[str, str]:
     """200 when the database answers and its schema is at the latest migration, else 503."""
@@ -50,7 +52,13 @@ def metrics(request: Request) -> Response:
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/workers", response_model=dict[str, list[WorkerOut]], tags=["workers"], summary="List workers")
-def workers(session: SessionDep, settings: SettingsDep) -> dict[str, list[WorkerOut]]:
+@router.get(
+    "/v1/workers",
+    response_model=WorkerList,
+    tags=["workers"],
+    summary="List workers",
+    operation_id="workers_list",
+)
+def workers(session: SessionDep, settings: SettingsDep) -> WorkerList:
     """Every worker that has registered, with its last heartbeat; dead ones show `alive: false`."""
-    return {"workers": service.list_workers(session, settings.lease_seconds)}
+    return WorkerList(workers=service.list_workers(session, settings.lease_seconds))

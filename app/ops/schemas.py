@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -14,7 +13,26 @@ class WorkerOut(BaseModel):
     id: str
     device: str
     status: str
-    current_jobs: list[Any]
+    current_jobs: list[str]
     started_at: datetime
     heartbeat_at: datetime
     alive: bool = Field(description="heartbeat within the last lease period and not stopped")
+
+
+class WorkerList(BaseModel):
+    """Every worker that has registered."""
+
+    workers: list[WorkerOut]
+
+
+class Health(BaseModel):
+    """The process answers."""
+
+    status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    """The database answers and is at the latest migration."""
+
+    status: str = Field(examples=["ready"])
+    migration: str

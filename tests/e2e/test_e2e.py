@@ -135,3 +135,16 @@ def test_sweep_jobs_train_fused_and_learn_what_they_learn_alone(service: Service
         assert abs(row["params"]["sigma"] - sigma) < 1e-2 and row["metrics"]["r2"] > 0.99
     started = {service.http.get(f"/v1/jobs/{row['id']}").json()["started_at"] for row in rows.values()}
     assert len(started) == 1  # one claim took all three: they trained as one compiled model
+
+
+def test_early_stopping_ends_a_job_early_with_its_best_epoch(service: Service) -> None:
+    early = {"patience": 2}
+    r = service.http.post("/v1/jobs", json=seed_job(sigma=0.4, n=4000, epochs=60, early_stopping=early))
+    job = service.wait_job(r.json()["id"])
+    assert job["status"] == "succeeded", job
+    stopped = job["stopped_epoch"]
+    assert stopped is not None and stopped < 60 and job["progress"]["epoch"] == stopped
+    history = service.http.get(f"/v1/jobs/{job['id']}/history").json()["history"]
+    assert [h["epoch"] for h in history] == list(range(1, stopped + 1))
+    best = min(history, key=lambda h: h["loss"])
+    assert job["params"] == best["params"] and abs(job["params"]["sigma"] - 0.4) < 1e-2

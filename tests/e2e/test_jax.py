@@ -36,7 +36,17 @@ def members() -> list[Member]:
 
 def test_the_engine_tests_pass_on_the_jax_backend() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/unit/test_training.py"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/unit/test_training.py",
+            "tests/unit/test_shuffle.py",
+            "tests/unit/test_stopping.py",
+        ],
         cwd=ROOT,
         env=JAX_ENV,
         capture_output=True,

@@ -45,6 +45,31 @@ def test_submit_fills_defaults(client: TestClient) -> None:
     assert isinstance(spec["training"]["seed"], int) and spec["device"] == "auto"
     assert job["model"] == {"name": job["id"], "version": None}
     assert client.get(f"/v1/jobs/{job['id']}").json()["id"] == job["id"]
+    assert spec["training"]["early_stopping"] is None and job["stopped_epoch"] is None
+
+
+def test_early_stopping_round_trips_into_the_spec_with_keras_defaults(client: TestClient) -> None:
+    body = {"data": {"kind": "synthetic"}, "training": {"epochs": 30, "early_stopping": {"patience": 2}}}
+    job = client.post("/v1/jobs", json=body).json()
+    assert job["spec"]["training"]["early_stopping"] == {
+        "monitor": "loss",
+        "min_delta": 0.0,
+        "patience": 2,
+        "restore_best_weights": True,
+        "start_from_epoch": 0,
+    }
+    assert job["progress"] == {"epoch": 0, "epochs": 30} and job["stopped_epoch"] is None
+    val = {
+        "monitor": "val_loss",
+        "min_delta": 1e-6,
+        "patience": 0,
+        "restore_best_weights": False,
+        "start_from_epoch": 3,
+    }
+    body = {"data": {"kind": "synthetic"}, "training": {"validation_split": 0.1, "early_stopping": val}}
+    got = client.get(f"/v1/jobs/{client.post('/v1/jobs', json=body).json()['id']}").json()
+    assert got["spec"]["training"]["early_stopping"] == val
+    assert "stopped_epoch" in client.get("/v1/jobs").json()["jobs"][0]
 
 
 BAD_SPECS = [
@@ -75,6 +100,20 @@ BAD_SPECS = [
         {"data": {"kind": "inline", "x": [1.0], "y": [1.0]}, "training": {"validation_split": 0.5}},
         422,
         "leaves no training rows",
+    ),
+    (
+        {"data": {"kind": "synthetic"}, "training": {"early_stopping": {"patience": -1}}},
+        422,
+        "training.early_stopping.patience: Input should be greater than or equal to 0",
+    ),
+    ({"data": {"kind": "synthetic"}, "training": {"early_stopping": {"min_delta": -0.1}}}, 422, "min_delta"),
+    ({"data": {"kind": "synthetic"}, "training": {"early_stopping": {"start_from_epoch": 1.5}}}, 422, "start_from"),
+    ({"data": {"kind": "synthetic"}, "training": {"early_stopping": {"monitor": "r2"}}}, 422, "early_stopping.monitor"),
+    ({"data": {"kind": "synthetic"}, "training": {"early_stopping": {"baseline": 1}}}, 422, "early_stopping.baseline"),
+    (
+        {"data": {"kind": "synthetic"}, "training": {"early_stopping": {"monitor": "val_loss"}}},
+        422,
+        "training.early_stopping.monitor: val_loss needs training.validation_split > 0",
     ),
 ]
 

@@ -46,11 +46,12 @@ class Stateful(schema.as_state_machine()):  # type: ignore[misc]
     """Sequences of calls linked through the ids the responses carry (links inferred by schemathesis)."""
 
     def setup(self) -> None:
-        """Each scenario starts from an empty database: with deletes and lists among the operations, a
-        scenario replayed on what earlier ones left would draw differently (hypothesis calls it flaky)."""
-        with engine_for(DB).begin() as c:
+        # Each sequence starts from an empty database: a response must depend on the sequence alone
+        # (an idempotency key or a model name left by an earlier sequence would change the answers
+        # hypothesis replays, which it refuses as a flaky strategy).
+        with engine_for(DB).begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):
-                c.execute(table.delete())
+                conn.execute(table.delete())
 
     def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
         case.validate_response(response, excluded_checks=EXCLUDED, additional_checks=additional_checks)

@@ -24,6 +24,7 @@ from workers.engine.backend import default_device
 from workers.engine.diagnostics import num
 from workers.engine.shuffle import ROUNDS, draw_keys
 from workers.engine.step import Signature, compiled_for
+from workers.engine.stopping import Stopper
 
 
 @dataclass
@@ -54,7 +55,8 @@ class Result:
     metrics: dict[str, float | None] = field(default_factory=dict)
     warnings: list[dict[str, str]] = field(default_factory=list)
     error: dict[str, str] | None = None
-    stopped: bool = False
+    stopped: bool = False  # dropped by `on_epoch` (settled by the caller)
+    stopped_epoch: int | None = None  # early stopping ended it after this epoch, before the last
     device: str = "CPU:0"
     artifact: bytes | None = None
 
@@ -145,9 +147,13 @@ class Group:
         }
 
     def run(self, on_epoch: OnEpoch | None) -> list[Result]:
-        """Train every epoch, reporting after each; members dropped by `on_epoch` stop there."""
+        """Train every epoch, reporting after each; members dropped by `on_epoch` stop there.
+        A member whose early stopping ends it is frozen where it is (or at its best epoch) while
+        the others go on; the group ends when no member is training."""
         results = [Result(params={}, device=self.device) for _ in self.members]
         active = set(range(self.k))
+        stoppers = [Stopper.of(m.spec) for m in self.members]
+        ended: set[int] = set()  # stopped early: finished, frozen, still given metrics
         with keras.device(self.device):
             for epoch in range(1, self.epochs + 1):
                 started = time.perf_counter()
@@ -186,11 +192,27 @@ class Group:
                     for k in on_epoch(EpochReport(epoch, rows, errors)) or ():  # type: ignore[arg-type]
                         results[k].stopped = True
                         active.discard(k)
+                stop = [k for k in sorted(active) if (st := stoppers[k]) is not None and st.update(epoch, rows[k])]
+                if stop and epoch < self.epochs:
+                    for k in stop:
+                        results[k].stopped_epoch = epoch
+                    active -= set(stop)
+                    ended |= set(stop)
+                    self.end(stop, stoppers, results)
                 if not active:
                     break
-        for k, metrics in diagnostics.metrics(self.model, sorted(active)).items():
+        self.end(sorted(active), stoppers, results)
+        for k, metrics in diagnostics.metrics(self.model, sorted(active | ended)).items():
             results[k].metrics = metrics
         return results
+
+    def end(self, members: list[int], stoppers: list[Stopper | None], results: list[Result]) -> None:
+        """Freeze members that stop training; those restoring their best weights take them back."""
+        best = {k: row for k in members if (st := stoppers[k]) is not None and (row := st.restore) is not None}
+        for k, row in best.items():
+            results[k].params = row["params"]
+        values = {k: {p: np.asarray(v, float) for p, v in row["params"].items()} for k, row in best.items()}
+        self.model.freeze(members, values)
 
 
 def train_group(

@@ -81,6 +81,30 @@ class Compiled:
         """Move the group's arrays (named as the attributes above) to the device, once per group."""
         raise NotImplementedError
 
+    def freeze(self, members: list[int], values: dict[int, dict[str, np.ndarray]]) -> None:
+        """Make `members` stop changing while the others train on: weight 0 gives them a zero
+        gradient, and zeroed optimizer slots (Adam's moments, RMSprop's velocity) turn a zero
+        gradient into a zero update, as for a padding member. `values` first puts parameters (a
+        member's best epoch's) in their place. The other members' rows are written back unchanged."""
+        if not members:
+            return
+        weight = np.array(ops.convert_to_numpy(self.weight))
+        weight[members] = 0
+        self.put_data({"weight": weight})
+        for v in self.optimizer.variables:
+            if len(v.shape) and v.shape[0] == self.sig.k:  # a per-member slot, not the step count or rate
+                a = np.array(ops.convert_to_numpy(v))
+                a[members] = 0
+                v.assign(a)
+        for name in self.layer.PARAMS:
+            changes = {k: params[name] for k, params in values.items() if name in params}
+            if changes:
+                var = getattr(self.layer, name)
+                a = np.array(ops.convert_to_numpy(var))
+                for k, value in changes.items():
+                    a[k] = np.reshape(value, a.shape[1:]).astype(a.dtype)
+                var.assign(a)
+
     def epoch(self, number: int) -> tuple[Any, Any, Any]:
         """Epoch `number` (from 1): each member's mean loss (K,), the summed |gradient| of each
         parameter (K, params), and the fraction of outputs that were not zero (K,)."""

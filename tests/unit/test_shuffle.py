@@ -1,0 +1,71 @@
+"""The row order computed on the device, K buckets, and a job's result independent of its group (this
+file also runs on JAX: tests/e2e/test_jax.py)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+import keras
+import numpy as np
+import pytest
+
+from app import data
+from tests.unit.test_training import bump_member, spec
+from workers.engine import Group, Member, bucket, shuffle, step, train, train_group
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 31, 32, 33, 100, 1000, 4097, 65537])
+def test_each_members_row_order_is_a_permutation_the_backend_computes_as_numpy_does(n: int) -> None:
+    # this file also runs on JAX (tests/e2e/test_jax.py): NumPy, TensorFlow and JAX give the same orders
+    keys = np.stack([shuffle.draw_keys(np.random.default_rng(s)) for s in range(4)])
+    order = shuffle.permutation(keys, 3, n)
+    assert all(np.array_equal(np.sort(row), np.arange(n)) for row in order)
+    ops = keras.ops
+    positions = ops.convert_to_tensor(np.broadcast_to(np.arange(n, dtype=np.int32), (4, n)))
+    epoch_keys = shuffle.epoch_keys(ops, ops.convert_to_tensor(keys), ops.convert_to_tensor(np.int32(3)))
+    flags = ops.convert_to_tensor(np.array([1, 1, 1, 0], np.int32))
+    on_backend = ops.convert_to_numpy(shuffle.row_order(ops, epoch_keys, positions, n, flags))
+    np.testing.assert_array_equal(on_backend[:3], order[:3])
+    np.testing.assert_array_equal(on_backend[3], np.arange(n))  # shuffle off: the rows in order
+    if n >= 100:  # orders differ between members and between epochs
+        assert not np.array_equal(order[0], order[1])
+        assert not np.array_equal(order[0], shuffle.permutation(keys, 4, n)[0])
+
+
+def test_a_jobs_result_does_not_depend_on_the_group_it_is_fused_into() -> None:
+    def job(i: int) -> Member:
+        return Member(
+            f"j{i}",
+            spec(seed=100 + i, epochs=2),
+            *data.synthetic("bump", {"sigma": 0.2 + 0.1 * i}, 3000, (-1, 1), 0.0, i),
+        )
+
+    alone = train(job(0))
+    for group in ([job(0), job(1), job(2)], [job(3), job(4), job(0), job(5), job(6), job(7)]):  # K 3 and 6: 4 and 8
+        fused = train_group(group)[[m.id for m in group].index("j0")]
+        assert abs(fused.params["sigma"] - alone.params["sigma"]) <= 1e-6
+        np.testing.assert_allclose([h["loss"] for h in fused.history], [h["loss"] for h in alone.history], rtol=1e-5)
+        assert fused.metrics == pytest.approx(alone.metrics, rel=1e-5)
+
+
+def test_groups_of_nearby_sizes_share_one_compiled_step() -> None:
+    assert [bucket(k) for k in (1, 2, 3, 37, 60, 64, 65, 1024, 1025, 10000)] == [
+        1,
+        2,
+        4,
+        64,
+        64,
+        64,
+        128,
+        1024,
+        2048,
+        10240,
+    ]
+    step._CACHE.clear()
+    groups = [Group([bump_member(0.5, n=500, seed=i, job_id=str(i)) for i in range(k)], "CPU:0") for k in (8, 5)]
+    assert groups[0].model is groups[1].model and groups[1].sig.k == 8 and len(step._CACHE) == 1
+    result = groups[1].run(None)  # the last group loaded; its three padding members are not results
+    assert len(result) == 5 and all(r.error is None and r.metrics["r2"] is not None for r in result)
