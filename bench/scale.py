@@ -52,8 +52,10 @@ def worker_peaks_mb(pid: int) -> list[float]:
     return peaks
 
 
-def through_api(url: str, size: int, workers: int) -> tuple[float, list[float]]:
-    """Seconds from submitting one sweep of `size` jobs to its last job finishing; worker peaks."""
+def through_api(url: str, size: int, workers: int) -> tuple[float, list[float], list[float]]:
+    """Seconds from submitting one sweep of `size` jobs to its last job finishing; worker peaks;
+    then the slowest of three reads, in ms: the whole sweep, a 1,000-row page of it, and a
+    1,000-job page of GET /v1/jobs?sweep_id=."""
     svc = Service(url, workers=workers)
     engine = create_engine(url)
     try:
@@ -76,7 +78,19 @@ def through_api(url: str, size: int, workers: int) -> tuple[float, list[float]]:
             last = c.execute(select(func.max(Job.finished_at)).where(Job.sweep_id == sweep_id)).scalar_one()
             failed = c.execute(select(func.count()).where(Job.sweep_id == sweep_id, Job.status != "succeeded"))
             assert failed.scalar_one() == 0, "some jobs did not succeed"
-        return last.timestamp() - start, worker_peaks_mb(svc.proc.pid)
+        reads = []
+        for path, params in (
+            (f"/v1/sweeps/{sweep_id}", {}),
+            (f"/v1/sweeps/{sweep_id}", {"limit": 1000}),
+            ("/v1/jobs", {"sweep_id": sweep_id, "limit": 1000}),
+        ):
+            times = []
+            for _ in range(3):
+                t = time.perf_counter()
+                svc.http.get(path, params=params).raise_for_status()
+                times.append((time.perf_counter() - t) * 1000)
+            reads.append(max(times))
+        return last.timestamp() - start, worker_peaks_mb(svc.proc.pid), reads
     finally:
         svc.stop()
         engine.dispose()
@@ -127,8 +141,11 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, --workers {args.workers}; "
         f"jobs of n {N}, {EPOCHS} epochs, batch 32"
     )
-    print("| database | jobs | API s | ms per job (marginal) | engine in-process s | API / engine | worker peak MB |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| database | jobs | API s | ms per job (marginal) | engine in-process s | API / engine | worker peak MB "
+        "| GET sweep: all / 1,000 rows / jobs page, ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
     for db in args.db.split(","):
         times = {}
@@ -136,13 +153,14 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 if db == "sqlite":
                     url = f"sqlite:///{tmp}/scale.db"
-                    times[size], peaks = through_api(url, size, args.workers)
+                    times[size], peaks, reads = through_api(url, size, args.workers)
                 else:
                     name = f"bumpfit_scale_{uuid.uuid4().hex[:8]}"
                     with admin.connect() as c:
                         c.execute(text(f'CREATE DATABASE "{name}"'))
                     try:
-                        times[size], peaks = through_api(args.pg.rsplit("/", 1)[0] + f"/{name}", size, args.workers)
+                        url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+                        times[size], peaks, reads = through_api(url, size, args.workers)
                     finally:
                         with admin.connect() as c:
                             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -150,7 +168,7 @@ def main() -> None:
             print(
                 f"| {db} | {size:,} | {times[size]:.2f} | {'' if marginal is None else f'{marginal:.2f}'} | "
                 f"{engine_s[size]:.2f} | {times[size] / engine_s[size]:.2f}x | "
-                f"{', '.join(f'{p:.0f}' for p in peaks)} |",
+                f"{', '.join(f'{p:.0f}' for p in peaks)} | {' / '.join(f'{r:.0f}' for r in reads)} |",
                 flush=True,
             )
 
