@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.conftest import free_port, wait_for
+from tests.conftest import answers_healthz, free_port, wait_for
 from tests.integration.hostile import bomb, many_members, npy, npz
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,7 +222,7 @@ def main() -> None:
         http = httpx.Client(base_url=base, timeout=120)
         prober = Prober(base)
         try:
-            wait_for(lambda: _up(http), 60, "the API")
+            wait_for(lambda: answers_healthz(http), 60, "the API")
             prober.start()
             sweep_id: list[str] = []
             print(f"{'case':<52} {'answer':<80} {'s':>6} {'+MB':>6} {'healthz':>8}")
@@ -247,13 +247,6 @@ def main() -> None:
             prober.stop.set()
             serve.terminate()
             serve.wait(30)
-
-
-def _up(http: httpx.Client) -> bool:
-    try:
-        return http.get("/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,15 +20,10 @@ from pathlib import Path
 import httpx
 
 from bench.common import job_spec, seed_fit, seed_table
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 900  # give up on the sweep after this long
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def in_process(table: list[tuple[float, int]]) -> float:

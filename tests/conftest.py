@@ -80,6 +80,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def answers_healthz(http: httpx.Client) -> bool:
+    """True once the API behind `http` answers /healthz (False while it is not listening yet)."""
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 class Service:
     """A real `bumpfit serve` process and an HTTP client for it."""
 
@@ -113,10 +121,7 @@ class Service:
     def _up(self) -> bool:
         if self.proc.poll() is not None:
             raise RuntimeError(f"bumpfit serve exited with {self.proc.returncode}")
-        try:
-            return self.http.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
+        return answers_healthz(self.http)
 
     def wait_job(
         self, job_id: str, timeout: float = 120, until: tuple[str, ...] = ("succeeded", "failed", "cancelled")
