@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(
         None, gt=0, description="delete finished jobs older than this that no label keeps; unset: keep all"
     )
+    warmup_shapes: int = Field(
+        3,
+        ge=0,
+        le=4,  # workers keep 4 compiled shapes (workers.engine.step.CACHE_SIZE)
+        description="shapes a worker compiles in the background when it starts: those its deployment "
+        "trained most lately, then the default job's; 0: off",
+    )
     compile_cache_dir: str = Field(
         "~/.cache/bumpfit",
         description="workers' persistent compilation cache "

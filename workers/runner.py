@@ -22,6 +22,7 @@ from app.errors import InvalidInput
 from app.jobs.models import Job
 from app.ops import service as workers
 from app.settings import Settings
+from workers import warmup
 from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
 from workers.results import finish_all, finish_one
 
@@ -133,6 +134,7 @@ class Worker:
         self.register("idle")
         beat = threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat")
         beat.start()
+        warmup.start(self.url, self.device, self.settings.warmup_shapes, self.stopping)
         listener, last_reap = self.listen(), 0.0
         log.info(
             "worker %s ready on %s (keras backend %s), taking %s jobs",

@@ -90,29 +90,36 @@ def initial_values(spec: dict[str, Any], size: int, rng: np.random.Generator) ->
     return families.get(spec["layer"]["type"]).initial_values(spec["layer"], size, rng)
 
 
+def signature(spec: dict[str, Any], k: int, n: int, features: int, device: str) -> Signature:
+    """The compiled step's signature for a group of k jobs of this spec with n rows of `features`."""
+    t, lay = spec["training"], spec["layer"]
+    n_train, n_val = split(n, t["validation_split"])
+    per_feature = lay.get("per_feature", False)
+    return Signature(
+        lay["type"],
+        per_feature,
+        bucket(k),
+        n_train,
+        n_val,
+        features,
+        t["batch_size"],
+        t["optimizer"],
+        t["loss"],
+        device,
+    )
+
+
 class Group:
     """Members that train as one compiled model, each with its own data, seed and parameters."""
 
     def __init__(self, members: list[Member], device: str) -> None:
         first = members[0].spec
-        t, lay = first["training"], first["layer"]
+        t = first["training"]
         self.members, self.device, self.k = members, device, len(members)
-        self.layer_type = lay["type"]
+        self.layer_type = first["layer"]["type"]
         self.epochs = t["epochs"]
         n, features = members[0].x.shape
-        n_train, n_val = split(n, t["validation_split"])
-        self.sig = Signature(
-            self.layer_type,
-            lay.get("per_feature", False),
-            bucket(self.k),
-            n_train,
-            n_val,
-            features,
-            t["batch_size"],
-            t["optimizer"],
-            t["loss"],
-            device,
-        )
+        self.sig = signature(first, self.k, n, features, device)
         rngs = [np.random.default_rng(m.spec["training"]["seed"]) for m in members]
         size = features if self.sig.per_feature else 1
         starts = [initial_values(m.spec, size, r) for m, r in zip(members, rngs, strict=True)]

@@ -8,6 +8,7 @@ loop is compiled (as Keras keeps one trainer per backend over one shared trainer
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from keras import ops
 
 from workers.engine.backend import BACKEND
-from workers.engine.shuffle import row_order
+from workers.engine.shuffle import ROUNDS, row_order
 from workers.layers import layer_for
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
@@ -38,6 +39,19 @@ class Signature:
     optimizer: str
     loss: str
     device: str
+
+
+def zero_arrays(sig: Signature) -> dict[str, np.ndarray]:
+    """Zero arrays of the shapes and dtypes a group of `sig` puts on the device."""
+    k, f = sig.k, sig.features
+    shapes = {"x": (k, sig.n_train, f), "y": (k, sig.n_train, f), "xv": (k, sig.n_val, f), "yv": (k, sig.n_val, f)}
+    arrays = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+    return {
+        **arrays,
+        "keys": np.zeros((k, ROUNDS), np.int32),
+        "shuffle": np.zeros(k, np.int32),
+        "weight": np.zeros(k, np.float32),
+    }
 
 
 class Compiled:
@@ -76,6 +90,17 @@ class Compiled:
             lr = v is self.optimizer.learning_rate
             v.assign(ops.cast(learning_rate, v.dtype) if lr else ops.zeros(v.shape, v.dtype))
         self.put_data(arrays)
+
+    def warm(self) -> None:
+        """Compile the epoch and the final evaluation now, by running them once on a group of zeros
+        (every member a padding member: weight 0, nothing learned); the next `load` resets it all."""
+        from workers.engine import diagnostics
+
+        sig = self.sig
+        with keras.device(sig.device):
+            self.put_data(zero_arrays(sig))
+            ops.convert_to_numpy(self.epoch(1)[0])
+            diagnostics.metrics(self, [])
 
     def put_data(self, arrays: dict[str, np.ndarray]) -> None:
         """Move the group's arrays (named as the attributes above) to the device, once per group."""
@@ -147,18 +172,32 @@ class Compiled:
 
 _CACHE: OrderedDict[Signature, Compiled] = OrderedDict()
 CACHE_SIZE = 4  # compiled models kept per worker process
+_CACHE_LOCK = threading.Lock()  # guards _CACHE and _BUILDING
+_BUILDING: dict[Signature, threading.Lock] = {}  # one lock per signature being built
 
 
-def compiled_for(sig: Signature) -> Compiled:
-    """The cached compiled model for `sig`, built on first use by this backend's loop."""
-    if sig in _CACHE:
-        _CACHE.move_to_end(sig)
-    else:
+def compiled_for(sig: Signature, warm: bool = False) -> Compiled:
+    """The cached compiled model for `sig`, built on first use by this backend's loop; with `warm`,
+    also compiled now (`Compiled.warm`). Safe from several threads: a signature is built once, and
+    a caller asking for one that another thread is building (a worker's start-up warm-up) waits
+    for it and gets it ready, while other signatures go ahead."""
+    with _CACHE_LOCK:
+        building = _BUILDING.setdefault(sig, threading.Lock())
+    with building:
+        with _CACHE_LOCK:
+            if sig in _CACHE:
+                _CACHE.move_to_end(sig)
+                return _CACHE[sig]
         if BACKEND == "jax":
             from workers.engine.jax import JaxCompiled as form
         else:
             from workers.engine.tensorflow import TensorFlowCompiled as form  # type: ignore[assignment]
-        _CACHE[sig] = form(sig)
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return _CACHE[sig]
+        model = form(sig)
+        if warm:
+            model.warm()
+        with _CACHE_LOCK:
+            _CACHE[sig] = model
+            _BUILDING.pop(sig, None)
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+        return model

@@ -1,0 +1,85 @@
+"""A worker's start-up warm-up: compile, in the background, the group shapes this deployment has
+trained most often lately (and the default job's), so that the jobs after a start or a restart do
+not wait for XLA. A job whose shape is being warmed waits for that compile instead of starting a
+second one; other jobs go ahead at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db import session_scope
+from app.jobs.models import Job
+from app.jobs.schemas import JobRequest
+from workers.engine import export
+from workers.engine.group import signature
+from workers.engine.step import Signature, compiled_for
+from workers.layers import layer_for
+
+log = logging.getLogger("bumpfit.worker")
+RECENT_GROUPS = 200  # the latest groups whose shapes count
+MAX_VALUES = 2**24  # skip shapes whose data take more than this many floats per array (64 MB)
+DEFAULT_SPEC = JobRequest.model_validate({"data": {"kind": "synthetic"}}).model_dump(mode="json")
+
+
+def shapes(session: Session, device: str, count: int) -> list[Signature]:
+    """Up to `count` signatures to warm: the most frequent among the latest groups first, the later
+    first among equals (a group is the jobs one claim started together: one worker, one
+    `started_at`), then the default job's."""
+    groups = session.execute(
+        select(func.min(Job.id), func.count())
+        .where(Job.started_at.is_not(None))
+        .group_by(Job.worker, Job.started_at)
+        .order_by(Job.started_at.desc())
+        .limit(RECENT_GROUPS)
+    ).all()
+    specs: dict[str, Any] = dict(
+        session.execute(select(Job.id, Job.spec).where(Job.id.in_([g[0] for g in groups]))).tuples().all()
+    )
+    seen: Counter[Signature] = Counter()
+    for job_id, k in groups:
+        spec = specs[job_id]
+        try:
+            seen[signature(spec, k, spec["data"]["n"], spec["data"]["features"], device)] += 1
+        except (KeyError, TypeError):  # a row from before `data.n`/`features` were stored
+            continue
+    default = signature(DEFAULT_SPEC, 1, DEFAULT_SPEC["data"]["n"], 1, device)
+    ordered = [sig for sig, _ in seen.most_common()] + [default]
+    small = [s for s in dict.fromkeys(ordered) if s.k * max(s.n_train, s.n_val) * s.features <= MAX_VALUES]
+    return small[:count]
+
+
+def warm(sig: Signature) -> None:
+    """Compile `sig`'s epoch and evaluation, and build its `.keras` template."""
+    compiled_for(sig, warm=True)
+    params = {name: 0.0 for name in layer_for(sig.layer_type).PARAMS}
+    export.artifact(sig.layer_type, sig.features, sig.per_feature, params)
+
+
+def start(url: str, device: str, count: int, stopping: threading.Event) -> threading.Thread | None:
+    """Warm up to `count` shapes in a daemon thread (none when `count` is 0); errors are logged."""
+    if count <= 0:
+        return None
+
+    def run() -> None:
+        started = time.perf_counter()
+        try:
+            with session_scope(url) as s:
+                todo = shapes(s, device, count)
+            for sig in todo:
+                if stopping.is_set():
+                    return
+                warm(sig)
+            log.info("warmed %d shape(s) in %.2f s", len(todo), time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - a failed warm-up only means the first job compiles
+            log.exception("warm-up failed; shapes compile on first use")
+
+    thread = threading.Thread(target=run, daemon=True, name="warm-up")
+    thread.start()
+    return thread
