@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,18 +19,31 @@ from app.serving import service as serving
 from app.serving.models import ModelLabel
 
 
-def _refuse_labelled(session: Session, job: Job, what: str) -> None:
+def _refuse_labelled(session: Session, job: Job, what: str | None = None) -> None:
+    """409 while a label points at the job's model version; `what` names the job when it is not the
+    version itself that is being deleted."""
     held = labels.of_jobs(session, [job.id])
     if held:
         names = ", ".join(str(h["label"]) for h in held)
+        version = f"version {job.model_version} of model {job.model_name!r}"
+        problem = (
+            f"{what} is {version}, which label(s) {names} point at" if what else f"label(s) {names} point at {version}"
+        )
         raise Conflict(
-            f"{what} is version {job.model_version} of model {job.model_name!r}, which label(s) {names} point at; "
-            f"move or delete the label(s) first (DELETE /v1/models/{job.model_name}/labels/LABEL)",
+            f"{problem}; move or delete the label(s) first (DELETE /v1/models/{job.model_name}/labels/LABEL)",
             details={"labels": held},
         )
 
 
+def _dataset_ids(session: Session, where: ColumnElement[bool]) -> set[str]:
+    """The datasets that the jobs matching `where` train on."""
+    data = Job.spec["data"]
+    return set(session.scalars(select(data["id"].as_string()).where(where, data["kind"].as_string() == "dataset")))
+
+
 def _remove(session: Session, job_ids: list[str]) -> None:
+    """Delete jobs with their history and artifacts, and the inline data no other job uses."""
+    used = _dataset_ids(session, Job.id.in_(job_ids))
     try:
         with session.begin_nested():
             session.execute(delete(HistoryRow).where(HistoryRow.job_id.in_(job_ids)))
@@ -38,11 +51,15 @@ def _remove(session: Session, job_ids: list[str]) -> None:
             session.execute(delete(Job).where(Job.id.in_(job_ids)))
     except IntegrityError:  # a label was set on one of them meanwhile; its foreign key holds the job
         raise Conflict("a label now points at this job's model version; delete the label first") from None
+    if used:
+        still = _dataset_ids(session, Job.spec["data"]["id"].as_string().in_(used))
+        session.execute(delete(Dataset).where(Dataset.inline, Dataset.id.in_(used - still)))
 
 
 def delete_job(session: Session, job_id: str) -> None:
-    """Delete a finished job with its history, artifact and model version; 409 while it is queued
-    or running, or while a label points at its model version."""
+    """Delete a finished job with its history, artifact, model version and inline data (once no
+    other job of its sweep uses it); 409 while it is queued or running, or while a label points at
+    its model version."""
     job = jobs.get(session, job_id)
     if job.status not in FINISHED:
         raise Conflict(
@@ -58,7 +75,7 @@ def delete_version(session: Session, name: str, version: int) -> None:
     trained it stays (its parameters, metrics and history), no longer a version. The number is
     never given to another job. 409 while a label points at the version."""
     job = serving.version_job(session, name, version)
-    _refuse_labelled(session, job, f"version {version} of model {name!r}")
+    _refuse_labelled(session, job)
     session.execute(delete(Artifact).where(Artifact.job_id == job.id))
     # Negated rather than cleared: the next version is max(|version|) + 1, so numbers are not reused.
     session.execute(update(Job).where(Job.id == job.id).values(model_version=-version))

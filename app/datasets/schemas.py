@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class DatasetOut(BaseModel):
@@ -15,6 +15,9 @@ class DatasetOut(BaseModel):
     n: int
     features: int
     sha256: str
+    inline: bool = Field(
+        False, description="holds a job's or a sweep's inline data; deleted with the last job that uses it"
+    )
     created_at: datetime | None = None
 
 

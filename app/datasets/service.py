@@ -51,6 +51,7 @@ def store(session: Session, parsed: Parsed) -> Dataset:
         features=parsed.x.shape[1],
         sha256=parsed.sha256,
         data=datalib.to_npz(parsed.x, parsed.y),
+        inline=False,
     )
     session.add(ds)
     return ds
@@ -66,6 +67,7 @@ def store_arrays(session: Session, x: np.ndarray, y: np.ndarray, filename: str) 
         features=x.shape[1],
         sha256=hashlib.sha256(blob).hexdigest(),
         data=blob,
+        inline=True,
     )
     session.add(ds)
     return ds
@@ -73,7 +75,15 @@ def store_arrays(session: Session, x: np.ndarray, y: np.ndarray, filename: str) 
 
 def list_datasets(session: Session, limit: int, page_token: str | None) -> DatasetList:
     """A page of datasets (uploads and stored inline data), newest first; the arrays stay unread."""
-    cols = (Dataset.id, Dataset.filename, Dataset.n, Dataset.features, Dataset.sha256, Dataset.created_at)
+    cols = (
+        Dataset.id,
+        Dataset.filename,
+        Dataset.n,
+        Dataset.features,
+        Dataset.sha256,
+        Dataset.inline,
+        Dataset.created_at,
+    )
     stmt = pages.after(select(*cols), Dataset.created_at, Dataset.id, page_token).limit(limit + 1)
     rows = session.execute(stmt).all()
     last = rows[limit - 1] if len(rows) > limit else None

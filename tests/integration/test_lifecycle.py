@@ -183,7 +183,8 @@ def test_delete_a_finished_job_takes_its_history_artifact_and_version(client: Te
 def test_delete_a_model_version_keeps_its_job_and_never_reuses_the_number(client: TestClient, db_url: str) -> None:
     first, second = trained(client, db_url, [0.3, 0.7])
     client.put("/v1/models/bumpy/labels/stable", json={"version": 2})
-    error(client.delete("/v1/models/bumpy/versions/2"), 409, "stable")
+    msg = error(client.delete("/v1/models/bumpy/versions/2"), 409, "stable")
+    assert msg.startswith("label(s) stable point at version 2 of model 'bumpy'; move or delete")
     client.delete("/v1/models/bumpy/labels/stable")
     assert client.delete("/v1/models/bumpy/versions/2").status_code == 204
     error(client.delete("/v1/models/bumpy/versions/2"), 404)
@@ -226,6 +227,32 @@ def test_delete_a_dataset_only_when_no_queued_or_running_job_uses_it(client: Tes
     error(client.get(f"/v1/jobs/{job_id}/sample"), 404, f"dataset {ds!r}")
 
 
+def test_inline_data_goes_with_the_last_job_that_uses_it(client: TestClient, db_url: str) -> None:
+    inline = {"kind": "inline", "x": [0.1, 0.2, 0.3, 0.4], "y": [0.0, 0.1, 0.2, 0.3]}
+    csv = b"x,y\n" + b"".join(f"{i / 10},{i / 20}\n".encode() for i in range(10))
+    upload = client.post("/v1/datasets", files={"file": ("d.csv", io.BytesIO(csv), "text/csv")}).json()["id"]
+    (alone,) = trained(client, db_url, [0.3], data=inline)
+    (on_upload,) = trained(client, db_url, [0.4], data={"kind": "dataset", "id": upload})
+    sweep = client.post(
+        "/v1/sweeps", json={"base": {"data": inline}, "grid": {"training.seed": [1, 2]}}
+    ).json()  # one dataset for the sweep
+    listed = {d["id"]: d["inline"] for d in client.get("/v1/datasets").json()["datasets"]}
+    assert sorted(listed.values()) == [False, True, True] and listed[upload] is False
+    (mine,) = {client.get(f"/v1/jobs/{alone}").json()["spec"]["data"]["id"]}
+    assert listed[mine] is True
+    assert client.delete(f"/v1/jobs/{alone}").status_code == 204
+    error(client.get(f"/v1/datasets/{mine}"), 404)
+    assert client.delete(f"/v1/jobs/{on_upload}").status_code == 204  # an upload stays
+    assert client.get(f"/v1/datasets/{upload}").status_code == 200
+    first, second = sweep["jobs"]
+    for job_id in (first, second):
+        client.post(f"/v1/jobs/{job_id}:cancel")
+    assert client.delete(f"/v1/jobs/{first}").status_code == 204
+    assert count(db_url, Dataset) == 2  # the sweep's second job still uses its data
+    assert client.delete(f"/v1/jobs/{second}").status_code == 204
+    assert [d["id"] for d in client.get("/v1/datasets").json()["datasets"]] == [upload]
+
+
 # -- lists ----------------------------------------------------------------------------------------------
 
 
@@ -262,7 +289,8 @@ def test_datasets_and_sweeps_are_listed_in_pages(client: TestClient) -> None:
 
 
 def test_retention_removes_old_finished_jobs_that_no_label_keeps(client: TestClient, db_url: str) -> None:
-    old, kept, recent = trained(client, db_url, [0.3, 0.5, 0.7])
+    inline = {"kind": "inline", "x": [0.1, 0.2], "y": [0.0, 0.1]}
+    old, kept, recent = trained(client, db_url, [0.3, 0.5, 0.7], data=inline)
     queued = client.post("/v1/jobs", json=seed_job(n=200)).json()["id"]
     client.put("/v1/models/bumpy/labels/prod", json={"version": 2})
     with session_scope(db_url) as s:
@@ -272,6 +300,7 @@ def test_retention_removes_old_finished_jobs_that_no_label_keeps(client: TestCli
         assert lifecycle.expire(s, 30) == 1
     assert {j["id"] for j in client.get("/v1/jobs").json()["jobs"]} == {kept, recent, queued}
     assert count(db_url, Artifact) == 2 and count(db_url, HistoryRow) == 2
+    assert count(db_url, Dataset) == 2  # the expired job's inline data went with it
     with session_scope(db_url) as s:
         assert lifecycle.expire(s, 30) == 0
 
