@@ -24,7 +24,7 @@ router = APIRouter()
 
 @router.get("/", include_in_schema=False)
 def index() -> FileResponse:
-    """The dashboard's single page; its views live in the URL fragment (#/jobs/ID, #/sweeps/ID)."""
+    """The dashboard's single page; its views live in the URL fragment (#/jobs/ID, #/models ...)."""
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 

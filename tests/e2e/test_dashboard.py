@@ -1,14 +1,10 @@
 """The dashboard in real headless Chromium (Debian's `chromium`) against a real `bumpfit serve`,
-and the SVG plot files. Screenshots are kept under test-artifacts/."""
+and the SVG plot files. Screenshots are kept under test-artifacts/ (fixtures: tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +12,9 @@ import pytest
 from app import queue
 from app.dashboard.plots import job_svg, nice_ticks
 from app.db import session_scope
-from tests.conftest import ROOT, Service, seed_job
+from tests.conftest import Service, seed_job
+from tests.e2e.conftest import screenshot
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = ROOT / "test-artifacts"
 SVG = "{http://www.w3.org/2000/svg}"
 # Count the drawn (non-transparent) pixels of the first canvas under a selector.
 INKED = """(sel) => {
@@ -39,53 +25,6 @@ INKED = """(sel) => {
   for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
   return n;
 }"""
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """A real `bumpfit serve` with one worker on a SQLite file."""
-    tmp = tmp_path_factory.mktemp("dashboard")
-    svc = Service(f"sqlite:///{tmp / 'bumpfit.db'}", workers=1, log=tmp / "serve.log")
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright (no downloaded test browser)."""
-    if os.environ.get("CI"):  # CI installs both (.ci/run): there a missing browser is a failure
-        from playwright import sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        assert not os.environ.get("CI"), f"{CHROMIUM} is missing"
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any, service: Service) -> Iterator[Any]:
-    """A fresh page on the service; `page.errors` collects console errors and uncaught exceptions."""
-    context = browser.new_context(base_url=service.base, viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(30_000)
-    pg.errors = []
-    pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    yield pg
-    context.close()
-
-
-def screenshot(page: Any, name: str) -> Path:
-    """Save a full-page screenshot under test-artifacts/ and print its path."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
-    return path
 
 
 def test_dashboard_loads_offline_without_console_errors(page: Any, service: Service) -> None:

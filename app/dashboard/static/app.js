@@ -1,9 +1,11 @@
 "use strict";
-// The bumpfit dashboard: hash routes #/ (jobs), #/jobs/ID, #/sweeps/ID and #/new (submit).
+// The bumpfit dashboard: hash routes #/ (jobs), #/jobs/ID, #/sweeps, #/sweeps/ID, #/models, #/datasets
+// and #/new (submit).
 // It talks only to the JSON API it is served by; the vendored uPlot draws the charts.
 
 const RELIST_MS = 2000; // how often the jobs list and a running sweep re-read the API
 const TABLE_ROWS = 500; // rows of a sweep's table; its charts draw every job
+const PAGE = 50; // rows per page of the sweeps and datasets lists
 const MAX_STREAMS = 3; // event streams the jobs list keeps open (browsers allow ~6 connections per host)
 const T_MAX = 80; // app/functions.py: past exp(-80) the bump is written as 0
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -104,6 +106,23 @@ async function deleteJob(id, button) {
     button.disabled = false;
   }
 }
+
+/** Ask first (when `question` is set), call the API, then `done()`; a refusal shows the API's message. */
+async function act(button, question, path, options, done) {
+  if (question && !window.confirm(question)) return;
+  button.disabled = true;
+  showError("");
+  try {
+    await api(path, options);
+    await done();
+  } catch (err) {
+    report(err);
+    button.disabled = false;
+  }
+}
+
+/** Table cells, each with the class `c-NAME` of its column. */
+const cells = (names, values) => values.map((c, i) => h("td", { class: `c-${names[i]}` }, c));
 
 /** The labels (`stable` ...) that point at this job's model version, as "a, b" or "". */
 async function labelsOf(job) {
@@ -313,7 +332,8 @@ function summary(job, labels = "") {
       (t.validation_split ? `, validation ${t.validation_split}` : "") + `, seed ${t.seed}`],
     ["device", `${job.device ?? "—"} (asked: ${s.device})`], ["worker", job.worker ?? "—"],
     ["attempts", job.attempts], ["model", `${job.model.name} v${job.model.version ?? "—"}`],
-    ["labels", h("span", { id: "labels" }, labels || "—")],
+    ["labels", [h("span", { id: "labels" }, labels || "—"),
+      job.model.version ? [" ", h("a", { href: "#/models", id: "manage-labels" }, "set or remove on Models")] : ""]],
     ["created / started / finished",
       `${fmtTime(job.created_at)} / ${fmtTime(job.started_at)} / ${fmtTime(job.finished_at)}`],
   ];
@@ -439,6 +459,107 @@ async function sweepView(root, id) {
   }
 }
 
+/* ---------- lists read page by page: sweeps (#/sweeps) and datasets (#/datasets) ---------- */
+
+/** A table of `GET path` pages (`{[key]: [...], next_page_token}`), with a "More" button while pages remain. */
+async function pagedTable(root, { id, path, key, columns, row, empty }) {
+  const tbody = h("tbody");
+  const more = h("button", { id: "more", hidden: true, onclick: () => load().catch(report) }, "More");
+  let token = null;
+  async function load() {
+    more.disabled = true;
+    try {
+      const next = token ? `&page_token=${encodeURIComponent(token)}` : "";
+      const page = await api(`${path}?limit=${PAGE}${next}`);
+      tbody.append(...page[key].map(row));
+      if (!tbody.rows.length) tbody.append(h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, empty)));
+      token = page.next_page_token;
+      more.hidden = !token;
+    } finally {
+      more.disabled = false;
+    }
+  }
+  root.append(h("table", { id }, h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, c === "actions" ? "" : c)))),
+    tbody), h("div", { class: "toolbar more" }, more));
+  await load();
+}
+
+const SWEEP_COLUMNS = ["sweep", "jobs", "counts", "done", "created"];
+
+function sweepRow(s) {
+  const counts = Object.entries(s.counts).map(([k, v]) => `${v} ${k}`).join(", ");
+  return h("tr", { "data-sweep-id": s.id, "data-done": String(s.done) }, cells(SWEEP_COLUMNS, [
+    h("a", { href: `#/sweeps/${s.id}` }, s.id), s.job_count, counts || "—", s.done ? "yes" : "no", fmtTime(s.created_at)]));
+}
+
+async function sweepsView(root) {
+  root.append(h("div", { class: "toolbar" }, h("h1", {}, "Sweeps"), h("a", { href: "#/new" }, "Submit a sweep")));
+  await pagedTable(root, { id: "sweeps", path: "v1/sweeps", key: "sweeps", columns: SWEEP_COLUMNS, row: sweepRow,
+    empty: "No sweeps yet: submit one from the Submit page or with `bumpfit sweep`." });
+}
+
+const DATASET_COLUMNS = ["dataset", "filename", "n", "features", "sha256", "created", "actions"];
+
+function datasetRow(ds) {
+  const tr = h("tr", { "data-dataset-id": ds.id });
+  const remove = h("button", { class: "danger delete", onclick: (ev) => act(ev.currentTarget,
+    `Delete dataset ${ds.id} (${ds.filename})? Finished jobs that trained on it keep their results.`,
+    `v1/datasets/${encodeURIComponent(ds.id)}`, { method: "DELETE" }, () => tr.remove()) }, "Delete");
+  tr.append(...cells(DATASET_COLUMNS, [ds.id, ds.filename, ds.n, ds.features,
+    h("span", { title: ds.sha256 }, ds.sha256.slice(0, 12)), fmtTime(ds.created_at), remove]));
+  return tr;
+}
+
+async function datasetsView(root) {
+  root.append(h("div", { class: "toolbar" }, h("h1", {}, "Datasets"),
+    h("span", { class: "muted" }, "upload with POST /v1/datasets (multipart field file: CSV or .npz)")));
+  await pagedTable(root, { id: "datasets", path: "v1/datasets", key: "datasets", columns: DATASET_COLUMNS,
+    row: datasetRow, empty: "No datasets yet." });
+}
+
+/* ---------- models, their versions and labels (#/models) ---------- */
+
+const VERSION_COLUMNS = ["version", "job", "layer", "params", "loss", "labels", "set-label", "actions"];
+
+function versionRow(model, v, rerender) {
+  const base = `v1/models/${encodeURIComponent(model.name)}`;
+  const labels = Object.entries(model.labels).filter(([, n]) => n === v.version).map(([label]) => label);
+  const tag = (label) => h("span", { class: "model-label", "data-label": label }, label, h("button", {
+    class: "unlabel", title: `remove label ${label}`, "aria-label": `remove label ${label}`,
+    onclick: (ev) => act(ev.currentTarget, `Remove label ${label} from model ${model.name}?`,
+      `${base}/labels/${encodeURIComponent(label)}`, { method: "DELETE" }, rerender),
+  }, "×"));
+  const input = h("input", { name: "label", placeholder: "label", required: true, autocomplete: "off" });
+  const set = h("button", { type: "submit", class: "set-label" }, "Set label");
+  const form = h("form", { class: "set-label", onsubmit: (ev) => {
+    ev.preventDefault();
+    act(set, null, `${base}/labels/${encodeURIComponent(input.value)}`,
+      { method: "PUT", body: JSON.stringify({ version: v.version }) }, rerender);
+  } }, input, set);
+  const remove = h("button", { class: "danger delete-version", onclick: (ev) => act(ev.currentTarget,
+    `Delete version ${v.version} of model ${model.name} and its artifact? Its job stays.`,
+    `${base}/versions/${v.version}`, { method: "DELETE" }, rerender) }, "Delete version");
+  return h("tr", { "data-version": v.version }, cells(VERSION_COLUMNS, [
+    `v${v.version}`, h("a", { href: `#/jobs/${v.job_id}` }, v.job_id), v.layer, fmtParams(v.params),
+    fmt(v.metrics?.loss), labels.map(tag), form, remove]));
+}
+
+async function modelsView(root) {
+  const list = h("div", { id: "models" });
+  root.append(h("div", { class: "toolbar" }, h("h1", {}, "Models"),
+    h("span", { class: "muted" }, "a model appears when a job with that model_name succeeds; each job is a version")),
+  list);
+  async function render() {
+    const { models } = await api("v1/models");
+    list.replaceChildren(...models.map((m) => h("section", { class: "card model", "data-model": m.name },
+      h("h2", {}, m.name), h("table", { class: "versions" },
+        h("thead", {}, h("tr", {}, VERSION_COLUMNS.map((c) => h("th", {}, c === "actions" ? "" : c.replace("-", " "))))),
+        h("tbody", {}, m.versions.map((v) => versionRow(m, v, render)))))));
+    if (!models.length) list.append(h("p", { class: "muted" }, "No models yet: a model appears when a job succeeds."));
+  }
+  await render();
+}
+
 /* ---------- submit a job or a sweep (#/new) ---------- */
 
 function field(name, label, value, { options, hint, wide } = {}) {
@@ -561,9 +682,10 @@ function route() {
   root.replaceChildren();
   delete root.dataset.done;
   const [kind, id] = location.hash.replace(/^#\/?/, "").split("/");
+  const pages = { sweeps: sweepsView, models: modelsView, datasets: datasetsView, new: submitView };
   const page = kind === "jobs" && id ? jobView(root, decodeURIComponent(id))
     : kind === "sweeps" && id ? sweepView(root, decodeURIComponent(id))
-      : kind === "new" ? submitView(root) : jobsView(root);
+      : (Object.hasOwn(pages, kind) ? pages[kind] : jobsView)(root);
   Promise.resolve(page).catch(report);
 }
 
