@@ -106,6 +106,7 @@ def test_datasets_page_deletes_a_dataset_and_refuses_one_a_queued_job_uses(page:
     used_row.wait_for()
     assert used_row.locator(".c-filename").inner_text() == "used.csv"
     assert used_row.locator(".c-n").inner_text() == "10"
+    assert used_row.locator(".c-kind").inner_text() == "upload"
 
     used_row.locator("button.delete").click()
     page.wait_for_selector("#error:not([hidden])")

@@ -498,7 +498,7 @@ async function sweepsView(root) {
     empty: "No sweeps yet: submit one from the Submit page or with `bumpfit sweep`." });
 }
 
-const DATASET_COLUMNS = ["dataset", "filename", "n", "features", "sha256", "created", "actions"];
+const DATASET_COLUMNS = ["dataset", "filename", "n", "features", "sha256", "kind", "created", "actions"];
 
 function datasetRow(ds) {
   const tr = h("tr", { "data-dataset-id": ds.id });
@@ -506,7 +506,9 @@ function datasetRow(ds) {
     `Delete dataset ${ds.id} (${ds.filename})? Finished jobs that trained on it keep their results.`,
     `v1/datasets/${encodeURIComponent(ds.id)}`, { method: "DELETE" }, () => tr.remove()) }, "Delete");
   tr.append(...cells(DATASET_COLUMNS, [ds.id, ds.filename, ds.n, ds.features,
-    h("span", { title: ds.sha256 }, ds.sha256.slice(0, 12)), fmtTime(ds.created_at), remove]));
+    h("span", { title: ds.sha256 }, ds.sha256.slice(0, 12)),
+    ds.inline ? h("span", { title: "deleted with the last job that uses it" }, "inline data") : "upload",
+    fmtTime(ds.created_at), remove]));
   return tr;
 }
 
