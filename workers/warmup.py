@@ -23,7 +23,8 @@ from workers.engine.step import Signature, compiled_for
 from workers.layers import layer_for
 
 log = logging.getLogger("bumpfit.worker")
-RECENT_GROUPS = 200  # the latest groups whose shapes count
+RECENT_JOBS = 5000  # the latest started jobs (by submission) that are looked at: an index scan
+RECENT_GROUPS = 200  # ... and the latest groups among them whose shapes count
 MAX_VALUES = 2**24  # skip shapes whose data take more than this many floats per array (64 MB)
 DEFAULT_SPEC = JobRequest.model_validate({"data": {"kind": "synthetic"}}).model_dump(mode="json")
 
@@ -32,11 +33,17 @@ def shapes(session: Session, device: str, count: int) -> list[Signature]:
     """Up to `count` signatures to warm: the most frequent among the latest groups first, the later
     first among equals (a group is the jobs one claim started together: one worker, one
     `started_at`), then the default job's."""
-    groups = session.execute(
-        select(func.min(Job.id), func.count())
+    latest = (
+        select(Job.id, Job.worker, Job.started_at)
         .where(Job.started_at.is_not(None))
-        .group_by(Job.worker, Job.started_at)
-        .order_by(Job.started_at.desc())
+        .order_by(Job.seq.desc())
+        .limit(RECENT_JOBS)
+        .subquery()
+    )
+    groups = session.execute(
+        select(func.min(latest.c.id), func.count())
+        .group_by(latest.c.worker, latest.c.started_at)
+        .order_by(latest.c.started_at.desc())
         .limit(RECENT_GROUPS)
     ).all()
     specs: dict[str, Any] = dict(
