@@ -202,16 +202,26 @@ class Worker:
         def on_epoch(report: EpochReport) -> list[int]:
             return self.record_epoch(token, members, report, done)
 
+        def on_done(finished: dict[int, Result]) -> None:  # early stopping ended them: succeed now
+            self.finish(token, [(members[k], r) for k, r in finished.items()])
+            done.update(members[k].id for k in finished)
+
         try:
-            results = train_group(members, on_epoch, self.device, artifacts=True)
+            results = train_group(members, on_epoch, self.device, artifacts=True, on_done=on_done)
         except Exception as exc:  # noqa: BLE001 - a bug or resource error fails the group, once
             log.exception("training failed")
             error = {"type": "training_error", "message": f"{type(exc).__name__}: {exc}"}
             results = [Result(params={}, error=error) for _ in members]
-        pending = [(m, r) for m, r in zip(members, results, strict=True) if m.id not in done and not r.stopped]
+        self.finish(
+            token, [(m, r) for m, r in zip(members, results, strict=True) if m.id not in done and not r.stopped]
+        )
+
+    def finish(self, token: str, pending: list[tuple[Member, Result]]) -> None:
+        """Write final states, fenced by the lease: all in one transaction, or one by one after a
+        model-version race with another worker."""
         try:
             self.retry(functools.partial(finish_all, self.url, token, pending))
-        except IntegrityError:  # a model-version race with another worker: settle them one by one
+        except IntegrityError:
             for member, result in pending:
                 self.retry(functools.partial(finish_one, self.url, token, member, result))
 

@@ -148,3 +148,18 @@ def test_early_stopping_ends_a_job_early_with_its_best_epoch(service: Service) -
     assert [h["epoch"] for h in history] == list(range(1, stopped + 1))
     best = min(history, key=lambda h: h["loss"])
     assert job["params"] == best["params"] and abs(job["params"]["sigma"] - 0.4) < 1e-2
+
+
+def test_a_fused_job_that_stops_early_succeeds_while_the_others_train_on(service: Service) -> None:
+    never_better = {"min_delta": 1e6, "patience": 1}  # no epoch improves by 1e6: stops after epoch 2
+    base = seed_job(n=20000, epochs=400)
+    points = [{"training.early_stopping": never_better}, {"training.early_stopping": None}]
+    sweep = service.http.post("/v1/sweeps", json={"base": base, "points": points}).json()
+    early, long = sweep["jobs"]
+    done = service.wait_job(early)
+    assert done["status"] == "succeeded" and done["stopped_epoch"] == 2 and done["metrics"]["loss"] is not None
+    other = service.http.get(f"/v1/jobs/{long}").json()
+    assert other["status"] == "running" and other["started_at"] == done["started_at"]  # one group
+    assert service.http.post(f"/v1/models/{early}:predict", json={"instances": [0.0]}).status_code == 200
+    service.http.post(f"/v1/jobs/{long}:cancel")
+    assert service.wait_job(long)["status"] == "cancelled"

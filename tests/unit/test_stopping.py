@@ -125,6 +125,29 @@ def test_a_member_that_stops_keeps_its_parameters_while_the_others_go_on() -> No
         np.testing.assert_allclose([h["loss"] for h in f.history], [h["loss"] for h in alone.history], rtol=1e-5)
 
 
+def test_members_that_stop_early_are_handed_over_as_they_stop_with_their_final_results() -> None:
+    members = [stopping_member(0.3, "a", 1), stopping_member(1.2, "b", 2, patience=6), stopping_member(0.8, "c", 3)]
+    handed: list[tuple[int, int, dict[int, Any]]] = []  # (epoch handed over, epochs the others ran, results)
+    seen: list[int] = []
+
+    def on_epoch(report: Any) -> None:
+        seen.append(report.epoch)
+
+    def on_done(done: dict[int, Any]) -> None:
+        handed.append((seen[-1], len(seen), {k: (r.stopped_epoch, r.params, r.metrics) for k, r in done.items()}))
+
+    results = train_group(members, on_epoch, artifacts=True, on_done=on_done)
+    plain = train_group(members)
+    assert handed and all(epoch == ran for epoch, ran, _ in handed)  # at the end of the epoch they stopped in
+    given = {k: v for _, _, done in handed for k, v in done.items()}
+    assert sorted(given) == [k for k, r in enumerate(plain) if r.stopped_epoch is not None and r.stopped_epoch < 40]
+    for k, (stopped_epoch, params, metrics) in given.items():
+        assert results[k].stopped and results[k].artifact is not None  # settled by the caller, artifact made
+        assert (stopped_epoch, params, metrics) == (plain[k].stopped_epoch, plain[k].params, plain[k].metrics)
+        assert [epoch for epoch, _, done in handed if k in done] == [stopped_epoch]
+    assert len(seen) == max(len(r.history) for r in plain)
+
+
 def test_a_stopped_member_is_frozen_on_the_device() -> None:
     members = [stopping_member(0.6, "a", 3, restore_best_weights=False), stopping_member(1.5, "b", 5, patience=30)]
     group = Group(members, "CPU:0")

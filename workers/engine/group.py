@@ -55,13 +55,14 @@ class Result:
     metrics: dict[str, float | None] = field(default_factory=dict)
     warnings: list[dict[str, str]] = field(default_factory=list)
     error: dict[str, str] | None = None
-    stopped: bool = False  # dropped by `on_epoch` (settled by the caller)
+    stopped: bool = False  # dropped by `on_epoch` or handed to `on_done`: settled by the caller
     stopped_epoch: int | None = None  # early stopping ended it after this epoch, before the last
     device: str = "CPU:0"
     artifact: bytes | None = None
 
 
 OnEpoch = Callable[[EpochReport], Iterable[int] | None]
+OnDone = Callable[[dict[int, Result]], None]  # members that finished before the group: index -> result
 
 
 BUCKET_STEP = 1024  # K is rounded up to a power of two below this, to a multiple of it above
@@ -153,14 +154,14 @@ class Group:
             "weight": stack([1.0] * k, ()),
         }
 
-    def run(self, on_epoch: OnEpoch | None) -> list[Result]:
+    def run(self, on_epoch: OnEpoch | None, on_done: OnDone | None = None) -> list[Result]:
         """Train every epoch, reporting after each; members dropped by `on_epoch` stop there.
-        A member whose early stopping ends it is frozen where it is (or at its best epoch) while
-        the others go on; the group ends when no member is training."""
+        A member whose early stopping ends it is frozen where it is (or at its best epoch) and
+        given its final metrics while the others go on; `on_done` then settles it at once (it is
+        marked `stopped`). The group ends when no member is training."""
         results = [Result(params={}, device=self.device) for _ in self.members]
         active = set(range(self.k))
         stoppers = [Stopper.of(m.spec) for m in self.members]
-        ended: set[int] = set()  # stopped early: finished, frozen, still given metrics
         with keras.device(self.device):
             for epoch in range(1, self.epochs + 1):
                 started = time.perf_counter()
@@ -204,14 +205,24 @@ class Group:
                     for k in stop:
                         results[k].stopped_epoch = epoch
                     active -= set(stop)
-                    ended |= set(stop)
                     self.end(stop, stoppers, results)
+                    self.settle(stop, results, on_done)
                 if not active:
                     break
         self.end(sorted(active), stoppers, results)
-        for k, metrics in diagnostics.metrics(self.model, sorted(active | ended)).items():
-            results[k].metrics = metrics
+        self.settle(sorted(active), results, None)
         return results
+
+    def settle(self, members: list[int], results: list[Result], on_done: OnDone | None) -> None:
+        """Give members that finished training their final metrics; `on_done` takes them over."""
+        if not members:
+            return
+        for k, metrics in diagnostics.metrics(self.model, members).items():
+            results[k].metrics = metrics
+        if on_done is not None:
+            on_done({k: results[k] for k in members})
+            for k in members:
+                results[k].stopped = True
 
     def end(self, members: list[int], stoppers: list[Stopper | None], results: list[Result]) -> None:
         """Freeze members that stop training; those restoring their best weights take them back."""
@@ -223,11 +234,24 @@ class Group:
 
 
 def train_group(
-    members: list[Member], on_epoch: OnEpoch | None = None, device: str | None = None, artifacts: bool = False
+    members: list[Member],
+    on_epoch: OnEpoch | None = None,
+    device: str | None = None,
+    artifacts: bool = False,
+    on_done: OnDone | None = None,
 ) -> list[Result]:
-    """Train members that share a fuse key together; one Result per member, in order."""
+    """Train members that share a fuse key together; one Result per member, in order. Members
+    that early stopping ends before the others go to `on_done` as they end (with their artifacts)."""
+
+    def finished(done: dict[int, Result]) -> None:
+        if artifacts:
+            for k, r in done.items():
+                r.artifact = save_artifact(members[k], r.params)
+        if on_done is not None:
+            on_done(done)
+
     group = Group(members, device or default_device())
-    results = group.run(on_epoch)
+    results = group.run(on_epoch, finished if on_done is not None else None)
     if artifacts:
         for m, r in zip(members, results, strict=True):
             if r.error is None and not r.stopped:
