@@ -212,7 +212,8 @@ def conforms(doc: dict[str, Any], client: TestClient, template: str, path: str) 
 def test_answers_of_jobs_ended_every_way_conform_to_the_document(tmp_path: Path) -> None:
     """Jobs trained by the worker's own code (succeeded with validation metrics, with a warning, with
     a list per parameter; failed on bad input), failed the way the worker fails a diverged epoch,
-    reaped after their last attempt and cancelled; read back through every route that returns them."""
+    reaped after their last attempt, cancelled (its spec rewritten in an older stored shape); read back
+    through every route that returns them."""
     pytest.importorskip("keras")
     from workers.engine import Result, diagnostics
     from workers.runner import Worker
@@ -238,6 +239,12 @@ def test_answers_of_jobs_ended_every_way_conform_to_the_document(tmp_path: Path)
             queue.reap(s)
         cancelled = client.post("/v1/jobs", json=small).json()["id"]
         client.post(f"/v1/jobs/{cancelled}:cancel")
+        # A spec as stored before inline data became a dataset and before early stopping: read leniently.
+        legacy = client.get(f"/v1/jobs/{cancelled}").json()["spec"]
+        legacy["data"] = {"kind": "inline", "x": [0, 0.5, 1], "y": [1, 0.5, 0], "n": 3, "features": 1}
+        del legacy["training"]["early_stopping"], legacy["training"]["shuffle"], legacy["layer"]["per_feature"]
+        with session_scope(url) as s:
+            s.execute(update(Job).where(Job.id == cancelled).values(spec=legacy))
 
         csv = "x,y\n" + "".join(f"{v},{np.exp(-v * v)}\n" for v in np.linspace(-1, 1, 32))
         gone = client.post("/v1/datasets", files={"file": ("d.csv", csv.encode(), "text/csv")}).json()["id"]
@@ -280,6 +287,7 @@ def test_answers_of_jobs_ended_every_way_conform_to_the_document(tmp_path: Path)
     errors = [got[j]["error"]["type"] for j in (*ended, sweep["jobs"][3])]
     assert errors == ["diverged", "worker_lost", "bad_input"]
     assert got[ended[0]]["params"] == {"sigma": None}  # JSON has no NaN
+    assert got[cancelled]["spec"]["data"]["x"] == [0, 0.5, 1] and "early_stopping" not in got[cancelled]["spec"]
     fitted, warned, per_feature = (got[j] for j in sweep["jobs"][:3])
     assert set(fitted["metrics"]) == {"loss", "mae", "r2", "val_loss", "val_mae", "val_r2"}
     assert fitted["spec"]["data"]["n"] == 64 and isinstance(fitted["params"]["sigma"], float)
