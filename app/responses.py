@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ErrorBody(BaseModel):
@@ -10,7 +10,12 @@ class ErrorBody(BaseModel):
 
     type: str
     message: str
-    details: Any = None
+    details: Any = Field(
+        None,
+        description="more on the error, shaped by its kind: a 422 or 413 lists `{loc, msg}` per field (a "
+        "sweep's add the `point`, or give `{point, error}`); a 500 gives `{request_id}`; a 409 names what "
+        "is in the way (`job_id`, `status`, `labels` or `jobs`); null when there is nothing to add",
+    )
 
 
 class ErrorResponse(BaseModel):

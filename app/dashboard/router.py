@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app import data as datalib
 from app.dashboard.plots import job_svg
@@ -62,9 +62,9 @@ def plot(job_id: str, session: SessionDep) -> Response:
 class Sample(BaseModel):
     """Rows drawn at random from a job's training data (x and y as the worker builds them)."""
 
-    n: int
-    x: list[Any]
-    y: list[Any]
+    n: int = Field(description="rows of the whole data")
+    x: list[float | list[float]] = Field(description="a number per row, or a list per row with several features")
+    y: list[float | list[float]] = Field(description="shaped like x")
 
 
 @router.get(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -13,7 +13,9 @@ from pydantic import (
     Tag,
     field_validator,
     model_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from app import families
 from app.jobs.fields import Bounded, Finite, LearningRate, ModelName, NonNegative, Strict, struct_f32
@@ -21,6 +23,13 @@ from app.jobs.models import JobStatus
 
 FUNCTION_DEFAULTS: dict[str, dict[str, float]] = {name: f.target for name, f in families.FAMILIES.items()}
 NONNEGATIVE = families.nonnegative()
+# The contract's enumerations, shared by the requests and the resources that echo stored requests
+# (a value dropped from a request must stay readable in the rows stored before).
+Function = Literal["bump", "gaussian"]
+Optimizer = Literal["adam", "sgd", "rmsprop"]
+Loss = Literal["mse", "mae", "huber"]
+Monitor = Literal["loss", "val_loss"]
+Device = Literal["auto", "cpu", "gpu"]
 
 
 class BumpLayer(Strict):
@@ -62,7 +71,7 @@ class SyntheticData(Strict):
     """x uniform on x_range, y = function(x; params) plus Gaussian noise."""
 
     kind: Literal["synthetic"]
-    function: Literal["bump", "gaussian"] = "bump"
+    function: Function = "bump"
     params: dict[str, Bounded] | None = Field(None, description="default: sigma 0.5, or a 1, b 1, c 0")
     n: int = Field(100_000, ge=1)
     x_range: Annotated[tuple[Bounded, Bounded], Field(strict=False)] = (-1.0, 1.0)  # a JSON array
@@ -127,7 +136,7 @@ class EarlyStopping(Strict):
     """Keras's EarlyStopping (mode min, no baseline), per job: stop once `monitor` has not improved
     by more than `min_delta` for `patience` epochs, counting from epoch `start_from_epoch` + 1."""
 
-    monitor: Literal["loss", "val_loss"] = Field("loss", description="val_loss needs validation_split > 0")
+    monitor: Monitor = Field("loss", description="val_loss needs validation_split > 0")
     min_delta: NonNegative = Field(0.0, description="the least decrease that counts as an improvement")
     patience: int = Field(5, ge=0, le=100_000, description="epochs without improvement before stopping")
     restore_best_weights: bool = Field(True, description="end with the best epoch's parameters, loss and metrics")
@@ -137,11 +146,11 @@ class EarlyStopping(Strict):
 class Training(Strict):
     """Optimizer and loop settings; the defaults are the seed's (Adam 1e-3, batch 32)."""
 
-    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    optimizer: Optimizer = "adam"
     learning_rate: LearningRate = Field(0.001, description="a normal positive float32 number, at most 100")
     epochs: int = Field(5, ge=1, le=100_000)
     batch_size: int = Field(32, ge=1, le=1_000_000)
-    loss: Literal["mse", "mae", "huber"] = "mse"
+    loss: Loss = "mse"
     validation_split: Finite = Field(0.0, ge=0, lt=1)
     shuffle: bool = Field(True, description="reshuffle the training data every epoch, as Keras fit")
     seed: int | None = Field(None, ge=0, lt=2**63, description="null: drawn at submission")
@@ -156,7 +165,7 @@ class JobRequest(Strict):
     layer: Layer = Field(default_factory=BumpLayer)
     data: Data
     training: Training = Field(default_factory=Training)
-    device: Literal["auto", "cpu", "gpu"] = "auto"
+    device: Device = "auto"
     model_name: ModelName | None = None
 
     model_config = ConfigDict(
@@ -172,6 +181,159 @@ class JobRequest(Strict):
             ]
         },
     )
+
+
+# -- resources ----------------------------------------------------------------------------------
+# What the API sends back describes stored rows. The stored JSON is validated as TypedDicts (plain
+# dicts, cheap for a page of 1,000 jobs) that take what the service and the workers wrote: lax
+# types, unknown keys kept rather than refused, and the keys the workers read with a fallback
+# (`per_feature`, `features`, `shuffle`, `early_stopping`) optional, so no stored row becomes a 500.
+Lenient = with_config(ConfigDict(extra="allow"))
+
+
+@Lenient
+class BumpLayerSpec(TypedDict):
+    """The bump layer as the job runs it."""
+
+    type: Literal["bump"]
+    sigma_init: Annotated[float | None, Field(description="null: drawn from [0.01, 0.1) with the training seed")]
+    per_feature: NotRequired[Annotated[bool, Field(description="one sigma per input feature instead of one")]]
+
+
+@Lenient
+class GaussianLayerSpec(TypedDict):
+    """The gaussian layer as the job runs it."""
+
+    type: Literal["gaussian"]
+    a_init: float
+    b_init: float
+    c_init: float
+    per_feature: NotRequired[bool]
+
+
+LayerSpec = Annotated[BumpLayerSpec | GaussianLayerSpec, Field(discriminator="type")]
+
+
+@Lenient
+class SyntheticDataSpec(TypedDict):
+    """Synthetic data with its defaults filled in: the target's parameters and the data seed."""
+
+    kind: Literal["synthetic"]
+    function: Function
+    params: Annotated[dict[str, float], Field(description="the target's parameters, defaults filled in")]
+    n: int
+    x_range: tuple[float, float]
+    noise_std: float
+    seed: Annotated[int, Field(description="the data seed (drawn at submission when the request left it null)")]
+    features: NotRequired[Annotated[int, Field(description="columns of x: 1")]]
+
+
+@Lenient
+class DatasetDataSpec(TypedDict):
+    """A stored dataset: an upload, or the request's inline data, stored once and referenced."""
+
+    kind: Literal["dataset"]
+    id: str
+    n: Annotated[int, Field(description="rows of the dataset")]
+    features: NotRequired[Annotated[int, Field(description="columns of x")]]
+
+
+@Lenient
+class InlineDataSpec(TypedDict):
+    """Inline data kept in the spec: jobs submitted before inline data was stored as a dataset."""
+
+    kind: Literal["inline"]
+    x: list[float | list[float]]
+    y: list[float | list[float]]
+    n: int
+    features: NotRequired[int]
+
+
+DataSpec = Annotated[SyntheticDataSpec | DatasetDataSpec | InlineDataSpec, Field(discriminator="kind")]
+
+
+@Lenient
+class EarlyStoppingSpec(TypedDict):
+    """Early stopping as the job runs it."""
+
+    monitor: Monitor
+    min_delta: float
+    patience: int
+    restore_best_weights: bool
+    start_from_epoch: int
+
+
+@Lenient
+class TrainingSpec(TypedDict):
+    """Training settings with the defaults filled in and the training seed drawn."""
+
+    optimizer: Optimizer
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    loss: Loss
+    validation_split: float
+    shuffle: NotRequired[bool]
+    seed: Annotated[int, Field(description="the training seed (drawn at submission when the request left it null)")]
+    early_stopping: NotRequired[Annotated[EarlyStoppingSpec | None, Field(description="null: every epoch is trained")]]
+
+
+@Lenient
+class JobSpec(TypedDict):
+    """The job request as stored and trained: every default filled in, seeds drawn, inline data
+    replaced by the dataset it was stored as, and the data's rows (`n`) and `features` added."""
+
+    layer: LayerSpec
+    data: DataSpec
+    training: TrainingSpec
+    device: Device
+    model_name: Annotated[str | None, Field(description="as requested; the model is `model.name`")]
+
+
+# A learned parameter: one number, or one per input feature (`per_feature`); null where training
+# diverged (JSON has no NaN or infinity).
+ParamValue = float | list[float | None] | None
+Params = Annotated[
+    dict[str, ParamValue],
+    Field(description="by the layer's parameter name (sigma; a, b, c): a number, or a list with per_feature"),
+]
+
+
+@Lenient
+class Metrics(TypedDict, total=False):
+    """A succeeded job's final loss, mae and r2 on its training rows, and `val_`-prefixed on its
+    validation rows when it has any; null where a value is not finite."""
+
+    loss: float | None
+    mae: float | None
+    r2: float | None
+    val_loss: float | None
+    val_mae: float | None
+    val_r2: float | None
+
+
+@Lenient
+class JobWarning(TypedDict):
+    """Something training noticed that did not fail the job, with the fix."""
+
+    type: Annotated[str, Field(description="zero_gradient or sparse_support")]
+    parameter: Annotated[str, Field(description="the parameter concerned, such as sigma")]
+    epoch: Annotated[str, Field(description="the epoch it was first seen in, as a decimal string")]
+    message: str
+
+
+@Lenient
+class JobError(TypedDict):
+    """Why a job failed."""
+
+    type: Annotated[
+        str,
+        Field(
+            description="bad_input (its data cannot be trained on), diverged, training_error, or worker_lost "
+            "(its worker stopped responding on every attempt)"
+        ),
+    ]
+    message: str
 
 
 class Progress(BaseModel):
@@ -191,14 +353,19 @@ class ModelRef(BaseModel):
 class JobOut(BaseModel):
     """A job resource."""
 
+    # No json_schema_serialization_defaults_required here: pydantic would mark the TypedDicts'
+    # optional keys (Metrics) required with it.
     id: str
     status: JobStatus
-    spec: dict[str, Any]
+    spec: JobSpec
     progress: Progress
-    params: dict[str, Any] | None
-    metrics: dict[str, Any] | None
-    warnings: list[Any]
-    error: dict[str, Any] | None
+    params: Params | None = Field(
+        description="the learned parameters once succeeded, before that the last finished epoch's; "
+        "null until an epoch has finished"
+    )
+    metrics: Metrics | None = Field(description="once succeeded")
+    warnings: list[JobWarning]
+    error: JobError | None = Field(description="once failed")
     attempts: int
     stopped_epoch: int | None = Field(
         None, description="the last epoch run when early stopping ended the job before `epochs`; else null"
@@ -223,10 +390,12 @@ class JobList(BaseModel):
 class HistoryItem(BaseModel):
     """One finished epoch."""
 
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     epoch: int
     loss: float | None
     val_loss: float | None
-    params: dict[str, Any]
+    params: Params
     seconds: float | None = Field(None, description="wall time of the epoch")
     timestamp: datetime
 

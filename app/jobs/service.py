@@ -21,7 +21,7 @@ from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from app.ids import new_id
 from app.jobs.models import FINISHED, HistoryRow, Job
-from app.jobs.schemas import JobList, JobOut, JobRequest, ModelRef, Progress
+from app.jobs.schemas import JobList, JobOut, JobRequest
 from app.settings import Settings
 
 
@@ -173,12 +173,12 @@ def get(session: Session, job_id: str) -> Job:
 
 
 def to_out(job: Job) -> JobOut:
-    """The contract's job resource."""
+    """The contract's job resource, validated in one call (its stored JSON included)."""
     return JobOut(
         id=job.id,
         status=job.status,
-        spec=job.spec,  # type: ignore[arg-type]
-        progress=Progress(epoch=job.progress_epoch, epochs=job.epochs),
+        spec=job.spec,
+        progress={"epoch": job.progress_epoch, "epochs": job.epochs},
         params=job.params,
         metrics=job.metrics,
         warnings=job.warnings or [],
@@ -192,7 +192,7 @@ def to_out(job: Job) -> JobOut:
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
-        model=ModelRef(name=job.model_name, version=job.model_version if (job.model_version or 0) > 0 else None),
+        model={"name": job.model_name, "version": job.model_version if (job.model_version or 0) > 0 else None},
     )
 
 

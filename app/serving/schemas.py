@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
+from app.jobs.schemas import Metrics, Params
+
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 SIGNATURE = "serving_default"  # the one signature of every model, as Keras exports it
 LABEL_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"  # not a number, so never mistaken for a version
@@ -19,8 +21,8 @@ class Version(BaseModel):
     version: int
     job_id: str
     layer: str
-    params: dict[str, Any]
-    metrics: dict[str, Any] | None
+    params: Params
+    metrics: Metrics | None
     created_at: datetime | None
 
 
@@ -73,11 +75,61 @@ class LabelOut(BaseModel):
     updated_at: datetime
 
 
+class ModelSpec(BaseModel):
+    """TensorFlow Serving's `model_spec`: which model version answered."""
+
+    name: str
+    version: str = Field(description="the version number, as a decimal string (an int64 in TensorFlow Serving)")
+    signature_name: str = Field(description="empty: the request named no signature")
+
+
+class Dim(BaseModel):
+    """One dimension of a tensor: its size (-1: any), as a decimal string."""
+
+    size: str
+    name: str = Field(description="empty")
+
+
+class TensorShape(BaseModel):
+    """A tensor's shape: rows (-1, any number) by features."""
+
+    dim: list[Dim]
+    unknown_rank: bool
+
+
+class TensorInfo(BaseModel):
+    """One input or output tensor of a signature."""
+
+    dtype: str = Field(description="DT_FLOAT: float32")
+    tensor_shape: TensorShape
+    name: str = Field(description="the tensor's name in the SavedModel graph")
+
+
+class SignatureDef(BaseModel):
+    """A signature: its input and output tensors by name (input `x`, output `output_0`)."""
+
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+    method_name: str = Field(description="tensorflow/serving/predict")
+
+
+class SignatureDefMap(BaseModel):
+    """The model's signatures by name: `serving_default`, the one Keras exports."""
+
+    signature_def: dict[str, SignatureDef]
+
+
+class ModelMetadata(BaseModel):
+    """TensorFlow Serving's `metadata`: the `signature_def` metadata field, as its REST API nests it."""
+
+    signature_def: SignatureDefMap
+
+
 class Metadata(BaseModel):
     """TensorFlow Serving's metadata answer: `model_spec` and the `serving_default` signature."""
 
-    model_spec: dict[str, Any]
-    metadata: dict[str, Any]
+    model_spec: ModelSpec
+    metadata: ModelMetadata
 
 
 class ModelList(BaseModel):

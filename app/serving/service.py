@@ -15,7 +15,21 @@ from app.errors import InvalidInput, NotFound
 from app.ids import looks_like_id
 from app.jobs.models import Artifact, Job, JobStatus
 from app.serving.models import ModelLabel
-from app.serving.schemas import SIGNATURE, Metadata, ModelList, ModelOut, Version, VersionStatus
+from app.serving.schemas import (
+    SIGNATURE,
+    Dim,
+    Metadata,
+    ModelList,
+    ModelMetadata,
+    ModelOut,
+    ModelSpec,
+    SignatureDef,
+    SignatureDefMap,
+    TensorInfo,
+    TensorShape,
+    Version,
+    VersionStatus,
+)
 from app.settings import Settings
 
 
@@ -110,18 +124,18 @@ def metadata(job: Job) -> Metadata:
     gives float32 rows of the trained feature count (the layers are element-wise)."""
     width = job.spec["data"].get("features", 1)
 
-    def tensor(name: str) -> dict[str, Any]:
-        dims = [{"size": "-1", "name": ""}, {"size": str(width), "name": ""}]
-        return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": name}
+    def tensor(name: str) -> TensorInfo:
+        dims = [Dim(size="-1", name=""), Dim(size=str(width), name="")]
+        return TensorInfo(dtype="DT_FLOAT", tensor_shape=TensorShape(dim=dims, unknown_rank=False), name=name)
 
-    signature = {
-        "inputs": {"x": tensor("serving_default_x:0")},
-        "outputs": {"output_0": tensor("StatefulPartitionedCall:0")},
-        "method_name": "tensorflow/serving/predict",
-    }
+    signature = SignatureDef(
+        inputs={"x": tensor("serving_default_x:0")},
+        outputs={"output_0": tensor("StatefulPartitionedCall:0")},
+        method_name="tensorflow/serving/predict",
+    )
     return Metadata(
-        model_spec={"name": job.model_name, "signature_name": "", "version": str(job.model_version)},
-        metadata={"signature_def": {"signature_def": {SIGNATURE: signature}}},
+        model_spec=ModelSpec(name=job.model_name, signature_name="", version=str(job.model_version)),
+        metadata=ModelMetadata(signature_def=SignatureDefMap(signature_def={SIGNATURE: signature})),
     )
 
 

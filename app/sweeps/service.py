@@ -21,7 +21,15 @@ from app.jobs.schemas import InlineData, JobRequest, Progress
 from app.queue import notify
 from app.settings import Settings
 from app.sweeps.models import Sweep
-from app.sweeps.schemas import SweepCreated, SweepList, SweepOut, SweepRequest, SweepRow, SweepSummary
+from app.sweeps.schemas import (
+    SweepCreated,
+    SweepList,
+    SweepOut,
+    SweepRequest,
+    SweepRequestEcho,
+    SweepRow,
+    SweepSummary,
+)
 
 
 def expand(req: SweepRequest, limit: int) -> list[dict[str, Any]]:
@@ -139,7 +147,7 @@ def get(session: Session, sweep_id: str, limit: int, page_token: str | None = No
         id=sweep.id,
         created_at=sweep.created_at,
         counts=counts,
-        request={k: v for k, v in sweep.request.items() if k != "points"},  # each row has its point
+        request=SweepRequestEcho(base=sweep.request["base"], grid=sweep.request.get("grid")),  # rows have the points
         done=all(status in FINISHED for status in counts),
         next_page_token=str(rows[limit - 1].seq) if len(rows) > limit else None,
         jobs=[
