@@ -91,22 +91,26 @@ def zero_gradient_advice(layer_type: str, name: str, epoch: int, params: dict[st
 
 
 def metrics(model: Compiled, members: list[int]) -> dict[int, dict[str, float | None]]:
-    """Final loss, mae and r2 (keras.metrics) on the training rows, and on validation rows if any;
-    every member at once (R2Score without class aggregation gives one score per member column)."""
+    """Final loss, mae and r2 (keras.metrics) on the training rows, and on validation rows if any,
+    of `members`: one pass of the compiled model, then the metrics on those members' rows alone
+    (R2Score without class aggregation gives one score per member column, each its own)."""
     out: dict[int, dict[str, float | None]] = {k: {} for k in members}
-    m, k_all, f = model, model.sig.k, model.sig.features
+    if not members:
+        return out
+    m, f, pick = model, model.sig.features, np.asarray(members)
     sets = [("", m.x, m.y)] + ([("val_", m.xv, m.yv)] if model.sig.n_val else [])
     for prefix, x, y in sets:
         loss, pred = m.evaluate(x, y)
+        y, pred = ops.take(y, pick, axis=0), ops.take(pred, pick, axis=0)
         mae = ops.mean(keras.metrics.mean_absolute_error(y, pred), axis=1)
-        columns = lambda t: ops.reshape(ops.transpose(t, (1, 0, 2)), (-1, k_all * f))  # noqa: E731
+        columns = lambda t: ops.reshape(ops.transpose(t, (1, 0, 2)), (-1, len(members) * f))  # noqa: E731
         r2 = keras.metrics.R2Score(class_aggregation=None)
         r2.update_state(columns(y), columns(pred))
         scores = {
-            "loss": ops.convert_to_numpy(loss),
+            "loss": ops.convert_to_numpy(loss)[pick],
             "mae": ops.convert_to_numpy(mae),
-            "r2": ops.convert_to_numpy(r2.result()).reshape(k_all, f).mean(axis=1),
+            "r2": ops.convert_to_numpy(r2.result()).reshape(len(members), f).mean(axis=1),
         }
-        for k in members:
-            out[k].update({f"{prefix}{name}": num(v[k]) for name, v in scores.items()})
+        for i, k in enumerate(members):
+            out[k].update({f"{prefix}{name}": num(v[i]) for name, v in scores.items()})
     return out

@@ -100,7 +100,7 @@ class Compiled:
         with keras.device(sig.device):
             self.put_data(zero_arrays(sig))
             ops.convert_to_numpy(self.epoch(1)[0])
-            diagnostics.metrics(self, [])
+            diagnostics.metrics(self, [0])
 
     def put_data(self, arrays: dict[str, np.ndarray]) -> None:
         """Move the group's arrays (named as the attributes above) to the device, once per group."""
