@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,6 +33,15 @@ def seed_fit(sigma: float, epochs: int, n: int = N, seed: int = 0) -> tuple[floa
     model.compile(loss="mse", optimizer="adam")
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     return float(np.ravel(model.layers[0].get_weights()[0])[0]), time.perf_counter() - start
+
+
+def engine_spec(epochs: int, seed: int, **training: Any) -> dict[str, Any]:
+    """A job spec as the API stores it (a JobRequest with its defaults filled in: the seed's Adam
+    1e-3, batch 32, mse), for a `workers.engine.Member`: `epochs`, training seed `seed`, `training`."""
+    from app.jobs.schemas import JobRequest
+
+    request = {"data": {"kind": "synthetic"}, "training": {"epochs": epochs, "seed": seed, **training}}
+    return JobRequest.model_validate(request).model_dump(mode="json")
 
 
 def job_spec(sigma: float, epochs: int, n: int = N, seed: int = 0) -> dict:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import N, seed_table
+from bench.common import N, engine_spec, seed_table
 
 BATCH, LR = 32, 1e-3
 
@@ -33,21 +33,10 @@ def members(k: int, n: int, epochs: int) -> list[Any]:
     sigmas = [s for s, _ in seed_table()]
     datasets = [data.synthetic("bump", {"sigma": s}, n, (-1.0, 1.0), 0.0, i) for i, s in enumerate(sigmas[:k])]
 
-    def spec(i: int) -> dict[str, Any]:
-        return {
-            "layer": {"type": "bump", "sigma_init": None},
-            "training": {
-                "optimizer": "adam",
-                "learning_rate": LR,
-                "epochs": epochs,
-                "batch_size": BATCH,
-                "loss": "mse",
-                "validation_split": 0.0,
-                "seed": i,
-            },
-        }
-
-    return [Member(str(i), spec(i), *datasets[i % len(datasets)]) for i in range(k)]
+    return [
+        Member(str(i), engine_spec(epochs, seed=i, learning_rate=LR, batch_size=BATCH), *datasets[i % len(datasets)])
+        for i in range(k)
+    ]
 
 
 def engine(jobs: list[Any], device: str) -> tuple[float, float]:

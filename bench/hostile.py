@@ -8,10 +8,7 @@ through /proc/PID/clear_refs) and the longest /healthz answer while it was proce
 from __future__ import annotations
 
 import io
-import os
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -22,10 +19,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.conftest import answers_healthz, free_port, wait_for
+from tests.conftest import Service
 from tests.integration.hostile import bomb, many_members, npy, npz
 
-ROOT = Path(__file__).resolve().parent.parent
 HEALTH_EVERY = 0.02  # seconds between /healthz probes
 
 
@@ -199,30 +195,11 @@ def answer(r: httpx.Response) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        env = {**os.environ, "BUMPFIT_LOG_LEVEL": "warning"}
-        serve = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "0",
-                "--database-url",
-                f"sqlite:///{tmp}/hostile.db",
-            ],
-            cwd=ROOT,
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        http = httpx.Client(base_url=base, timeout=120)
+        svc = Service(f"sqlite:///{tmp}/hostile.db", workers=0, env={"BUMPFIT_LOG_LEVEL": "warning"})
+        serve, base = svc.proc, svc.base
+        http = httpx.Client(base_url=base, timeout=120)  # the heavy cases take longer than svc.http waits
         prober = Prober(base)
         try:
-            wait_for(lambda: answers_healthz(http), 60, "the API")
             prober.start()
             sweep_id: list[str] = []
             print(f"{'case':<52} {'answer':<80} {'s':>6} {'+MB':>6} {'healthz':>8}")
@@ -245,8 +222,8 @@ def main() -> None:
                 )
         finally:
             prober.stop.set()
-            serve.terminate()
-            serve.wait(30)
+            http.close()
+            svc.stop()
 
 
 if __name__ == "__main__":

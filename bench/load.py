@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from app import migrate
-from tests.conftest import answers_healthz, free_port, seed_job, wait_for
+from tests.conftest import answers, free_port, seed_job, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             http = httpx.Client(base_url=base, timeout=30)
-            wait_for(lambda: answers_healthz(http), 60, "the API")
+            wait_for(lambda: answers(http), 60, "the API")
             job = http.post("/v1/jobs", json=seed_job(n=5000, epochs=1)).json()["id"]
             wait_for(lambda: http.get(f"/v1/jobs/{job}").json()["status"] == "succeeded", 120, "the model")
             worker.terminate()

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select, text
 
 from app.jobs.models import Job
+from bench.common import engine_spec
 from tests.conftest import Service, wait_for
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -90,6 +91,7 @@ def through_api(url: str, size: int, workers: int) -> tuple[float, list[float], 
                 svc.http.get(path, params=params).raise_for_status()
                 times.append((time.perf_counter() - t) * 1000)
             reads.append(max(times))
+        assert last is not None  # the sweep is done: every job finished
         return last.timestamp() - start, worker_peaks_mb(svc.proc.pid), reads
     finally:
         svc.stop()
@@ -104,22 +106,8 @@ def in_process(size: int) -> float:
     body = sweep_body(size)
     members = []
     for i, p in enumerate(body["points"]):
-        spec = {
-            "layer": {"type": "bump", "sigma_init": None},
-            "data": {"n": N},
-            "training": {
-                "optimizer": "adam",
-                "learning_rate": 1e-3,
-                "epochs": EPOCHS,
-                "batch_size": 32,
-                "loss": "mse",
-                "validation_split": 0.0,
-                "shuffle": True,
-                "seed": i,
-            },
-        }
         x, y = data.synthetic("bump", {"sigma": p["data.params.sigma"]}, N, (-1.0, 1.0), 0.0, i)
-        members.append(Member(str(i), spec, x, y))
+        members.append(Member(str(i), engine_spec(EPOCHS, seed=i), x, y))
     for g in range(0, size, MAX_FUSE):  # compile outside the timing, as the service's warm-up does
         train_group(members[g : g + MAX_FUSE])
     start = time.perf_counter()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from bench.common import N, seed_table
+from bench.common import N, engine_spec, seed_table
 
 
 def main() -> None:
@@ -19,19 +19,7 @@ def main() -> None:
     errors = []
     for i, (sigma, epochs) in enumerate(seed_table()):
         x, y = data.synthetic("bump", {"sigma": sigma}, N, (-1.0, 1.0), 0.0, i)
-        spec = {
-            "layer": {"type": "bump", "sigma_init": None},
-            "training": {
-                "optimizer": "adam",
-                "learning_rate": 1e-3,
-                "epochs": epochs,
-                "batch_size": 32,
-                "loss": "mse",
-                "validation_split": 0.0,
-                "seed": i,
-            },
-        }
-        result = train(Member(str(i), spec, x, y))
+        result = train(Member(str(i), engine_spec(epochs, seed=i), x, y))
         err = abs(result.params["sigma"] - sigma)
         errors.append(err)
         flag = "" if err <= 1e-2 else "  <-- over 1e-2"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from bench.common import seed_fit
+from bench.common import engine_spec, seed_fit
 
 
 def main() -> None:
@@ -19,18 +19,7 @@ def main() -> None:
 
     def engine() -> tuple[float, float]:
         x, y = data.synthetic("bump", {"sigma": 0.5}, 100_000, (-1.0, 1.0), 0.0, 0)
-        spec = {
-            "layer": {"type": "bump", "sigma_init": None},
-            "training": {
-                "optimizer": "adam",
-                "learning_rate": 1e-3,
-                "epochs": 3,
-                "batch_size": 32,
-                "loss": "mse",
-                "validation_split": 0.0,
-                "seed": 0,
-            },
-        }
+        spec = engine_spec(3, seed=0)
         start = time.perf_counter()
         result = train(Member("bench", spec, x, y))
         return result.params["sigma"], time.perf_counter() - start

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-import httpx
+from bench.common import engine_spec, job_spec, seed_fit, seed_table
+from tests.conftest import Service, wait_for
 
-from bench.common import job_spec, seed_fit, seed_table
-from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 900  # give up on the sweep after this long
 
 
@@ -34,10 +29,7 @@ def in_process(table: list[tuple[float, int]]) -> float:
     groups: dict[int, list[Member]] = {}
     for i, (sigma, epochs) in enumerate(table):
         x, y = data.synthetic("bump", {"sigma": sigma}, 100_000, (-1.0, 1.0), 0.0, i)
-        spec = job_spec(sigma, epochs, seed=i)["training"] | {"loss": "mse", "validation_split": 0.0, "shuffle": True}
-        groups.setdefault(epochs, []).append(
-            Member(str(i), {"layer": {"type": "bump", "sigma_init": None}, "training": spec}, x, y)
-        )
+        groups.setdefault(epochs, []).append(Member(str(i), engine_spec(epochs, seed=i), x, y))
     start = time.perf_counter()
     for members in groups.values():
         train_group(members)
@@ -51,34 +43,10 @@ def main() -> None:
     args = ap.parse_args()
     table = seed_table()
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--database-url",
-                f"sqlite:///{tmp}/bench.db",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=open(f"{tmp}/serve.log", "wb"),
-        )
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:  # wait until every worker has registered (TensorFlow loaded)
-                try:
-                    if len(http.get("/v1/workers").json()["workers"]) >= args.workers:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
+        svc = Service(f"sqlite:///{tmp}/bench.db", workers=args.workers, log=Path(tmp) / "serve.log")
+        http = svc.http
+        try:  # wait until every worker has registered (TensorFlow loaded)
+            wait_for(lambda: len(http.get("/v1/workers").json()["workers"]) >= args.workers, 120, "the workers")
             body = {
                 "base": job_spec(0.5, 3),
                 "points": [
@@ -101,8 +69,7 @@ def main() -> None:
                 for j in http.get("/v1/jobs", params={"sweep_id": sweep_id, "limit": 1000}).json()["jobs"]
             )
         finally:
-            proc.terminate()
-            proc.wait(60)
+            svc.stop()
     errors = []
     for row in sweep["jobs"]:
         sigma = row["point"]["data.params.sigma"]

@@ -80,10 +80,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def answers_healthz(http: httpx.Client) -> bool:
-    """True once the API behind `http` answers /healthz (False while it is not listening yet)."""
+def answers(http: httpx.Client, path: str = "/healthz") -> bool:
+    """True once the API behind `http` answers `path` with 200 (False while it is not listening yet)."""
     try:
-        return http.get("/healthz").status_code == 200
+        return http.get(path).status_code == 200
     except httpx.TransportError:
         return False
 
@@ -121,7 +121,7 @@ class Service:
     def _up(self) -> bool:
         if self.proc.poll() is not None:
             raise RuntimeError(f"bumpfit serve exited with {self.proc.returncode}")
-        return answers_healthz(self.http)
+        return answers(self.http)
 
     def wait_job(
         self, job_id: str, timeout: float = 120, until: tuple[str, ...] = ("succeeded", "failed", "cancelled")

@@ -1,6 +1,7 @@
-"""Fixtures of the dashboard's browser tests: a real `bumpfit serve` per module, Debian's headless
-Chromium, a fresh page per test, and screenshots under test-artifacts/. A module may define its own
-`service` (the CLI's and the OpenAPI client's tests do)."""
+"""Fixtures of the end-to-end tests: a real `bumpfit serve` per module (the dashboard's and the
+CLI's tests use it; a module may define its own `service`, as the OpenAPI client's does), and for
+the browser tests Debian's headless Chromium, a fresh page per test, and screenshots under
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """A real `bumpfit serve` with one worker on a SQLite file."""
-    tmp = tmp_path_factory.mktemp("dashboard")
+    tmp = tmp_path_factory.mktemp("service")
     svc = Service(f"sqlite:///{tmp / 'bumpfit.db'}", workers=1, log=tmp / "serve.log")
     yield svc
     svc.stop()

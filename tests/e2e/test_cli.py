@@ -6,7 +6,6 @@ import json
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,6 @@ from click.testing import CliRunner, Result
 
 from app.cli import main
 from tests.conftest import ROOT, Service
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """A real `bumpfit serve` with one worker on a SQLite file."""
-    tmp = tmp_path_factory.mktemp("cli")
-    svc = Service(f"sqlite:///{tmp / 'bumpfit.db'}", workers=1, log=tmp / "serve.log")
-    yield svc
-    svc.stop()
 
 
 def run(service: Service, *args: str) -> Result:

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from app.auth import hash_key, new_key, parse_keys
 from app.cli import main as cli
 from app.settings import Settings
-from tests.conftest import ROOT, free_port, seed_job, wait_for
+from tests.conftest import ROOT, answers, free_port, seed_job, wait_for
 from tests.conftest import _truncate as truncate
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -152,14 +152,8 @@ def test_compose_commands_complete_a_job_on_postgresql(pg_server_url: str, tmp_p
     procs = [spawn("api", pg_server_url, port, tmp_path), spawn("worker", pg_server_url, port, tmp_path)]
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {KEY}"})
 
-    def ready() -> bool:
-        try:
-            return http.get("/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        wait_for(ready, 60, "the api's /readyz")
+        wait_for(lambda: answers(http, "/readyz"), 60, "the api's /readyz")
         job_id = http.post("/v1/jobs", json=seed_job(n=5000, epochs=2)).json()["id"]
         job: dict[str, Any] = {}
         wait_for(
@@ -209,6 +203,7 @@ def test_readyz_is_503_until_the_database_is_reachable_and_migrated(url: str, tm
         ({"BUMPFIT_DATABASE_URL": "no url"}, "BUMPFIT_DATABASE_URL", "is not a database URL"),
         ({"BUMPFIT_MAX_POINTS": "-5"}, "BUMPFIT_MAX_POINTS", "greater than 0"),
         ({"BUMPFIT_LEASE_SECONDS": "soon"}, "BUMPFIT_LEASE_SECONDS", "valid number"),
+        ({"BUMPFIT_WARMUP_SHAPES": "9"}, "BUMPFIT_WARMUP_SHAPES", "less than or equal to 4"),
     ],
 )
 @pytest.mark.parametrize("command", [["migrate"], ["serve"], ["worker"], ["keys", "new", "--dotenv"]])

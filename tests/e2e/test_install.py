@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, seed_job, wait_for
+from tests.conftest import ROOT, answers, free_port, seed_job, wait_for
 
 pytestmark = pytest.mark.deploy
 
@@ -50,10 +50,7 @@ def test_the_wheel_installs_and_serves_a_job_from_an_empty_directory(tmp_path: P
 
     def ready() -> bool:
         assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-        try:
-            return http.get("/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
+        return answers(http, "/readyz")
 
     try:
         wait_for(ready, 120, "bumpfit serve to be ready")
