@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from app.db import session_scope
 from app.jobs.models import HistoryRow, Job
-from tests.conftest import Service, seed_job
+from tests.service import Service, seed_job
 
 DEADLINE_S = 900  # the whole run gives up after this long
 

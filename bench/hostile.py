@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.conftest import Service
 from tests.integration.hostile import bomb, many_members, npy, npz
+from tests.service import Service
 
 HEALTH_EVERY = 0.02  # seconds between /healthz probes
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from app import migrate
-from tests.conftest import answers, free_port, seed_job, wait_for
+from tests.service import answers, free_port, seed_job, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import create_engine, text
 
-from tests.conftest import Service, seed_job, wait_for
+from tests.service import Service, seed_job, wait_for
 
 
 def measure(url: str, jobs: int) -> tuple[list[float], list[float]]:

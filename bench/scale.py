@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from app.jobs.models import Job
 from bench.common import engine_spec
-from tests.conftest import Service, wait_for
+from tests.service import Service, wait_for
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 N, EPOCHS, MAX_FUSE = 1000, 3, 512

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.common import engine_spec, job_spec, seed_fit, seed_table
-from tests.conftest import Service, wait_for
+from tests.service import Service, wait_for
 
 TIMEOUT_S = 900  # give up on the sweep after this long
 

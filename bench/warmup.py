@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.common import job_spec, seed_table
-from tests.conftest import Service, wait_for
+from tests.service import Service, wait_for
 
 SEED = job_spec(0.5, 3)
 TABLE = {"base": job_spec(0.5, 3), "points": [{"data.params.sigma": s, "training.epochs": e} for s, e in seed_table()]}
