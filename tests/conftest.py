@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app import migrate
 from app.db import engine_for
 from app.main import create_app
 from app.models import Base
 from app.settings import Settings
+from tests import postgres
 from tests.service import ROOT, Service, answers, free_port, seed_job, wait_for
 
 # What the tests share with the benches lives in tests/service.py; the tests import it from here too.
 __all__ = ["ROOT", "Service", "answers", "free_port", "seed_job", "wait_for"]
 
-PG_ADMIN = os.environ.get("BUMPFIT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """An admin URL of the session's PostgreSQL: BUMPFIT_TEST_PG, else 127.0.0.1:5432, else a throwaway server."""
+    url = postgres.configured()
+    if url is not None:
+        yield url
+        return
+    with postgres.throwaway() as pg:
+        yield pg.url
 
 
 @pytest.fixture(scope="session")
-def pg_server_url() -> Iterator[str]:
+def pg_server_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
     name = f"bumpfit_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives restarts
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives restarts
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    url = make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
     yield url
     engine_for(url).dispose()
     with admin.connect() as c:

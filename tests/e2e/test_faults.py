@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import postgres
 from tests.conftest import Service, seed_job, wait_for
 
 pytestmark = pytest.mark.slow
-PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main"]
 
 
 def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts(tmp_path: Path) -> None:
@@ -46,19 +45,26 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts(tmp_pat
         svc.stop()
 
 
-def test_postgresql_restart_gives_503_then_the_service_recovers(pg_server_url: str, tmp_path: Path) -> None:
-    svc = Service(pg_server_url, workers=1, log=tmp_path / "serve.log", env={"BUMPFIT_LEASE_SECONDS": "20"})
+def test_postgresql_restart_gives_503_then_the_service_recovers(tmp_path: Path) -> None:
+    # A server of the test's own: stopping the session's (or the machine's) would fail other tests.
+    with postgres.throwaway() as pg:
+        restart_under_a_running_service(pg, tmp_path)
+
+
+def restart_under_a_running_service(pg: postgres.Throwaway, tmp_path: Path) -> None:
+    """Stop `pg` under a service that finished a job, expect 503s, start it, and expect a job to succeed."""
+    svc = Service(pg.url, workers=1, log=tmp_path / "serve.log", env={"BUMPFIT_LEASE_SECONDS": "20"})
     try:
         first = svc.http.post("/v1/jobs", json=seed_job(n=2000, epochs=1)).json()["id"]
         assert svc.wait_job(first)["status"] == "succeeded"
-        subprocess.run([*PG_CLUSTER, "stop", "-m", "fast"], check=True, capture_output=True)
+        pg.stop()
         try:
             assert svc.http.get("/readyz").status_code == 503
             down = svc.http.get("/v1/jobs")
             assert down.status_code == 503 and down.json()["error"]["type"] == "unavailable"
             assert svc.http.post("/v1/jobs", json=seed_job()).status_code == 503
         finally:
-            subprocess.run([*PG_CLUSTER, "start"], check=True, capture_output=True)
+            pg.start()
         wait_for(lambda: svc.http.get("/readyz").status_code == 200, 60, "readyz after the restart")
         second = svc.http.post("/v1/jobs", json=seed_job(n=2000, epochs=1)).json()["id"]
         assert svc.wait_job(second, timeout=90)["status"] == "succeeded"
