@@ -148,7 +148,10 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - any failure of that connection: reopen it
                 log.warning("LISTEN connection lost (%s); reopening it, polling meanwhile", type(exc).__name__)
                 self.close_listener()
-                self.listen_next = time.monotonic() + backoff(0)
+                pause = backoff(0)
+                self.listen_next = time.monotonic() + pause
+                self.stopping.wait(min(pause, self.settings.poll_seconds))
+                return
         if self.wake_fd is not None:
             if os_select.select([self.wake_fd], [], [], self.settings.poll_seconds)[0]:
                 if not os.read(self.wake_fd, 4096):  # end of file: `bumpfit serve` is gone; poll
