@@ -23,6 +23,9 @@ NAMING = {
 }
 READONLY = "bumpfit_readonly"  # execution option: a transaction that will not write
 SQLITE_BUSY_MS = 30_000  # writers wait this long for the single SQLite write lock
+# FULL: every commit is on disk before it returns, so a 201 survives a power cut (NORMAL in WAL
+# mode may lose the last commits); bench/durability.py prints what it costs.
+SQLITE_SYNCHRONOUS = "FULL"
 # libpq: give up connecting after 10 s, and on a connection whose peer went silent (a host cut off
 # from the network) after 30 s, instead of the kernel's minutes: callers then retry or answer 503.
 PG_CONNECT = {
@@ -74,7 +77,7 @@ def make_engine(url: str) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cur.close()
 
     @event.listens_for(engine, "begin")
