@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, event, select, text
+from sqlalchemy import create_engine, event, select, text, update
 
 from app import migrate
 from app.db import engine_for, session_scope, utcnow
@@ -75,8 +76,8 @@ def test_a_retention_conflict_waits_for_the_next_round_and_the_worker_goes_on(
     (job_id,) = submit(client, 1)
     claim(db_url)
     finish(db_url, job_id, {"sigma": 0.5})
-    with session_scope(db_url) as s:
-        s.get_one(Job, job_id).finished_at = utcnow()
+    with session_scope(db_url) as s:  # it finished longer ago than retention keeps
+        s.execute(update(Job).where(Job.id == job_id).values(finished_at=utcnow() - timedelta(days=1)))
     other = create_engine(db_url)
     engine = engine_for(db_url)
 
@@ -87,7 +88,7 @@ def test_a_retention_conflict_waits_for_the_next_round_and_the_worker_goes_on(
                     ModelLabel.__table__.insert().values(model_name=job_id, label="stable", version=1, job_id=job_id)
                 )
 
-    worker = Worker(Settings(database_url=db_url, retention_days=0))
+    worker = Worker(Settings(database_url=db_url, retention_days=0.5))
     event.listen(engine, "before_cursor_execute", label_meanwhile)
     try:
         with caplog.at_level(logging.INFO, "bumpfit.worker"):
@@ -97,7 +98,7 @@ def test_a_retention_conflict_waits_for_the_next_round_and_the_worker_goes_on(
         other.dispose()
     assert any("retention" in r.getMessage() and "label" in r.getMessage() for r in caplog.records)
     with session_scope(db_url) as s:
-        assert s.get(Job, job_id) is not None  # kept: the label holds it
+        assert s.scalar(select(Job.id).where(Job.id == job_id)) == job_id  # kept: the label holds it
         s.execute(ModelLabel.__table__.delete())
     worker.housekeep()  # the next round: no label now, the job is deleted
     with session_scope(db_url) as s:
