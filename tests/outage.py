@@ -46,9 +46,9 @@ class Proxy:
         with self.lock:
             conns, self.open = self.open, []
         for conn in conns:
-            try:  # linger 0: close with a RST, as a dead server's host answers
+            try:  # shutdown wakes the pump blocked on it (close alone would not); linger 0: a RST
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
+                conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 

@@ -1,5 +1,4 @@
-"""datasets.inline from what a row holds, not its name: an upload that its user named "inline data"
-is an upload again
+"""datasets.inline from what a row holds, not its name: an upload named "inline data" is an upload
 
 Revision 0005 marked every dataset named "inline data" or "inline data of a sweep" as inline data
 (deleted with its last job). It can be told for sure: inline data is stored with the hash of the

@@ -84,6 +84,7 @@ def test_an_outage_of_two_leases_pauses_a_running_job_which_then_succeeds(pg_ser
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(1200)
 def test_outages_of_8_30_and_45_seconds_with_a_lease_of_20_each_end_succeeded(
     pg_server_url: str, tmp_path: Path
 ) -> None:
