@@ -23,6 +23,18 @@ NAMING = {
 }
 READONLY = "bumpfit_readonly"  # execution option: a transaction that will not write
 SQLITE_BUSY_MS = 30_000  # writers wait this long for the single SQLite write lock
+# FULL: every commit is on disk before it returns, so a 201 survives a power cut (NORMAL in WAL
+# mode may lose the last commits); bench/durability.py prints what it costs.
+SQLITE_SYNCHRONOUS = "FULL"
+# libpq: give up connecting after 10 s, and on a connection whose peer went silent (a host cut off
+# from the network) after 30 s, instead of the kernel's minutes: callers then retry or answer 503.
+PG_CONNECT = {
+    "connect_timeout": 10,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -55,7 +67,7 @@ def utcnow() -> datetime:
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and immediate write transactions."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=PG_CONNECT)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -65,7 +77,7 @@ def make_engine(url: str) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cur.close()
 
     @event.listens_for(engine, "begin")

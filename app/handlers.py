@@ -7,9 +7,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import dberrors
 from app.errors import BumpfitError, Unavailable, validation_details
 
 log = logging.getLogger("bumpfit.api")
@@ -47,11 +48,24 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def database_down(_: Request, exc: Exception) -> JSONResponse:
-    """The database is unreachable: 503 with Retry-After, not a 500."""
-    log.warning("database error: %s", exc)
-    err = Unavailable("the database is unavailable; retry shortly")
-    return JSONResponse(err.body(), status_code=503, headers={"Retry-After": "1"})
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database error, told apart: away or busy for now -> 503 "retry" with Retry-After; a missing
+    table or column (not migrated) -> 500 naming the request id, and a log line saying what to do.
+    Anything else goes on to the catch-all 500. No answer carries SQL or a connection string."""
+    assert isinstance(exc, DBAPIError)
+    request_id = getattr(request.state, "request_id", "")
+    if dberrors.transient(exc):
+        log.warning("database unavailable: %s", dberrors.summary(exc), extra={"request_id": request_id})
+        err = Unavailable("the database is unavailable; retry shortly")
+        return JSONResponse(err.body(), status_code=503, headers={"Retry-After": "1"})
+    if dberrors.schema_missing(exc):
+        log.error("%s (%s)", dberrors.MIGRATE_HINT, dberrors.summary(exc), extra={"request_id": request_id})
+        message = (
+            f"the database is not set up for this release; the service log has what to do under request id {request_id}"
+        )
+        body = BumpfitError(message, details={"request_id": request_id}).body()
+        return JSONResponse(body, status_code=500)
+    raise exc
 
 
 def install(app: FastAPI) -> None:
@@ -59,5 +73,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BumpfitError, bumpfit_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(OperationalError, database_down)
-    app.add_exception_handler(InterfaceError, database_down)
+    app.add_exception_handler(DBAPIError, database_error)

@@ -40,6 +40,7 @@ class Observe:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request_id = uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id  # request.state.request_id for handlers
         start, status, started = time.perf_counter(), 500, False
 
         async def send_with_id(message: Message) -> None:

@@ -51,19 +51,25 @@ def held(session: Session, token: str) -> dict[str, bool]:
     return {row.id: row.cancel_requested for row in session.execute(stmt)}
 
 
-def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]]) -> dict[str, bool]:
+def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]], again: bool = False) -> dict[str, bool]:
     """Record one finished epoch of the jobs in `rows` still held under `token` (their progress and
     history rows, two multi-row statements whatever their number); returns those jobs as `held`
-    does. Jobs not returned were lost and got nothing."""
+    does. Jobs not returned were lost and got nothing. `again`: a retry after a failed commit that
+    may have landed, so history rows already there are skipped (each epoch's row is written once)."""
     owned = {job_id: cancel for job_id, cancel in held(session, token).items() if job_id in rows}
     rows = {job_id: finite(rows[job_id]) for job_id in owned}
-    if owned:
+    if again and rows:
+        recorded = session.execute(select(HistoryRow.job_id, HistoryRow.epoch).where(HistoryRow.job_id.in_(rows)))
+        for job_id, epoch in recorded:
+            if rows[job_id]["epoch"] == epoch:
+                del rows[job_id]
+    if rows:
         session.execute(
             update(JOBS)
             .where(JOBS.c.id == bindparam("job_id"))
             .values(progress_epoch=bindparam("epoch"), params=bindparam("params")),
-            [{"job_id": job_id, "epoch": rows[job_id]["epoch"], "params": rows[job_id]["params"]} for job_id in owned],
+            [{"job_id": job_id, "epoch": rows[job_id]["epoch"], "params": rows[job_id]["params"]} for job_id in rows],
         )
         now = utcnow()
-        session.execute(insert(HistoryRow), [{"job_id": job_id, "timestamp": now, **rows[job_id]} for job_id in owned])
+        session.execute(insert(HistoryRow), [{"job_id": job_id, "timestamp": now, **rows[job_id]} for job_id in rows])
     return owned

@@ -111,6 +111,7 @@ def cases(base: str, sweep_id: list[str]) -> list[tuple[str, Callable[[httpx.Cli
         ("csv: unclosed quote, then 1M lines", upload("q.csv", b'x,y\n"1,2\n' + b"3,4\n" * 1_000_000)),
         ("csv: 2,000,001 rows (limit 2,000,000)", upload("r.csv", csv_rows(2_000_001))),
         ("csv: bad cell in the last of 1.5M rows", upload("c.csv", csv_rows(1_500_000, bad_last=True))),
+        ("csv: 1.5M valid rows (healthz meanwhile)", upload("v.csv", csv_rows(1_500_000))),
         (
             "upload: 100 MB chunked, no Content-Length",
             lambda http: http.post(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
 import select as os_select
 import signal
 import socket
@@ -13,12 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app import data as datalib
-from app import lifecycle, queue, wake
+from app import dberrors, lifecycle, queue, wake
 from app.db import session_scope
-from app.errors import InvalidInput
+from app.errors import BumpfitError, InvalidInput
 from app.jobs.models import Job
 from app.ops import service as workers
 from app.settings import Settings
@@ -27,10 +28,20 @@ from workers.engine import BACKEND, EpochReport, Member, Result, default_device,
 from workers.results import finish_all, finish_one
 
 log = logging.getLogger("bumpfit.worker")
-DB_DOWN = (OperationalError, InterfaceError)  # the database is unreachable or restarting
 T = TypeVar("T")
 REAP_EVERY = 5.0  # seconds between looks for jobs whose worker died
-DB_RETRY_SLEEP = 0.5  # seconds between tries while the database is unreachable
+DB_RETRY_SLEEP = 0.5  # first pause while the database is unreachable; doubles each try ...
+DB_RETRY_MAX = 5.0  # ... up to this, so a worker notices the database back within seconds
+LISTEN_RETRY_MAX = 30.0  # longest pause between tries to reopen a lost LISTEN connection
+
+
+class Stopping(Exception):
+    """The worker is shutting down while the database is away: its group is left to the reaper."""
+
+
+def backoff(tries: int) -> float:
+    """Seconds to wait before try `tries + 1` of a database unit of work (exponential, jittered)."""
+    return min(DB_RETRY_MAX, DB_RETRY_SLEEP * 2**tries) * random.uniform(0.5, 1.0)
 
 
 def load_member(session: Any, job: Job, settings: Settings, cache: dict[str, tuple[Any, Any]] | None = None) -> Member:
@@ -63,20 +74,39 @@ class Worker:
         self.wake_fd = int(os.environ.get("BUMPFIT_WAKE_FD", "0")) or None
         self.token: str | None = None
         self.current: list[str] = []
+        # When this worker last met a database error: the reaper waits a lease after that, so the
+        # workers that held jobs through an outage can renew their leases first.
+        self.db_failed_at = -float("inf")
+        self.listener: Any = None
+        self.listen_tries, self.listen_next = 0, 0.0
 
     # -- plumbing -------------------------------------------------------------------------------
 
     def retry(self, fn: Callable[[], T]) -> T:
-        """Run a database unit of work, retrying while the database is unreachable (one lease)."""
-        deadline = time.monotonic() + self.settings.lease_seconds
+        """Run a database unit of work, waiting out an outage of any length with backoff: an outage
+        pauses the worker (what it trained stays in memory), never fails a job. Raises Stopping
+        if the worker is asked to stop while the database is away, and errors that are not an
+        outage (a missing table, a bug) at once."""
+        tries = 0
         while True:
             try:
-                return fn()
-            except DB_DOWN:
-                if time.monotonic() > deadline:
+                result = fn()
+            except SQLAlchemyError as exc:
+                if not dberrors.transient(exc):
+                    if dberrors.schema_missing(exc):
+                        log.error("%s (%s)", dberrors.MIGRATE_HINT, dberrors.summary(exc))
                     raise
-                log.warning("database unreachable; retrying")
-                time.sleep(DB_RETRY_SLEEP)
+                self.db_failed_at = time.monotonic()
+                if self.stopping.is_set():
+                    raise Stopping from exc
+                if tries == 0:
+                    log.warning("database unreachable (%s); waiting for it", dberrors.summary(exc))
+                self.stopping.wait(backoff(tries))
+                tries += 1
+                continue
+            if tries:
+                log.info("database back after %d tries; carrying on", tries)
+            return result
 
     def register(self, status: str) -> None:
         """Upsert this worker's row with its heartbeat."""
@@ -88,29 +118,40 @@ class Worker:
         self.retry(write)
 
     def heartbeat_loop(self) -> None:
-        """Renew leases and this worker's heartbeat several times per lease, whatever epochs take."""
+        """Renew leases and this worker's heartbeat several times per lease, whatever epochs take;
+        through an outage it keeps trying, so a lease is renewed as soon as the database is back."""
         while not self.stopping.wait(self.settings.heartbeat_interval):
             if self.parent is not None and os.getppid() != self.parent:
                 log.warning("bumpfit serve (pid %s) is gone; stopping", self.parent)
                 self.stopping.set()
             try:
                 token = self.token
-                if token is not None:
-                    with session_scope(self.url) as s:
+                with session_scope(self.url) as s:
+                    if token is not None:
                         queue.heartbeat(s, token, self.settings.lease_seconds)
-                self.register("busy" if self.current else "idle")
-            except Exception:  # noqa: BLE001 - keep beating through database restarts
+                    workers.register(s, self.id, self.device, "busy" if self.current else "idle", self.current)
+            except SQLAlchemyError as exc:
+                self.db_failed_at = time.monotonic()
+                if not dberrors.transient(exc):
+                    log.error("heartbeat failed: %s", dberrors.summary(exc))
+            except Exception:  # noqa: BLE001 - the heartbeat thread must outlive any one failure
                 log.exception("heartbeat failed")
 
-    def wait_for_work(self, listener: Any) -> None:
-        """Sleep until a NOTIFY (PostgreSQL), a byte on the wake-up pipe, or the poll interval passes."""
-        if listener is not None:
+    def wait_for_work(self) -> None:
+        """Sleep until a NOTIFY (PostgreSQL), a byte on the wake-up pipe, or the poll interval passes.
+        A LISTEN connection that fails is closed; `ensure_listening` reopens it."""
+        if self.listener is not None:
             try:
-                for _ in listener.notifies(timeout=self.settings.poll_seconds, stop_after=1):
+                for _ in self.listener.notifies(timeout=self.settings.poll_seconds, stop_after=1):
                     pass
                 return
-            except Exception:  # noqa: BLE001 - fall back to polling; reconnect next round
-                log.warning("LISTEN connection lost; polling")
+            except Exception as exc:  # noqa: BLE001 - any failure of that connection: reopen it
+                log.warning("LISTEN connection lost (%s); reopening it, polling meanwhile", type(exc).__name__)
+                self.close_listener()
+                pause = backoff(0)
+                self.listen_next = time.monotonic() + pause
+                self.stopping.wait(min(pause, self.settings.poll_seconds))
+                return
         if self.wake_fd is not None:
             if os_select.select([self.wake_fd], [], [], self.settings.poll_seconds)[0]:
                 if not os.read(self.wake_fd, 4096):  # end of file: `bumpfit serve` is gone; poll
@@ -118,24 +159,70 @@ class Worker:
             return
         self.stopping.wait(self.settings.poll_seconds)
 
-    def listen(self) -> Any:
-        """A connection LISTENing for new jobs (PostgreSQL), or None: then poll."""
-        conn = wake.listen(self.url)
-        if conn is None and self.url.startswith("postgresql"):
-            log.warning("could not LISTEN; polling")
-        return conn
+    def ensure_listening(self) -> None:
+        """On PostgreSQL, (re)open the LISTEN connection when there is none, with backoff between
+        tries (from DB_RETRY_SLEEP up to LISTEN_RETRY_MAX seconds); polling covers the gaps."""
+        if self.listener is not None or not self.url.startswith("postgresql") or time.monotonic() < self.listen_next:
+            return
+        self.listener = wake.listen(self.url)
+        if self.listener is None:
+            if self.listen_tries == 0:
+                log.warning("could not LISTEN; polling, and trying again with backoff")
+            self.listen_tries += 1
+            pause = min(LISTEN_RETRY_MAX, DB_RETRY_SLEEP * 2**self.listen_tries) * random.uniform(0.5, 1.0)
+            self.listen_next = time.monotonic() + pause
+        elif self.listen_tries:
+            log.info("listening for new jobs again")
+            self.listen_tries = 0
+
+    def close_listener(self) -> None:
+        """Close the LISTEN connection, if any, whatever state it is in."""
+        conn, self.listener = self.listener, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - it is already broken; nothing to keep
+                pass
 
     # -- the loop -------------------------------------------------------------------------------
 
+    def housekeep(self) -> None:
+        """Reap expired leases and apply retention. After a database error the reaper waits a lease,
+        so workers that held jobs through an outage renew their leases before anyone reaps them;
+        a retention conflict (a label set meanwhile) waits for the next round."""
+        if time.monotonic() - self.db_failed_at < self.settings.lease_seconds:
+            return
+        with session_scope(self.url) as s:
+            counts = queue.reap(s)
+        if any(counts.values()):
+            log.info("reaped expired leases: %s", counts)
+        if self.settings.retention_days is not None:
+            try:
+                with session_scope(self.url) as s:
+                    expired = lifecycle.expire(s, self.settings.retention_days)
+            except BumpfitError as exc:
+                log.info("retention: %s; trying again next round", exc.message)
+                return
+            if expired:
+                log.info("retention: deleted %d finished jobs", expired)
+
+    def claim(self) -> tuple[str, list[Job]]:
+        """Claim the next group of fusable jobs this worker can run (none when the queue is empty)."""
+        with session_scope(self.url) as s:
+            token, jobs = queue.claim(s, self.id, self.accepts, self.settings.max_fuse, self.settings.lease_seconds)
+            s.expunge_all()
+        return token, jobs
+
     def run(self) -> None:
-        """Claim and train until SIGTERM/SIGINT."""
+        """Claim and train until SIGTERM/SIGINT; no error of the database or of one group ends it."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stopping.set())
         self.register("idle")
         beat = threading.Thread(target=self.heartbeat_loop, daemon=True, name="heartbeat")
         beat.start()
         warmup.start(self.url, self.device, self.settings.warmup_shapes, self.stopping)
-        listener, last_reap = self.listen(), 0.0
+        self.ensure_listening()
+        last_reap = 0.0
         log.info(
             "worker %s ready on %s (keras backend %s), taking %s jobs",
             self.id,
@@ -146,41 +233,37 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 if time.monotonic() - last_reap > REAP_EVERY:
-                    with session_scope(self.url) as s:
-                        counts = queue.reap(s)
-                    if any(counts.values()):
-                        log.info("reaped expired leases: %s", counts)
-                    if self.settings.retention_days is not None:
-                        with session_scope(self.url) as s:
-                            expired = lifecycle.expire(s, self.settings.retention_days)
-                        if expired:
-                            log.info("retention: deleted %d finished jobs", expired)
+                    self.retry(self.housekeep)
                     last_reap = time.monotonic()
-                with session_scope(self.url) as s:
-                    token, jobs = queue.claim(
-                        s, self.id, self.accepts, self.settings.max_fuse, self.settings.lease_seconds
-                    )
-                    s.expunge_all()
-            except DB_DOWN:
-                log.warning("database unreachable; retrying")
-                self.stopping.wait(DB_RETRY_SLEEP)
-                listener = None
+                token, jobs = self.retry(self.claim)
+            except Stopping:
+                break
+            except SQLAlchemyError as exc:  # not an outage (retry waits those out): say so, go on
+                log.error("claim loop: %s; trying again", dberrors.summary(exc))
+                self.stopping.wait(DB_RETRY_MAX)
                 continue
             if not jobs:
-                if listener is None:
-                    listener = self.listen()
-                self.wait_for_work(listener)
+                self.ensure_listening()
+                self.wait_for_work()
                 continue
             self.token, self.current = token, [j.id for j in jobs]
             try:
                 self.run_group(token, jobs)
+            except Stopping:
+                log.warning("stopping while the database is away: the group goes back to the queue with its lease")
+            except Exception:  # noqa: BLE001 - not the jobs' fault: the lease lapses, another try runs them
+                log.exception("group of %d job(s) dropped; the reaper requeues them", len(jobs))
             finally:
                 self.token, self.current = None, []
-        self.register("stopped")
+        self.close_listener()
+        try:
+            self.register("stopped")
+        except (Stopping, SQLAlchemyError):
+            log.warning("could not mark this worker stopped: the database is away")
         log.info("worker %s stopped", self.id)
 
-    def run_group(self, token: str, jobs: list[Job]) -> None:
-        """Load, train and finish one claimed group; a job's bad data fails only that job."""
+    def start_group(self, token: str, jobs: list[Job]) -> list[Member]:
+        """Load the claimed jobs' data and mark the group started; a job's bad data fails only it."""
         members: list[Member] = []
         datasets: dict[str, tuple[Any, Any]] = {}
         with session_scope(self.url) as s:
@@ -190,6 +273,13 @@ class Worker:
                 except InvalidInput as exc:
                     queue.fail(s, job.id, token, {"type": "bad_input", "message": exc.message})
             queue.start_group(s, token, self.device)
+        return members
+
+    def run_group(self, token: str, jobs: list[Job]) -> None:
+        """Load, train and finish one claimed group. An error of the training fails the group's jobs,
+        once; an error of the database never does (it propagates: the group is dropped, its lease
+        lapses and the reaper requeues it)."""
+        members = self.retry(functools.partial(self.start_group, token, jobs))
         if not members:
             return
         log.info(
@@ -208,6 +298,8 @@ class Worker:
 
         try:
             results = train_group(members, on_epoch, self.device, artifacts=True, on_done=on_done)
+        except (Stopping, SQLAlchemyError):
+            raise  # the infrastructure's, never the jobs' error
         except Exception as exc:  # noqa: BLE001 - a bug or resource error fails the group, once
             log.exception("training failed")
             error = {"type": "training_error", "message": f"{type(exc).__name__}: {exc}"}
@@ -230,11 +322,15 @@ class Worker:
         (another worker or the reaper owns it now), diverged, cancelled, or handed back because
         this worker is shutting down. Returns the members the engine should drop."""
         drop: list[int] = []
+        tries = 0
 
         def write() -> None:
+            nonlocal tries
             drop.clear()
+            tries += 1
             with session_scope(self.url) as s:
-                held = queue.add_epoch(s, token, {members[k].id: row for k, row in report.rows.items()})
+                rows = {members[k].id: row for k, row in report.rows.items()}
+                held = queue.add_epoch(s, token, rows, again=tries > 1)
                 for k, row in report.rows.items():
                     job_id = members[k].id
                     if job_id not in held:

@@ -30,6 +30,30 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# Request fields added since the first release (each None by default), newest first. Releases before
+# 0007 fingerprinted the filled-in request, so a row they stored hashes these fields as the release
+# that wrote it knew them: the first release had none of them.
+ADDED_SINCE_FIRST_RELEASE = (("training", "early_stopping"),)
+
+
+def fingerprint(req: JobRequest) -> str:
+    """What an Idempotency-Key's request is compared by: a hash of the fields the client sent, so a
+    retry still matches after a release fills in new defaults."""
+    return digest(req.model_dump(mode="json", exclude_unset=True))
+
+
+def older_fingerprints(req: JobRequest) -> set[str]:
+    """The fingerprints earlier releases stored for `req`: its filled-in form as each knew it."""
+    full = req.model_dump(mode="json")
+    found = {digest(full)}
+    for section, name in ADDED_SINCE_FIRST_RELEASE:
+        if full[section].get(name) is not None:
+            break  # a release without this field could not have been sent it
+        full = {**full, section: {k: v for k, v in full[section].items() if k != name}}
+        found.add(digest(full))
+    return found
+
+
 @dataclass
 class Shape:
     """What the worker will train on: rows, features, and the train/validation split."""
@@ -138,9 +162,9 @@ def create(
     session: Session, req: JobRequest, settings: Settings, idempotency_key: str | None = None
 ) -> tuple[Job, bool]:
     """Enqueue a job: (job, created). A repeated Idempotency-Key returns the first job."""
-    request_hash = digest(req.model_dump(mode="json"))
+    request_hash = fingerprint(req)
     if idempotency_key is not None:
-        found = _by_key(session, idempotency_key, request_hash)
+        found = _by_key(session, idempotency_key, req)
         if found is not None:
             return found, False
     spec, key = prepare(session, req, settings)
@@ -150,16 +174,17 @@ def create(
             queue.enqueue(session, [job])
     except IntegrityError:
         # Another request with the same key won the race.
-        found = _by_key(session, idempotency_key or "", request_hash)
+        found = _by_key(session, idempotency_key or "", req)
         if found is None:
             raise
         return found, False
     return job, True
 
 
-def _by_key(session: Session, key: str, request_hash: str) -> Job | None:
+def _by_key(session: Session, key: str, req: JobRequest) -> Job | None:
+    """The job submitted with `key`, if any; 409 if it was submitted with another request."""
     job = session.scalar(select(Job).where(Job.idempotency_key == key))
-    if job is not None and job.request_hash != request_hash:
+    if job is not None and job.request_hash != fingerprint(req) and job.request_hash not in older_fingerprints(req):
         raise Conflict(f"Idempotency-Key {key!r} was used with a different request body", details={"job_id": job.id})
     return job
 

@@ -108,9 +108,7 @@ def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCrea
     session.add(sweep)
     session.flush()  # the jobs reference it
     rows = [
-        jobs.build_job(
-            r, spec, key, settings, request_hash=jobs.digest(r.model_dump(mode="json")), sweep_id=sweep.id, point=point
-        )
+        jobs.build_job(r, spec, key, settings, request_hash=jobs.fingerprint(r), sweep_id=sweep.id, point=point)
         for r, spec, key, point in prepared
     ]
     session.add_all(rows)

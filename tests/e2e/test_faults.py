@@ -1,5 +1,6 @@
 """Faults with real processes: a job that kills its worker every time, PostgreSQL restarting under a
-running service, and SQLite with several workers under concurrent submissions."""
+running service, and SQLite with several workers under concurrent submissions (longer database
+outages: test_outages.py)."""
 
 from __future__ import annotations
 

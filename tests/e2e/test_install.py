@@ -13,7 +13,9 @@ import pytest
 
 from tests.conftest import ROOT, answers, free_port, seed_job, wait_for
 
-pytestmark = pytest.mark.deploy
+# pytest-timeout's limit holds the sum of the steps' own limits (wheel 300 s, install 900 s, serve,
+# job and stop 360 s).
+pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
 
 
 def test_the_wheel_installs_and_serves_a_job_from_an_empty_directory(tmp_path: Path) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from app import migrate
+from app.data import to_npz
 from app.db import engine_for
 from app.models import Base
 
@@ -28,18 +32,47 @@ def test_head_matches_models_and_downgrade_works(db_url: str) -> None:
     assert diff(db_url) == []
 
 
-def test_0005_marks_the_inline_data_stored_before_it(db_url: str) -> None:
-    migrate.downgrade(db_url, "0004")
-    with engine_for(db_url).begin() as conn:
-        for i, name in enumerate(("inline data", "inline data of a sweep", "measurements.csv")):
+def insert_datasets(url: str, rows: dict[str, tuple[str, bool]]) -> None:
+    """Dataset rows {id: (filename, stored as inline data)}: inline data is stored with the hash of
+    its bytes; an upload with the hash of the file sent (re-encoded before it is stored)."""
+    with engine_for(url).begin() as conn:
+        for dataset_id, (name, inline) in rows.items():
+            data = to_npz(np.zeros((1, 1), np.float32), np.zeros(1, np.float32))
+            sha = hashlib.sha256(data if inline else b"the file " + data).hexdigest()
             conn.execute(
                 text(
                     "INSERT INTO datasets (id, filename, n, features, sha256, data, created_at) "
-                    "VALUES (:id, :name, 1, 1, '', :data, CURRENT_TIMESTAMP)"
+                    "VALUES (:id, :name, 1, 1, :sha, :data, CURRENT_TIMESTAMP)"
                 ),
-                {"id": f"d{i}", "name": name, "data": b""},
+                {"id": dataset_id, "name": name, "sha": sha, "data": data},
             )
+
+
+def inline_flags(url: str) -> dict[str, bool]:
+    """{dataset id: inline}."""
+    with engine_for(url).connect() as conn:
+        return {k: bool(v) for k, v in conn.execute(text("SELECT id, inline FROM datasets")).tuples()}
+
+
+def test_0005_marks_the_inline_data_stored_before_it_and_not_an_upload_named_so(db_url: str) -> None:
+    migrate.downgrade(db_url, "0004")
+    insert_datasets(
+        db_url,
+        {
+            "d0": ("inline data", True),
+            "d1": ("inline data of a sweep", True),
+            "d2": ("measurements.csv", False),
+            "d3": ("inline data", False),  # an upload whose user named it so
+        },
+    )
     migrate.upgrade(db_url)
-    with engine_for(db_url).connect() as conn:
-        rows = dict(conn.execute(text("SELECT filename, inline FROM datasets")).tuples().all())
-    assert rows == {"inline data": True, "inline data of a sweep": True, "measurements.csv": False}
+    assert inline_flags(db_url) == {"d0": True, "d1": True, "d2": False, "d3": False}
+
+
+def test_0007_unmarks_an_upload_that_the_first_form_of_0005_marked_by_its_name(db_url: str) -> None:
+    migrate.downgrade(db_url, "0005")
+    insert_datasets(db_url, {"d0": ("inline data", True), "d3": ("inline data", False)})
+    with engine_for(db_url).begin() as conn:  # what 0005 did before: marked both by their name
+        conn.execute(text("UPDATE datasets SET inline = true"))
+    migrate.upgrade(db_url)
+    assert inline_flags(db_url) == {"d0": True, "d3": False}
