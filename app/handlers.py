@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,16 +12,24 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import BumpfitError, Unavailable, validation_details
+from app.errors import BumpfitError, Unavailable, shaped, validation_details
 
 log = logging.getLogger("bumpfit.api")
 HTTP_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
-async def bumpfit_error(_: Request, exc: Exception) -> JSONResponse:
+def _json(
+    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The error response, in V2's shape on /v2 routes (`app.errors.shaped`)."""
+    body, status = shaped(body, status, request.url.path)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def bumpfit_error(request: Request, exc: Exception) -> JSONResponse:
     """BumpfitError and its subclasses, with their own status."""
     assert isinstance(exc, BumpfitError)
-    return JSONResponse(exc.body(), status_code=exc.status_code)
+    return _json(request, exc.body(), exc.status_code)
 
 
 async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
@@ -33,25 +43,22 @@ async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     body = {
         "error": {"type": "validation_error", "message": f"{first['loc']}: {first['msg']}{more}", "details": errors}
     }
-    return JSONResponse(body, status_code=422)
+    return _json(request, body, 422)
 
 
-async def http_error(_: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unknown path, wrong method, unparseable body)."""
     assert isinstance(exc, StarletteHTTPException)
     kind = HTTP_TYPES.get(exc.status_code, "http_error")
-    return JSONResponse(
-        {"error": {"type": kind, "message": str(exc.detail), "details": None}},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
+    body = {"error": {"type": kind, "message": str(exc.detail), "details": None}}
+    return _json(request, body, exc.status_code, exc.headers)
 
 
-async def database_down(_: Request, exc: Exception) -> JSONResponse:
+async def database_down(request: Request, exc: Exception) -> JSONResponse:
     """The database is unreachable: 503 with Retry-After, not a 500."""
     log.warning("database error: %s", exc)
     err = Unavailable("the database is unavailable; retry shortly")
-    return JSONResponse(err.body(), status_code=503, headers={"Retry-After": "1"})
+    return _json(request, err.body(), 503, {"Retry-After": "1"})
 
 
 def install(app: FastAPI) -> None:
