@@ -22,7 +22,7 @@ from app.errors import InvalidInput
 from app.jobs.models import Job
 from app.ops import service as workers
 from app.settings import Settings
-from workers import warmup
+from workers import exports, warmup
 from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
 from workers.results import finish_all, finish_one
 
@@ -167,6 +167,8 @@ class Worker:
                 listener = None
                 continue
             if not jobs:
+                if self.export():
+                    continue
                 if listener is None:
                     listener = self.listen()
                 self.wait_for_work(listener)
@@ -178,6 +180,13 @@ class Worker:
                 self.token, self.current = None, []
         self.register("stopped")
         log.info("worker %s stopped", self.id)
+
+    def export(self) -> bool:
+        """Make one model export asked for through the API, between training groups."""
+        try:
+            return exports.run_one(self.url, self.settings.lease_seconds)
+        except DB_DOWN:
+            return False
 
     def run_group(self, token: str, jobs: list[Job]) -> None:
         """Load, train and finish one claimed group; a job's bad data fails only that job."""
