@@ -11,6 +11,7 @@ from app.errors import Forbidden, Unauthorized
 
 SCOPES = {"read": {"read"}, "submit": {"read", "submit"}}  # submit implies read
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+OPEN_PATHS |= {"/v2/health/live", "/v2/health/ready"}  # the Open Inference Protocol's probes
 OPEN_PREFIXES = ("/dashboard/static/", "/docs/assets/")  # the dashboard's and the API docs' files
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 

@@ -38,8 +38,14 @@ def get_read_session(request: Request) -> Iterator[Session]:
     yield from _session(request, True)
 
 
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A writable session for a GET that may record something (asking for a model export)."""
+    yield from _session(request, False)
+
+
 # scope="function": commit before the response is sent, so a client that reads right after a 201
 # finds what it created, and a failed commit is an error response rather than a lost write.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

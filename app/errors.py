@@ -77,6 +77,19 @@ class Unavailable(BumpfitError):
     type = "unavailable"
 
 
+def is_v2(path: str) -> bool:
+    """True for the Open Inference Protocol's routes, whose errors take V2's shape."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def shaped(body: dict[str, Any], status: int, path: str) -> tuple[dict[str, Any], int]:
+    """An error body and status for `path`: the contract's, or on /v2 routes V2's `{"error": message}`,
+    where a request the model cannot take is a 400 (as in Triton and KServe) rather than a 422."""
+    if not is_v2(path):
+        return body, status
+    return {"error": body["error"]["message"]}, 400 if status == 422 else status
+
+
 # Discriminated-union tags pydantic puts in error locations after these fields; users never wrote them.
 UNION_TAGS = {"data": {"synthetic", "inline", "dataset"}, "layer": set(FAMILIES)}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,16 +13,24 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import dberrors
-from app.errors import BumpfitError, Unavailable, validation_details
+from app.errors import BumpfitError, Unavailable, shaped, validation_details
 
 log = logging.getLogger("bumpfit.api")
 HTTP_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
-async def bumpfit_error(_: Request, exc: Exception) -> JSONResponse:
+def _json(
+    request: Request, body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The error response, in V2's shape on /v2 routes (`app.errors.shaped`)."""
+    body, status = shaped(body, status, request.url.path)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def bumpfit_error(request: Request, exc: Exception) -> JSONResponse:
     """BumpfitError and its subclasses, with their own status."""
     assert isinstance(exc, BumpfitError)
-    return JSONResponse(exc.body(), status_code=exc.status_code)
+    return _json(request, exc.body(), exc.status_code)
 
 
 async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
@@ -34,18 +44,15 @@ async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     body = {
         "error": {"type": "validation_error", "message": f"{first['loc']}: {first['msg']}{more}", "details": errors}
     }
-    return JSONResponse(body, status_code=422)
+    return _json(request, body, 422)
 
 
-async def http_error(_: Request, exc: Exception) -> JSONResponse:
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unknown path, wrong method, unparseable body)."""
     assert isinstance(exc, StarletteHTTPException)
     kind = HTTP_TYPES.get(exc.status_code, "http_error")
-    return JSONResponse(
-        {"error": {"type": kind, "message": str(exc.detail), "details": None}},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
+    body = {"error": {"type": kind, "message": str(exc.detail), "details": None}}
+    return _json(request, body, exc.status_code, exc.headers)
 
 
 async def database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -57,14 +64,14 @@ async def database_error(request: Request, exc: Exception) -> JSONResponse:
     if dberrors.transient(exc):
         log.warning("database unavailable: %s", dberrors.summary(exc), extra={"request_id": request_id})
         err = Unavailable("the database is unavailable; retry shortly")
-        return JSONResponse(err.body(), status_code=503, headers={"Retry-After": "1"})
+        return _json(request, err.body(), 503, {"Retry-After": "1"})
     if dberrors.schema_missing(exc):
         log.error("%s (%s)", dberrors.MIGRATE_HINT, dberrors.summary(exc), extra={"request_id": request_id})
         message = (
             f"the database is not set up for this release; the service log has what to do under request id {request_id}"
         )
         body = BumpfitError(message, details={"request_id": request_id}).body()
-        return JSONResponse(body, status_code=500)
+        return _json(request, body, 500)
     raise exc
 
 

@@ -16,7 +16,7 @@ from app.jobs import service as jobs
 from app.jobs.models import FINISHED, Artifact, HistoryRow, Job, JobStatus
 from app.serving import labels
 from app.serving import service as serving
-from app.serving.models import ModelLabel
+from app.serving.models import ModelExport, ModelLabel
 
 
 def _refuse_labelled(session: Session, job: Job, what: str | None = None) -> None:
@@ -48,6 +48,7 @@ def _remove(session: Session, job_ids: list[str]) -> None:
         with session.begin_nested():
             session.execute(delete(HistoryRow).where(HistoryRow.job_id.in_(job_ids)))
             session.execute(delete(Artifact).where(Artifact.job_id.in_(job_ids)))
+            session.execute(delete(ModelExport).where(ModelExport.job_id.in_(job_ids)))
             session.execute(delete(Job).where(Job.id.in_(job_ids)))
     except IntegrityError:  # a label was set on one of them meanwhile; its foreign key holds the job
         raise Conflict("a label now points at this job's model version; delete the label first") from None
@@ -77,6 +78,7 @@ def delete_version(session: Session, name: str, version: int) -> None:
     job = serving.version_job(session, name, version)
     _refuse_labelled(session, job)
     session.execute(delete(Artifact).where(Artifact.job_id == job.id))
+    session.execute(delete(ModelExport).where(ModelExport.job_id == job.id))
     # Negated rather than cleared: the next version is max(|version|) + 1, so numbers are not reused.
     session.execute(update(Job).where(Job.id == job.id).values(model_version=-version))
 

@@ -15,7 +15,9 @@ from app.jobs.router import router as jobs_router
 from app.middleware import BodyLimit, Observe, RequireKey
 from app.ops.metrics import REGISTRY, QueueCollector
 from app.ops.router import router as ops_router
+from app.outbox.router import router as webhooks_router
 from app.serving.router import router as serving_router
+from app.serving.v2_router import router as v2_router
 from app.settings import Settings, get_settings
 from app.sweeps.router import router as sweeps_router
 
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID"],
         )
     app.add_middleware(Observe)
-    for router in (jobs_router, sweeps_router, serving_router, datasets_router, ops_router, dashboard_router):
+    routers = (jobs_router, sweeps_router, serving_router, v2_router, datasets_router, webhooks_router, ops_router)
+    for router in (*routers, dashboard_router):
         app.include_router(router)
     return app

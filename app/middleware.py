@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import check_key
-from app.errors import BumpfitError, TooLarge
+from app.errors import BumpfitError, TooLarge, shaped
 from app.ops.metrics import LATENCY, REQUESTS
 
 log = logging.getLogger("bumpfit.api")
@@ -25,7 +25,8 @@ async def _nothing() -> Message:
 
 
 async def _answer(err: BumpfitError, scope: Scope, send: Send, headers: dict[str, str] | None = None) -> None:
-    await JSONResponse(err.body(), status_code=err.status_code, headers=headers)(scope, _nothing, send)
+    body, status = shaped(err.body(), err.status_code, scope["path"])
+    await JSONResponse(body, status_code=status, headers=headers)(scope, _nothing, send)
 
 
 class Observe:

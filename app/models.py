@@ -4,7 +4,21 @@ from app.datasets.models import Dataset
 from app.db import Base
 from app.jobs.models import Artifact, HistoryRow, Job
 from app.ops.models import Worker
-from app.serving.models import ModelLabel
+from app.outbox.models import Delivery, OutboxEvent, Webhook
+from app.serving.models import ModelExport, ModelLabel
 from app.sweeps.models import Sweep
 
-__all__ = ["Artifact", "Base", "Dataset", "HistoryRow", "Job", "ModelLabel", "Sweep", "Worker"]
+__all__ = [
+    "Artifact",
+    "Base",
+    "Dataset",
+    "Delivery",
+    "OutboxEvent",
+    "Webhook",
+    "HistoryRow",
+    "Job",
+    "ModelExport",
+    "ModelLabel",
+    "Sweep",
+    "Worker",
+]

@@ -24,8 +24,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.routing import APIRoute
 
 from app.auth import READ_METHODS, is_open
-from app.errors import NotFound
+from app.errors import NotFound, is_v2
 from app.responses import ErrorResponse
+from app.serving import v2_router
 
 SCHEME = "bearer"
 ASSETS = "/docs/assets"  # open to all (app.auth.OPEN_PREFIXES)
@@ -46,8 +47,9 @@ def operation_id(route: APIRoute) -> str:
     return f"{tag}_{name}".replace("-", "_")
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
+def _error(description: str, path: str) -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/V2Error"} if is_v2(path) else ERROR_REF
+    return {"description": description, "content": {"application/json": {"schema": ref}}}
 
 
 def secure(document: dict[str, Any], keys: bool = True) -> dict[str, Any]:
@@ -75,9 +77,9 @@ def secure(document: dict[str, Any], keys: bool = True) -> dict[str, Any]:
             if is_open(path):
                 continue
             op["security"] = [{SCHEME: []}] if keys else [{SCHEME: []}, {}]
-            responses.setdefault("401", _error("Missing or unknown API key"))
+            responses.setdefault("401", _error("Missing or unknown API key", path))
             if method.upper() not in READ_METHODS:
-                responses.setdefault("403", _error("The API key's scope does not allow this (a `read` key)"))
+                responses.setdefault("403", _error("The API key's scope does not allow this (a `read` key)", path))
     for schema in schemas.values():
         for prop in schema.get("properties", {}).values():
             if prop.get("type") == "string" and prop.get("contentMediaType") == "application/octet-stream":
@@ -90,16 +92,15 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = secure(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=app.description,
-                    routes=app.routes,
-                    separate_input_output_schemas=app.separate_input_output_schemas,
-                ),
-                keys=bool(app.state.api_keys),
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                separate_input_output_schemas=app.separate_input_output_schemas,
             )
+            v2_router.add_schemas(document)
+            app.openapi_schema = secure(document, keys=bool(app.state.api_keys))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.data import finite
 from app.db import utcnow
 from app.jobs.models import FINISHED, Artifact, Job, JobStatus
+from app.outbox import events as outbox
 from app.progress import JOBS, add_epoch, held, held_under, start_group
 from app.wake import CHANNEL, is_postgres, notify, on_enqueue
 
@@ -118,6 +119,11 @@ def _count(session: Session, stmt: Any) -> int:
     return int(session.execute(stmt.execution_options(synchronize_session=False)).rowcount)  # type: ignore[attr-defined]
 
 
+def _ids(session: Session, stmt: Any) -> list[str]:
+    """The ids of the jobs an UPDATE changed."""
+    return list(session.scalars(stmt.returning(Job.id).execution_options(synchronize_session=False)))
+
+
 def _ended() -> dict[str, Any]:
     """What every end of a run writes besides its state: the time, and the lease released."""
     return {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
@@ -172,6 +178,7 @@ def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]
     ]
     if artifacts:
         session.execute(insert(Artifact), artifacts)
+    outbox.ended(session, owned)
     return owned
 
 
@@ -203,6 +210,7 @@ def finish(
         return False
     if artifact is not None:
         session.add(Artifact(job_id=job_id, data=artifact))
+    outbox.ended(session, [job_id])
     return True
 
 
@@ -222,6 +230,7 @@ def cancel(session: Session, job_id: str) -> bool:
     stmt = update(Job).where(Job.id == job_id)
     now = {"status": JobStatus.CANCELLED, "finished_at": utcnow(), "cancel_requested": True}
     if _count(session, stmt.where(Job.status == JobStatus.QUEUED).values(**now)):
+        outbox.ended(session, [job_id])
         return True
     return _count(session, stmt.where(Job.status == JobStatus.RUNNING).values(cancel_requested=True)) > 0
 
@@ -243,17 +252,17 @@ WORKER_LOST = {
 def reap(session: Session) -> dict[str, int]:
     """Settle running jobs whose lease expired: requeue, or cancel, or fail after max attempts."""
     expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < utcnow())
-    counts = {
-        "cancelled": _count(
-            session, update(Job).where(expired, Job.cancel_requested).values(status=JobStatus.CANCELLED, **_ended())
-        ),
-        "failed": _count(
-            session,
-            update(Job)
-            .where(expired, Job.attempts >= Job.max_attempts)
-            .values(status=JobStatus.FAILED, error=WORKER_LOST, **_ended()),
-        ),
-    }
+    cancelled = _ids(
+        session, update(Job).where(expired, Job.cancel_requested).values(status=JobStatus.CANCELLED, **_ended())
+    )
+    failed = _ids(
+        session,
+        update(Job)
+        .where(expired, Job.attempts >= Job.max_attempts)
+        .values(status=JobStatus.FAILED, error=WORKER_LOST, **_ended()),
+    )
+    outbox.ended(session, cancelled + failed)
+    counts = {"cancelled": len(cancelled), "failed": len(failed)}
     requeue = {"lease_token": None, "lease_expires_at": None, "worker": None, "progress_epoch": 0}
     counts["requeued"] = _count(session, update(Job).where(expired).values(status=JobStatus.QUEUED, **requeue))
     if counts["requeued"]:

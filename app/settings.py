@@ -5,11 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
+
+
+def public_url(url: str) -> str:
+    """A URL fit for a log: scheme, host, port and path, without user, password, query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class Settings(BaseSettings):
@@ -61,11 +72,20 @@ class Settings(BaseSettings):
     max_predict_instances: int = Field(100_000, gt=0)
 
     def masked(self) -> str:
-        """These settings as JSON for the start-up log, with the database password hidden."""
+        """These settings as JSON for the start-up log, with the database password and any
+        credentials or query in the MLflow URI hidden."""
         from sqlalchemy.engine import make_url
 
         url = make_url(self.database_url).render_as_string(hide_password=True)
-        return self.model_copy(update={"database_url": url}).model_dump_json()
+        mlflow = public_url(self.mlflow_tracking_uri) if self.mlflow_tracking_uri else ""
+        return self.model_copy(update={"database_url": url, "mlflow_tracking_uri": mlflow}).model_dump_json()
+
+    # events out (app/outbox): webhooks always, MLflow when a tracking URI is set
+    mlflow_tracking_uri: str = Field("", description="MLflow tracking server; empty: no MLflow export")
+    outbox_retry_seconds: float = Field(1.0, gt=0, description="first retry delay of a failed delivery; doubles")
+    outbox_retry_max_seconds: float = Field(300.0, gt=0, description="longest delay between delivery attempts")
+    webhook_max_attempts: int = Field(12, ge=1, description="attempts before a webhook delivery is given up")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="a webhook receiver's time to answer")
 
     # access
     api_keys: str = Field(

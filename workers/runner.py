@@ -23,7 +23,7 @@ from app.errors import BumpfitError, InvalidInput
 from app.jobs.models import Job
 from app.ops import service as workers
 from app.settings import Settings
-from workers import warmup
+from workers import exports, warmup
 from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
 from workers.results import finish_all, finish_one
 
@@ -243,6 +243,8 @@ class Worker:
                 self.stopping.wait(DB_RETRY_MAX)
                 continue
             if not jobs:
+                if self.export():
+                    continue
                 self.ensure_listening()
                 self.wait_for_work()
                 continue
@@ -261,6 +263,14 @@ class Worker:
         except (Stopping, SQLAlchemyError):
             log.warning("could not mark this worker stopped: the database is away")
         log.info("worker %s stopped", self.id)
+
+    def export(self) -> bool:
+        """Make one model export asked for through the API, between training groups."""
+        try:
+            return exports.run_one(self.url, self.settings.lease_seconds)
+        except SQLAlchemyError as exc:  # the database is away: the next idle loop tries again
+            log.warning("model export: %s", dberrors.summary(exc))
+            return False
 
     def start_group(self, token: str, jobs: list[Job]) -> list[Member]:
         """Load the claimed jobs' data and mark the group started; a job's bad data fails only it."""

@@ -136,6 +136,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     from app.auth import is_loopback, parse_keys
     from app.logs import configure
     from app.main import create_app
+    from app.outbox.dispatch import Dispatcher
 
     settings = _settings(host=host, port=port, database_url=database_url, workers=workers)
     configure(settings.log_level)
@@ -150,6 +151,8 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     pool = WorkerPool(settings.workers, env, gpu_count() if settings.worker_device != "cpu" else 0)
     pool.start()
     queue.on_enqueue(pool.wake)  # SQLite has no NOTIFY: a queued job wakes the workers at once
+    outbox = Dispatcher(settings)  # webhooks and MLflow, after commit, beside the API
+    outbox.start()
     # A request that computes (a 10,000-job sweep, a large upload) holds the GIL between switches;
     # the event loop needs it a few times per request, so shorter turns keep /healthz and every
     # other request answering promptly (the default 5 ms made them wait hundreds of ms).
@@ -160,6 +163,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     try:
         _Server(config).run()
     finally:
+        outbox.stop()
         pool.stop()
 
 

@@ -3,17 +3,20 @@ where it applies), artifacts and deleting versions."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from app import lifecycle
-from app.deps import ReadSessionDep, SessionDep, SettingsDep
+from app.deps import ReadSessionDep, SessionDep, SettingsDep, WriteSessionDep
+from app.errors import BumpfitError
 from app.ops.metrics import PREDICTIONS
 from app.responses import ERRORS
-from app.serving import labels, service
+from app.serving import exports, labels, service
 from app.serving.schemas import (
+    ExportPending,
     LabelOut,
     LabelRequest,
     Metadata,
@@ -167,17 +170,44 @@ def predict_label(
 
 @router.get(
     "/{name}/versions/{version}/artifact",
-    summary="Download the .keras file",
+    summary="Download the .keras file or a SavedModel",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS},
+    responses={
+        200: {"content": {"application/octet-stream": {}, "application/x-tar": {}}},
+        202: {"model": ExportPending, "description": "The SavedModel is being made: ask again after Retry-After"},
+        **ERRORS,
+    },
 )
-def get_artifact(name: str, version: VersionPath, session: SessionDep) -> Response:
-    """A `.keras` file; `import workers.layers` then `keras.saving.load_model(path)` opens it."""
+def get_artifact(
+    name: str,
+    version: VersionPath,
+    session: WriteSessionDep,
+    format: Annotated[
+        Literal["keras", "saved_model"],
+        Query(description="`keras` (the default), or `saved_model`: a tar of a TensorFlow SavedModel"),
+    ] = "keras",
+) -> Response:
+    """A `.keras` file; `import workers.layers` then `keras.saving.load_model(path)` opens it. With
+    `format=saved_model`, a tar holding `<version>/saved_model.pb` and `variables/` (TensorFlow Serving's
+    layout) whose `serving_default` signature maps `x` to `output_0`: a worker makes it on the first
+    request (202 with Retry-After until then) and it is kept."""
     job = service.version_job(session, name, version)
+    if format == "keras":
+        return Response(
+            service.artifact(session, job),
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.keras"'},
+        )
+    export = exports.request(session, job, exports.SAVED_MODEL)
+    if export.status == exports.FAILED:
+        raise BumpfitError(f"the SavedModel export of {name} v{version} failed: {export.error}")
+    if export.status != exports.READY or export.data is None:
+        body = ExportPending(status=export.status, message="a worker is making the SavedModel; ask again shortly")
+        return JSONResponse(body.model_dump(), status_code=202, headers={"Retry-After": "1"})
     return Response(
-        service.artifact(session, job),
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.keras"'},
+        export.data,
+        media_type="application/x-tar",
+        headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.saved_model.tar"'},
     )
 
 

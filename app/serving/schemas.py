@@ -179,3 +179,10 @@ class PredictResponse(BaseModel):
     outputs: list[float | list[float]] | None = None
     model: str
     version: int
+
+
+class ExportPending(BaseModel):
+    """A model export that a worker has yet to make (`pending`) or is making (`running`)."""
+
+    status: Literal["pending", "running"]
+    message: str

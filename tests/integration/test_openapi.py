@@ -23,6 +23,7 @@ from app import migrate, queue
 from app.auth import is_open
 from app.datasets.models import Dataset
 from app.db import session_scope, utcnow
+from app.errors import is_v2
 from app.jobs import schemas as jobs
 from app.jobs.models import Job
 from app.main import create_app
@@ -57,13 +58,13 @@ def test_bearer_scheme_and_401_403_on_guarded_routes(doc: dict[str, Any]) -> Non
         "scheme": "bearer",
         "description": doc["components"]["securitySchemes"]["bearer"]["description"],
     }
-    error = {"$ref": "#/components/schemas/ErrorResponse"}
     guarded = 0
     for path, method, op in operations(doc):
         if is_open(path):
             assert "security" not in op and "401" not in op["responses"], path
             continue
         guarded += 1
+        error = {"$ref": "#/components/schemas/" + ("V2Error" if is_v2(path) else "ErrorResponse")}
         assert op["security"] == [{"bearer": []}], (method, path)
         assert op["responses"]["401"]["content"]["application/json"]["schema"] == error, (method, path)
         if method != "get":  # a read key may GET anything: only writes can be refused for scope

@@ -1,0 +1,94 @@
+"""Writing events into the outbox, inside the transaction that changed the state they report (called
+by `app.queue` and `app.serving.labels`). Delivery is `app.outbox.dispatch`'s, after commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.jobs.models import FINISHED, Job
+from app.outbox.models import Delivery, OutboxEvent, Webhook
+from app.settings import get_settings
+
+JOB_EVENTS = {"succeeded": "job.succeeded", "failed": "job.failed", "cancelled": "job.cancelled"}
+SWEEP_DONE = "sweep.done"
+LABELS = "model.labels"  # a model's labels changed: MLflow's aliases follow
+WEBHOOK_EVENTS = (*JOB_EVENTS.values(), SWEEP_DONE)
+MLFLOW = "mlflow"
+
+
+def _mlflow() -> bool:
+    return bool(get_settings().mlflow_tracking_uri)
+
+
+def _job_data(job: Any) -> dict[str, Any]:
+    model = {"name": job.model_name, "version": job.model_version} if job.status == "succeeded" else None
+    return {
+        "id": job.id,
+        "status": job.status,
+        "sweep_id": job.sweep_id,
+        "model": model,
+        "metrics": job.metrics,
+        "error": job.error,
+    }
+
+
+def ended(session: Session, job_ids: Iterable[str]) -> None:
+    """Record the end of each of these jobs that has ended, and of each sweep they finished."""
+    ids = list(job_ids)
+    if not ids:
+        return
+    cols = (Job.id, Job.status, Job.model_name, Job.model_version, Job.metrics, Job.error, Job.sweep_id)
+    jobs = [j for j in session.execute(select(*cols).where(Job.id.in_(ids))) if j.status in JOB_EVENTS]
+    events = [(f"msg_{j.id}_{j.status}", JOB_EVENTS[j.status], j.id, _job_data(j)) for j in jobs]
+    for sweep in sorted({j.sweep_id for j in jobs if j.sweep_id}):
+        events.extend(sweep_done(session, sweep))
+    _write(session, events)
+
+
+def sweep_done(session: Session, sweep_id: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The sweep's `sweep.done` event once none of its jobs is queued or running (else nothing)."""
+    counts = dict(
+        session.execute(select(Job.status, func.count()).where(Job.sweep_id == sweep_id).group_by(Job.status)).all()
+    )
+    if not counts or any(s not in FINISHED for s in counts):
+        return []
+    data = {"id": sweep_id, "jobs": {str(k): int(v) for k, v in counts.items()}}
+    return [(f"msg_{sweep_id}_done", SWEEP_DONE, sweep_id, data)]
+
+
+def labels_changed(session: Session, model_name: str) -> None:
+    """A model's labels changed: MLflow, when on, sets its aliases to match."""
+    if _mlflow():
+        _write(session, [(f"msg_{uuid.uuid4().hex}", LABELS, model_name[:32], {"name": model_name})])
+
+
+def _write(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+    """Insert the events (an id already there is skipped: each job ends once) and their deliveries:
+    one per webhook that subscribed to the type, and one for MLflow when it is on."""
+    if not events:
+        return
+    hooks = session.execute(select(Webhook.id, Webhook.events)).all()
+    mlflow = _mlflow()
+    now = utcnow()
+    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for event_id, kind, subject, data in events:
+        payload = {"type": kind, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data}
+        row = {"id": event_id, "type": kind, "subject": subject, "payload": payload, "created_at": now}
+        new = session.execute(upsert(OutboxEvent).values(**row).on_conflict_do_nothing())
+        if not new.rowcount:  # type: ignore[attr-defined]
+            continue
+        targets = [f"webhook:{h.id}" for h in hooks if kind in h.events]
+        if mlflow:
+            targets.append(MLFLOW)
+        if targets:
+            session.execute(
+                insert(Delivery), [{"event_id": event_id, "target": t, "next_attempt_at": now} for t in targets]
+            )
