@@ -204,3 +204,36 @@ def test_a_groups_epochs_and_successes_take_as_many_statements_whatever_its_size
         artifact = client.get(f"/v1/models/{model}/versions/{size}/artifact")
         assert versions and artifact.status_code == 200 and artifact.content == b"k" * size
     assert used[0] == used[1]  # 40 jobs: no more executions than 2
+
+
+def test_a_large_sweep_is_submitted_in_as_many_statements_as_a_small_one(client: TestClient, db_url: str) -> None:
+    from sqlalchemy import event
+
+    from app.db import engine_for
+
+    executions: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        executions.append(len(parameters) if executemany else 1)
+
+    engine = engine_for(db_url)
+    used = []
+    for size in (2, 300):
+        body = {
+            "base": seed_job(),
+            "points": [{"data.params.sigma": 0.1 + i / 1000, "training.seed": i} for i in range(size)],
+        }
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            r = client.post("/v1/sweeps", json=body)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert r.status_code == 201, r.text
+        used.append(sum(executions))
+        executions.clear()
+        rows = client.get(f"/v1/sweeps/{r.json()['id']}").json()["jobs"]
+        assert [row["id"] for row in rows] == r.json()["jobs"]  # in point order
+        assert [row["point"]["training.seed"] for row in rows] == list(range(size))
+        assert all(row["status"] == "queued" for row in rows)
+    assert used[0] == used[1]
+    assert len(claim(db_url, limit=1000)[1]) == 302  # both sweeps' jobs are queued, one fuse key
