@@ -237,3 +237,26 @@ def test_a_large_sweep_is_submitted_in_as_many_statements_as_a_small_one(client:
         assert all(row["status"] == "queued" for row in rows)
     assert used[0] == used[1]
     assert len(claim(db_url, limit=1000)[1]) == 302  # both sweeps' jobs are queued, one fuse key
+
+
+def test_models_are_listed_page_by_page_by_name(client: TestClient, db_url: str) -> None:
+    names = [f"model-{i:02d}" for i in range(5)]
+    for name in names:
+        submit(client, 1, model_name=name)
+    token, jobs = claim(db_url)
+    with session_scope(db_url) as s:
+        done = {"params": {"sigma": 0.5}, "metrics": {}, "warnings": []}
+        assert len(queue.succeed_many(s, token, {j.id: done for j in jobs})) == 5
+    seen, page_token, pages = [], None, 0
+    while True:
+        params = {"limit": 2, **({"page_token": page_token} if page_token else {})}
+        page = client.get("/v1/models", params=params).json()
+        seen += [m["name"] for m in page["models"]]
+        pages += 1
+        page_token = page["next_page_token"]
+        if page_token is None:
+            break
+    assert seen == names and pages == 3
+    assert client.get("/v1/models").json()["next_page_token"] is None  # one page of 50 holds them
+    bad = client.get("/v1/models", params={"page_token": "%%%"})
+    assert bad.status_code == 422 and "page_token" in bad.text
