@@ -1,18 +1,20 @@
 """A held group's fenced writes that change no state: its start and each epoch's progress.
 
 Every statement is fenced by the lease: only jobs still `running` under the worker's token are
-written, in multi-row statements whatever the group's size (what makes large sweeps fast).
+written, in set-based statements whose count does not grow with the group (`app.bulk`: the rows
+as one JSON parameter, joined by an `UPDATE ... FROM` or an `INSERT ... SELECT`).
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Table, and_, delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from app import bulk
 from app.data import finite
-from app.db import utcnow
+from app.db import UTCDateTime, utcnow
 from app.jobs.models import HistoryRow, Job, JobStatus
 from app.wake import is_postgres
 
@@ -57,19 +59,27 @@ def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]], aga
     does. Jobs not returned were lost and got nothing. `again`: a retry after a failed commit that
     may have landed, so history rows already there are skipped (each epoch's row is written once)."""
     owned = {job_id: cancel for job_id, cancel in held(session, token).items() if job_id in rows}
-    rows = {job_id: finite(rows[job_id]) for job_id in owned}
-    if again and rows:
-        recorded = session.execute(select(HistoryRow.job_id, HistoryRow.epoch).where(HistoryRow.job_id.in_(rows)))
+    fresh = {job_id: finite(rows[job_id]) for job_id in owned}
+    if again and fresh:
+        recorded = session.execute(select(HistoryRow.job_id, HistoryRow.epoch).where(HistoryRow.job_id.in_(fresh)))
         for job_id, epoch in recorded:
-            if rows[job_id]["epoch"] == epoch:
-                del rows[job_id]
-    if rows:
-        session.execute(
-            update(JOBS)
-            .where(JOBS.c.id == bindparam("job_id"))
-            .values(progress_epoch=bindparam("epoch"), params=bindparam("params")),
-            [{"job_id": job_id, "epoch": rows[job_id]["epoch"], "params": rows[job_id]["params"]} for job_id in rows],
+            if fresh[job_id]["epoch"] == epoch:
+                del fresh[job_id]
+    if not fresh:
+        return owned
+    history = [{"job_id": job_id, **row} for job_id, row in fresh.items()]
+    columns = {"job_id": "text", "epoch": "int", "loss": "float", "val_loss": "float", "seconds": "float"}
+    v = bulk.rows(session, {**columns, "params": "json"}, history)
+    session.execute(
+        update(JOBS)
+        .where(JOBS.c.id == v.c.job_id)
+        .values(progress_epoch=v.c.epoch, params=v.c.params)
+        .execution_options(synchronize_session=False)
+    )
+    names = [*columns, "params"]
+    session.execute(
+        insert(HistoryRow).from_select(
+            [*names, "timestamp"], select(*(v.c[c] for c in names), literal(utcnow(), UTCDateTime()))
         )
-        now = utcnow()
-        session.execute(insert(HistoryRow), [{"job_id": job_id, "timestamp": now, **rows[job_id]} for job_id in rows])
+    )
     return owned

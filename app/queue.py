@@ -12,9 +12,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from app import bulk
 from app.data import finite
 from app.db import utcnow
 from app.jobs.models import FINISHED, Artifact, Job, JobStatus
@@ -141,43 +142,75 @@ def next_version(job_id: Any) -> Any:
     )
 
 
+ARTIFACTS_PER_INSERT = 500  # .keras files a multi-row INSERT carries (bound parameters stay few)
+
+
+def versions(session: Session, job_ids: list[str]) -> dict[str, int]:
+    """The next model version of each job in `job_ids`, in one query: after the highest version
+    (deleted ones count, stored negated) of its model name; jobs of one name take the next
+    numbers in submission order."""
+    other = JOBS.alias("other")
+    top = (
+        select(func.coalesce(func.max(func.abs(other.c.model_version)), 0))
+        .where(other.c.model_name == JOBS.c.model_name)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(JOBS.c.id, JOBS.c.model_name, top).where(JOBS.c.id.in_(job_ids)).order_by(JOBS.c.seq)
+    ).all()
+    taken: dict[str, int] = {}
+    out = {}
+    for job_id, name, highest in rows:
+        taken[name] = taken.get(name, highest) + 1
+        out[job_id] = taken[name]
+    return out
+
+
 def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]]) -> set[str]:
     """End the jobs in `results` still held under `token` as succeeded, each the next version of
     its model, with `params`, `metrics`, `warnings`, `artifact` and `stopped_epoch` (None unless early
-    stopping ended it before its epochs): two multi-row statements. Returns
-    the jobs written. Raises IntegrityError when another job of the same model name took a version."""
+    stopping ended it before its epochs): one query for the versions, one `UPDATE ... FROM` for the
+    jobs and multi-row INSERTs for the artifacts, whatever the group's size. Returns the jobs
+    written. Raises IntegrityError when another job of the same model name took a version."""
     owned = set(held(session, token)) & set(results)
     if not owned:
         return owned
+    numbers = versions(session, sorted(owned))
+    values = [
+        {
+            "job_id": job_id,
+            "params": finite(results[job_id]["params"]),
+            "metrics": finite(results[job_id]["metrics"]),
+            "warnings": results[job_id]["warnings"],
+            "stopped_epoch": results[job_id].get("stopped_epoch"),
+            "version": numbers[job_id],
+        }
+        for job_id in sorted(owned)
+    ]
+    columns = {"job_id": "text", "params": "json", "metrics": "json", "warnings": "json", "stopped_epoch": "int"}
+    v = bulk.rows(session, {**columns, "version": "int"}, values)
     session.execute(
         update(JOBS)
-        .where(JOBS.c.id == bindparam("job_id"))
+        .where(JOBS.c.id == v.c.job_id)
         .values(
             **_ended(),
             status=JobStatus.SUCCEEDED,
             error=None,
-            params=bindparam("params"),
-            metrics=bindparam("metrics"),
-            warnings=bindparam("warnings"),
-            stopped_epoch=bindparam("stopped_epoch"),
-            model_version=next_version(bindparam("job_id")),
-        ),
-        [
-            {
-                "job_id": job_id,
-                "params": finite(results[job_id]["params"]),
-                "metrics": finite(results[job_id]["metrics"]),
-                "warnings": results[job_id]["warnings"],
-                "stopped_epoch": results[job_id].get("stopped_epoch"),
-            }
-            for job_id in owned
-        ],
+            params=v.c.params,
+            metrics=v.c.metrics,
+            warnings=v.c.warnings,
+            stopped_epoch=v.c.stopped_epoch,
+            model_version=v.c.version,
+        )
+        .execution_options(synchronize_session=False)
     )
     artifacts = [
-        {"job_id": job_id, "data": results[job_id]["artifact"]} for job_id in owned if results[job_id].get("artifact")
+        {"job_id": job_id, "data": results[job_id]["artifact"]}
+        for job_id in sorted(owned)
+        if results[job_id].get("artifact")
     ]
-    if artifacts:
-        session.execute(insert(Artifact), artifacts)
+    for i in range(0, len(artifacts), ARTIFACTS_PER_INSERT):
+        session.execute(insert(Artifact).values(artifacts[i : i + ARTIFACTS_PER_INSERT]))
     outbox.ended(session, owned)
     return owned
 

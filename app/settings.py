@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         ge=0,
         le=4,  # workers keep 4 compiled shapes (workers.engine.step.CACHE_SIZE)
         description="shapes a worker compiles in the background when it starts: those its deployment "
-        "trained most lately, then the default job's; 0: off",
+        "trained most lately, then the default job's (a CPU worker only on 4+ cores); 0: off",
     )
     compile_cache_dir: str = Field(
         "~/.cache/bumpfit",

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from app import db, migrate, queue
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import seed_job
+from tests.service import seed_job
 
 
 def measure(mode: str, folder: Path, jobs: int) -> tuple[float, float]:

@@ -1,11 +1,18 @@
 """A worker's start-up warm-up: compile, in the background, the group shapes this deployment has
 trained most often lately (and the default job's), so that the jobs after a start or a restart do
 not wait for XLA. A job whose shape is being warmed waits for that compile instead of starting a
-second one; other jobs go ahead at once."""
+second one; other jobs go ahead at once.
+
+The warm-up is chosen by device kind: a GPU compiles while its host's cores are free, but on a
+CPU the compile takes the cores the first jobs train on (the seed's table through the API on a
+2-core host: 11.5-11.7 s without the warm-up, 13.2-14.3 s with it, docs/benchmarks-scale.md), so
+a CPU worker warms only on hosts with at least CPU_WARMUP_CORES cores, and leans on the
+persistent compilation cache (BUMPFIT_COMPILE_CACHE_DIR) after a restart instead."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -25,6 +32,7 @@ from workers.layers import layer_for
 log = logging.getLogger("bumpfit.worker")
 RECENT_JOBS = 5000  # the latest started jobs (by submission) that are looked at: an index scan
 RECENT_GROUPS = 200  # ... and the latest groups among them whose shapes count
+CPU_WARMUP_CORES = 4  # a CPU worker on fewer cores does not warm up: the compile would slow its first jobs
 MAX_VALUES = 2**24  # skip shapes whose data take more than this many floats per array (64 MB)
 DEFAULT_SPEC = JobRequest.model_validate({"data": {"kind": "synthetic"}}).model_dump(mode="json")
 
@@ -69,9 +77,22 @@ def warm(sig: Signature) -> None:
     export.artifact(sig.layer_type, sig.features, sig.per_feature, params)
 
 
-def start(url: str, device: str, count: int, stopping: threading.Event) -> threading.Thread | None:
-    """Warm up to `count` shapes in a daemon thread (none when `count` is 0); errors are logged."""
+def worth_warming(device: str, cores: int) -> bool:
+    """Whether a worker on `device` with `cores` host cores warms up: a GPU always, a CPU only
+    with CPU_WARMUP_CORES cores or more."""
+    return not device.upper().startswith("CPU") or cores >= CPU_WARMUP_CORES
+
+
+def start(
+    url: str, device: str, count: int, stopping: threading.Event, cores: int | None = None
+) -> threading.Thread | None:
+    """Warm up to `count` shapes in a daemon thread (none when `count` is 0, or where it does not
+    pay on this device: `worth_warming`, with this host's cores by default); errors are logged."""
+    cores = (os.cpu_count() or 1) if cores is None else cores
     if count <= 0:
+        return None
+    if not worth_warming(device, cores):
+        log.info("no warm-up on %s with %d cores: it would slow the first jobs", device, cores)
         return None
 
     def run() -> None:

@@ -29,7 +29,14 @@ def models(url: str, name: str | None, as_json: bool) -> None:
     """List models (name, versions, labels), or one model's versions with NAME."""
     api = Api(url)
     if name is None:
-        found = api.call("GET", "/v1/models")
+        found: dict[str, Any] = {"models": []}
+        token = None
+        while True:  # every page
+            page = api.call("GET", "/v1/models", limit=1000, page_token=token)
+            found["models"] += page["models"]
+            token = page.get("next_page_token")
+            if not token:
+                break
         if as_json:
             return show(found)
         table = Table("name", "versions", "latest", "labels")

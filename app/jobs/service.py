@@ -20,7 +20,7 @@ from app.datasets.models import Dataset
 from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from app.ids import new_id
-from app.jobs.models import FINISHED, HistoryRow, Job
+from app.jobs.models import FINISHED, HistoryRow, Job, JobStatus
 from app.jobs.schemas import JobList, JobOut, JobRequest
 from app.settings import Settings
 
@@ -138,24 +138,30 @@ def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict
     return spec, fuse_key(req, shape)
 
 
+def job_values(req: JobRequest, spec: dict[str, Any], key: str, settings: Settings, **extra: Any) -> dict[str, Any]:
+    """A new queued job row for a prepared spec, as column values."""
+    job_id = new_id()
+    return {
+        "id": job_id,
+        "status": JobStatus.QUEUED,
+        "spec": spec,
+        "fuse_key": key,
+        "device_request": req.device,
+        "model_name": req.model_name or job_id,
+        "epochs": req.training.epochs,
+        "max_attempts": settings.max_attempts,
+        "warnings": [],
+        "progress_epoch": 0,
+        "attempts": 0,
+        "cancel_requested": False,
+        "created_at": utcnow(),
+        **extra,
+    }
+
+
 def build_job(req: JobRequest, spec: dict[str, Any], key: str, settings: Settings, **extra: Any) -> Job:
     """A new queued job row for a prepared spec."""
-    job_id = new_id()
-    return Job(
-        id=job_id,
-        spec=spec,
-        fuse_key=key,
-        device_request=req.device,
-        model_name=req.model_name or job_id,
-        epochs=req.training.epochs,
-        max_attempts=settings.max_attempts,
-        warnings=[],
-        progress_epoch=0,
-        attempts=0,
-        cancel_requested=False,
-        created_at=utcnow(),
-        **extra,
-    )
+    return Job(**job_values(req, spec, key, settings, **extra))
 
 
 def create(

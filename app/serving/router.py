@@ -44,10 +44,13 @@ VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="model version
 LabelPath = Annotated[str, Path(max_length=64, description="a version label such as `stable`")]
 
 
-@router.get("", response_model=ModelList, summary="List models")
-def list_models(session: SessionDep) -> ModelList:
-    """Every succeeded job is a model version; names are `model_name` or the job id."""
-    return service.list_models(session)
+@router.get("", response_model=ModelList, summary="List models by name", responses=ERRORS)
+def list_models(
+    session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50, page_token: str | None = None
+) -> ModelList:
+    """Every succeeded job is a model version; names are `model_name` or the job id. Pass
+    `next_page_token` back as `page_token` for the next page."""
+    return service.list_models(session, limit, page_token)
 
 
 @router.get("/{name}", response_model=ModelOut, summary="Get a model", responses=ERRORS)

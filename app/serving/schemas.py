@@ -133,9 +133,10 @@ class Metadata(BaseModel):
 
 
 class ModelList(BaseModel):
-    """Every model that has at least one succeeded job."""
+    """A page of the models that have at least one succeeded job, by name."""
 
     models: list[ModelOut]
+    next_page_token: str | None = Field(None, description="pass as page_token for the next page; null on the last")
 
 
 Rows = list[Finite | list[Finite]]

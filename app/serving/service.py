@@ -3,6 +3,8 @@ keeps its job with the version number negated, so the number is never given agai
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import numpy as np
@@ -59,11 +61,13 @@ def _jobs(session: Session, name: str | None = None) -> list[Job]:
     return list(session.scalars(stmt.order_by(Job.model_name, Job.model_version)))
 
 
-def labels(session: Session, name: str | None = None) -> dict[str, dict[str, int]]:
-    """{model name: {label: version}}, for one model or all."""
+def labels(session: Session, name: str | None = None, names: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """{model name: {label: version}}, for one model, the models in `names`, or all."""
     stmt = select(ModelLabel.model_name, ModelLabel.label, ModelLabel.version).order_by(ModelLabel.label)
     if name is not None:
         stmt = stmt.where(ModelLabel.model_name == name)
+    if names is not None:
+        stmt = stmt.where(ModelLabel.model_name.in_(names))
     out: dict[str, dict[str, int]] = {}
     for model, label, version in session.execute(stmt):
         out.setdefault(model, {})[label] = version
@@ -80,13 +84,29 @@ def _model(name: str, versions: list[Version], labelled: dict[str, int]) -> Mode
     )
 
 
-def list_models(session: Session) -> ModelList:
-    """Every model with its versions and labels."""
-    by_name: dict[str, list[Version]] = {}
-    for job in _jobs(session):
-        by_name.setdefault(job.model_name, []).append(_version(job))
-    named = labels(session)
-    return ModelList(models=[_model(n, v, named.get(n, {})) for n, v in by_name.items()])
+def list_models(session: Session, limit: int, page_token: str | None = None) -> ModelList:
+    """A page of models by name, each with its versions and labels; `next_page_token` continues."""
+    names = select(Job.model_name).where(Job.status == JobStatus.SUCCEEDED, Job.model_version > 0).distinct()
+    if page_token is not None:
+        names = names.where(Job.model_name > _name_after(page_token))
+    page = list(session.scalars(names.order_by(Job.model_name).limit(limit + 1)))
+    more, page = len(page) > limit, page[:limit]
+    by_name: dict[str, list[Version]] = {name: [] for name in page}
+    if page:
+        stmt = select(Job).where(Job.status == JobStatus.SUCCEEDED, Job.model_version > 0, Job.model_name.in_(page))
+        for job in session.scalars(stmt.order_by(Job.model_name, Job.model_version)):
+            by_name[job.model_name].append(_version(job))
+    named = labels(session, names=page)
+    token = base64.urlsafe_b64encode(page[-1].encode()).decode() if more else None
+    return ModelList(models=[_model(n, v, named.get(n, {})) for n, v in by_name.items()], next_page_token=token)
+
+
+def _name_after(page_token: str) -> str:
+    """The last model name of the page before, from its token (422 naming the token if malformed)."""
+    try:
+        return base64.b64decode(page_token.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeError, binascii.Error):
+        raise InvalidInput.at("page_token", "not a token returned by this endpoint") from None
 
 
 def get_model(session: Session, name: str) -> ModelOut:

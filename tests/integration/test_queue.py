@@ -151,3 +151,112 @@ def test_model_versions_and_predictions(client: TestClient, db_url: str) -> None
     assert bad.status_code == 422 and "ragged" in bad.json()["error"]["message"]
     assert client.post("/v1/models/edge:predict", json={"instances": []}).status_code == 422
     assert client.post("/v1/models/edge/versions/9:predict", json={"instances": [1]}).status_code == 404
+
+
+def test_a_groups_epochs_and_successes_take_as_many_statements_whatever_its_size(
+    client: TestClient, db_url: str
+) -> None:
+    from sqlalchemy import event
+
+    from app.db import engine_for
+
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.extend([statement] * (len(parameters) if executemany else 1))  # the driver runs each set
+
+    engine = engine_for(db_url)
+    used = []
+    for size, model in ((2, "small"), (40, "large")):
+        ids = submit(client, size, model_name=model)
+        token, _ = claim(db_url)
+        rows = {
+            j: {"epoch": 1, "loss": 0.5, "val_loss": None, "params": {"sigma": i / 10}, "seconds": 0.1}
+            for i, j in enumerate(ids)
+        }
+        done = {
+            j: {
+                "params": {"sigma": i / 10},
+                "metrics": {"r2": 0.9},
+                "warnings": [],
+                "artifact": b"k" * (i + 1),
+                "stopped_epoch": None,
+            }
+            for i, j in enumerate(ids)
+        }
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            with session_scope(db_url) as s:
+                assert queue.add_epoch(s, token, rows) == {j: False for j in ids}
+            with session_scope(db_url) as s:
+                assert queue.succeed_many(s, token, done) == set(ids)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        used.append(len(statements))
+        statements.clear()
+        versions = client.get("/v1/models/" + model).json()
+        jobs = [job(db_url, j) for j in ids]
+        assert [j.model_version for j in jobs] == list(range(1, size + 1))  # submission order
+        assert [j.params for j in jobs] == [{"sigma": i / 10} for i in range(size)]
+        assert all(j.status == "succeeded" and j.metrics == {"r2": 0.9} and j.warnings == [] for j in jobs)
+        history = client.get(f"/v1/jobs/{ids[-1]}/history").json()["history"]
+        assert [(h["epoch"], h["loss"], h["params"]) for h in history] == [(1, 0.5, {"sigma": (size - 1) / 10})]
+        artifact = client.get(f"/v1/models/{model}/versions/{size}/artifact")
+        assert versions and artifact.status_code == 200 and artifact.content == b"k" * size
+    assert used[0] == used[1]  # 40 jobs: no more executions than 2
+
+
+def test_a_large_sweep_is_submitted_in_as_many_statements_as_a_small_one(client: TestClient, db_url: str) -> None:
+    from sqlalchemy import event
+
+    from app.db import engine_for
+
+    executions: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        executions.append(len(parameters) if executemany else 1)
+
+    engine = engine_for(db_url)
+    used = []
+    for size in (2, 300):
+        body = {
+            "base": seed_job(),
+            "points": [{"data.params.sigma": 0.1 + i / 1000, "training.seed": i} for i in range(size)],
+        }
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            r = client.post("/v1/sweeps", json=body)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert r.status_code == 201, r.text
+        used.append(sum(executions))
+        executions.clear()
+        rows = client.get(f"/v1/sweeps/{r.json()['id']}").json()["jobs"]
+        assert [row["id"] for row in rows] == r.json()["jobs"]  # in point order
+        assert [row["point"]["training.seed"] for row in rows] == list(range(size))
+        assert all(row["status"] == "queued" for row in rows)
+    assert used[0] == used[1]
+    assert len(claim(db_url, limit=1000)[1]) == 302  # both sweeps' jobs are queued, one fuse key
+
+
+def test_models_are_listed_page_by_page_by_name(client: TestClient, db_url: str) -> None:
+    names = [f"model-{i:02d}" for i in range(5)]
+    for name in names:
+        submit(client, 1, model_name=name)
+    token, jobs = claim(db_url)
+    with session_scope(db_url) as s:
+        done = {"params": {"sigma": 0.5}, "metrics": {}, "warnings": []}
+        assert len(queue.succeed_many(s, token, {j.id: done for j in jobs})) == 5
+    seen, page_token, pages = [], None, 0
+    while True:
+        params = {"limit": 2, **({"page_token": page_token} if page_token else {})}
+        page = client.get("/v1/models", params=params).json()
+        seen += [m["name"] for m in page["models"]]
+        pages += 1
+        page_token = page["next_page_token"]
+        if page_token is None:
+            break
+    assert seen == names and pages == 3
+    assert client.get("/v1/models").json()["next_page_token"] is None  # one page of 50 holds them
+    bad = client.get("/v1/models", params={"page_token": "%%%"})
+    assert bad.status_code == 422 and "page_token" in bad.text

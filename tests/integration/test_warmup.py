@@ -62,3 +62,13 @@ def test_a_job_arriving_while_its_shape_is_warmed_uses_that_compile_and_learns_w
     assert warmed == [group.model] and list(step._CACHE) == [sig]  # built once, shared
     assert result.params == alone.params and result.metrics == alone.metrics
     assert [r["loss"] for r in result.history] == [r["loss"] for r in alone.history]
+
+
+def test_a_cpu_worker_on_a_small_host_does_not_warm_up_while_a_gpu_worker_does(db_url: str) -> None:
+    stopping = threading.Event()
+    assert warmup.start(db_url, "CPU:0", 3, stopping, cores=2) is None  # its compile would slow the first jobs
+    assert warmup.worth_warming("GPU:0", 2) and warmup.worth_warming("CPU:0", 8)
+    thread = warmup.start(db_url, "CPU:0", 1, stopping, cores=8)
+    assert thread is not None
+    stopping.set()
+    thread.join(120)

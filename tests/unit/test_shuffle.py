@@ -15,6 +15,7 @@ import pytest
 from app import data
 from tests.unit.test_training import bump_member, spec
 from workers.engine import Group, Member, bucket, shuffle, step, train, train_group
+from workers.layers import build_model
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 31, 32, 33, 100, 1000, 4097, 65537])
@@ -69,3 +70,37 @@ def test_groups_of_nearby_sizes_share_one_compiled_step() -> None:
     assert groups[0].model is groups[1].model and groups[1].sig.k == 8 and len(step._CACHE) == 1
     result = groups[1].run(None)  # the last group loaded; its three padding members are not results
     assert len(result) == 5 and all(r.error is None and r.metrics["r2"] is not None for r in result)
+
+
+def test_a_cpu_draws_each_members_order_on_the_host_from_its_own_keys_and_the_epoch() -> None:
+    keys = np.stack([shuffle.draw_keys(np.random.default_rng(s)) for s in range(3)])
+    orders = shuffle.HostOrders(keys, np.array([1, 1, 0], np.int32), 1000)
+    first, second = orders.get(1), orders.get(2)  # the second was drawn ahead, in the thread
+    orders.close()
+    assert first.shape == (3, 1000) and first.dtype == np.int32
+    assert all(np.array_equal(np.sort(row), np.arange(1000)) for row in (*first, *second))
+    np.testing.assert_array_equal(first[0], shuffle.host_order(keys[0], 1, 1000))  # its keys and epoch alone
+    np.testing.assert_array_equal(second[1], shuffle.host_order(keys[1], 2, 1000))
+    np.testing.assert_array_equal(first[2], np.arange(1000))  # shuffle off: the rows in order
+    assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], second[0])
+    assert shuffle.on_host("CPU:0") and not shuffle.on_host("GPU:0")
+
+
+def test_a_cpu_epoch_visits_the_rows_in_the_hosts_order() -> None:
+    # batch 1 and SGD: the learned sigma depends on the order; a plain Keras loop over the rows in
+    # the host's order for epochs 1 and 2 learns what the engine learns
+    x, y = data.synthetic("bump", {"sigma": 0.4}, 40, (-1, 1), 0.0, 2)
+    job = spec({"type": "bump", "sigma_init": 0.8, "per_feature": False}, optimizer="sgd", learning_rate=0.2)
+    job["training"].update(batch_size=1, epochs=2, seed=11)
+    group = Group([Member("a", job, x, y)], "CPU:0")
+    assert group.model.orders is not None
+    keys = group.model.orders.keys[0]
+    learned = group.run(None)[0].params["sigma"]
+    model = build_model("bump", 1, {"sigma": [0.8]}, False)
+    model.compile(optimizer=keras.optimizers.SGD(0.2), loss="mse")
+    for epoch in (1, 2):
+        order = shuffle.host_order(keys, epoch, 40)
+        model.fit(x[order], y[order], batch_size=1, epochs=1, shuffle=False, verbose=0)
+    reference = float(np.ravel(model.layers[-1].get_weights()[0])[0])
+    assert learned == pytest.approx(reference, abs=1e-5)
+    assert learned != pytest.approx(0.8, abs=1e-3)  # it learned something

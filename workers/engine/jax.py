@@ -31,7 +31,7 @@ class JaxCompiled(Compiled):
         trainable = [v.value for v in self.layer.trainable_variables]
         state = [v.value for v in self.optimizer.variables]
         trainable, state, out = self._epoch(
-            trainable, state, self.x, self.y, self.keys, self.shuffle, self.weight, np.int32(number)
+            trainable, state, self.x, self.y, self.keys, self.shuffle, self.weight, np.int32(number), self.order(number)
         )
         for v, value in zip(self.layer.trainable_variables + self.optimizer.variables, trainable + state, strict=True):
             v.assign(value)
@@ -46,14 +46,23 @@ class JaxCompiled(Compiled):
         return ops.sum(per_member * weight), (per_member, pred)
 
     def _epoch_fn(
-        self, trainable: list[Any], state: list[Any], x: Any, y: Any, keys: Any, shuffle: Any, weight: Any, number: Any
+        self,
+        trainable: list[Any],
+        state: list[Any],
+        x: Any,
+        y: Any,
+        keys: Any,
+        shuffle: Any,
+        weight: Any,
+        number: Any,
+        order: Any,
     ) -> tuple[Any, ...]:
         keys = epoch_keys(ops, keys, number)  # the group's arrays are arguments: the compile does not bake them in
         grad_fn = jax.grad(self._loss, has_aux=True)
 
         def step(carry: tuple[Any, ...], i: Any) -> tuple[tuple[Any, ...], None]:
             trainable, state, loss_sum, grad_abs, live = carry
-            xb, yb, w = self.batch(x, y, keys, shuffle, i)
+            xb, yb, w = self.batch(x, y, keys, shuffle, i, order)
             grads, (per_member, pred) = grad_fn(trainable, xb, yb, w, weight)
             trainable, state = self.optimizer.stateless_apply(state, grads, trainable)
             dl, dg, dn = self.step_stats(per_member, grads, pred, w)

@@ -1,16 +1,25 @@
-"""Each member's row order for an epoch, computed on the device from its keys and the epoch number.
+"""Each member's row order for an epoch: on a GPU computed on the device from its keys and the
+epoch number, on a CPU drawn whole by the host ahead of the epoch (`HostOrders`).
 
-The order is a keyed bijection on [0, n): a Feistel network on the smallest power of two >= n
+On a GPU the order is a keyed bijection on [0, n): a Feistel network on the smallest power of two >= n
 (halves of unequal width when the bit count is odd), with cycle walking to land back in [0, n).
 It is written once against an array namespace, NumPy or `keras.ops`, and uses only int32 values
 that never exceed 2**31 - 1, so NumPy, TensorFlow and JAX compute the same orders bit for bit
 (int32 overflow and unsigned types behave differently across the three; no value here overflows).
 Any row of the order can be computed alone, so the compiled epoch draws each batch's rows where
 it needs them: nothing of size K x n crosses from the host, and nothing that size is built.
+
+On a CPU that bijection, with its cycle walking, costs more than the step it orders (a CPU has no
+spare lanes to hide it in), so there each member's whole order for an epoch is a NumPy permutation
+drawn from a generator seeded by the member's keys and the epoch number, one epoch ahead in a
+thread while the device trains: a job's order still depends only on its own seed and n, and is the
+same on TensorFlow and JAX; the step only looks its batch's rows up in it.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -19,6 +28,7 @@ ROUNDS = 6  # Feistel rounds; each round key is 15 bits
 KEY_BITS = 15
 KEY_MASK = (1 << KEY_BITS) - 1
 MAX_ROWS = 1 << (2 * KEY_BITS)  # halves of at most 15 bits keep every product below 2**31
+ON_HOST = ("CPU",)  # device kinds whose orders the host draws ahead of each epoch (bench/sweep.py)
 
 
 def draw_keys(rng: np.random.Generator) -> np.ndarray:
@@ -78,3 +88,62 @@ def permutation(keys: np.ndarray, epoch: int, n: int, shuffle: bool = True) -> n
     positions = np.broadcast_to(np.arange(n, dtype=np.int32), (k, n))
     flags = np.full(k, int(shuffle), np.int32)
     return row_order(np, epoch_keys(np, keys, np.int32(epoch)), positions, n, flags)  # type: ignore[no-any-return]
+
+
+def on_host(device: str) -> bool:
+    """Whether a group on `device` ("CPU:0", "GPU:0") takes its orders from the host."""
+    return device.split(":")[0].upper() in ON_HOST
+
+
+def host_order(keys: np.ndarray, epoch: int, n: int) -> np.ndarray:
+    """A member's whole order for one epoch, drawn on the host: (n,) int32, a permutation of
+    [0, n) from a generator seeded by the member's round keys (ROUNDS,) and the epoch number."""
+    seed = [int(v) for v in keys] + [int(epoch)]
+    return np.random.default_rng(seed).permutation(n).astype(np.int32)
+
+
+def rows_at(xp: Any, keys: Any, order: Any, positions: Any, n: int, shuffle: Any) -> Any:
+    """Rows at `positions` (K, B) of every member's order for the epoch: looked up in the host's
+    `order` (K, n) when there is one, else computed from the epoch's round `keys` (`row_order`)."""
+    if order is None:
+        return row_order(xp, keys, positions, n, shuffle)
+    return xp.take_along_axis(order, positions, axis=1)
+
+
+class HostOrders:
+    """A group's orders drawn by the host (`host_order`) in a thread: the first epoch's while the
+    group is loaded, each next one while the epoch before it trains. Members whose shuffle flag
+    is 0 (and padding members) keep the rows in order."""
+
+    _pool = ThreadPoolExecutor(1, thread_name_prefix="row-order")  # one drawing thread per process
+    _lock = threading.Lock()
+
+    def __init__(self, keys: np.ndarray, flags: np.ndarray, n: int) -> None:
+        self.keys, self.flags, self.n = np.asarray(keys), np.asarray(flags), n
+        self.ahead: tuple[int, Future[np.ndarray]] | None = (1, self._pool.submit(self.draw, 1))
+
+    def draw(self, epoch: int) -> np.ndarray:
+        """Every member's order for `epoch`: (K, n) int32."""
+        out = np.broadcast_to(np.arange(self.n, dtype=np.int32), (len(self.keys), self.n)).copy()
+        for k in np.flatnonzero(self.flags):
+            out[k] = host_order(self.keys[k], epoch, self.n)
+        return out
+
+    def get(self, epoch: int) -> np.ndarray:
+        """The orders of `epoch` (drawn ahead when it follows the one asked before), and the next
+        epoch's started in the background."""
+        with self._lock:
+            ahead, self.ahead = self.ahead, None
+        order = ahead[1].result() if ahead is not None and ahead[0] == epoch else self.draw(epoch)
+        if ahead is not None and ahead[0] != epoch:
+            ahead[1].cancel()
+        with self._lock:
+            self.ahead = (epoch + 1, self._pool.submit(self.draw, epoch + 1))
+        return order
+
+    def close(self) -> None:
+        """Drop the epoch drawn ahead (the group ended, or another took the compiled model)."""
+        with self._lock:
+            ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            ahead[1].cancel()

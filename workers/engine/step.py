@@ -18,7 +18,7 @@ import numpy as np
 from keras import ops
 
 from workers.engine.backend import BACKEND
-from workers.engine.shuffle import ROUNDS, row_order
+from workers.engine.shuffle import ROUNDS, HostOrders, on_host, rows_at
 from workers.layers import layer_for
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
@@ -81,6 +81,7 @@ class Compiled:
         self.keys: Any = None
         self.shuffle: Any = None
         self.weight: Any = None
+        self.orders: HostOrders | None = None  # on a CPU: each epoch's orders, drawn by the host
 
     def load(self, arrays: dict[str, np.ndarray], inits: dict[str, np.ndarray], learning_rate: float) -> None:
         """Put a group's starting parameters and arrays in place and reset the optimizer's state."""
@@ -90,6 +91,7 @@ class Compiled:
             lr = v is self.optimizer.learning_rate
             v.assign(ops.cast(learning_rate, v.dtype) if lr else ops.zeros(v.shape, v.dtype))
         self.put_data(arrays)
+        self.put_orders(arrays)
 
     def warm(self) -> None:
         """Compile the epoch and the final evaluation now, by running them once on a group of zeros
@@ -99,8 +101,21 @@ class Compiled:
         sig = self.sig
         with keras.device(sig.device):
             self.put_data(zero_arrays(sig))
+            self.put_orders(zero_arrays(sig))
             ops.convert_to_numpy(self.epoch(1)[0])
             diagnostics.metrics(self, [0])
+
+    def put_orders(self, arrays: dict[str, np.ndarray]) -> None:
+        """On a device whose orders the host draws (`shuffle.on_host`), take the group's keys and
+        shuffle flags for them; elsewhere the compiled epoch computes them."""
+        if self.orders is not None:
+            self.orders.close()
+        on = on_host(self.sig.device)
+        self.orders = HostOrders(arrays["keys"], arrays["shuffle"], self.sig.n_train) if on else None
+
+    def order(self, number: int) -> np.ndarray | None:
+        """Epoch `number`'s orders drawn by the host (K, n_train), or None where the device computes them."""
+        return None if self.orders is None else self.orders.get(number)
 
     def put_data(self, arrays: dict[str, np.ndarray]) -> None:
         """Move the group's arrays (named as the attributes above) to the device, once per group."""
@@ -144,14 +159,14 @@ class Compiled:
         per_row = self.loss_fn(y, pred)  # (K, rows): keras reduces the feature axis
         return ops.sum(per_row * weights, axis=1) / ops.sum(weights)
 
-    def batch(self, x: Any, y: Any, keys: Any, shuffle: Any, i: Any) -> tuple[Any, Any, Any]:
-        """Step i's rows of every member (K, batch, F) in the epoch's order, and the rows' weights
-        (batch,): 0 for the positions past n_train that pad the last batch."""
+    def batch(self, x: Any, y: Any, keys: Any, shuffle: Any, i: Any, order: Any = None) -> tuple[Any, Any, Any]:
+        """Step i's rows of every member (K, batch, F) in the epoch's order (the host's `order`
+        where it drew one), and the rows' weights (batch,): 0 for the positions past n_train."""
         sig = self.sig
         pos = i * sig.batch + ops.arange(sig.batch, dtype="int32")
         w = ops.cast(pos < sig.n_train, "float32")
         pos = ops.broadcast_to(ops.where(pos < sig.n_train, pos, 0), (sig.k, sig.batch))
-        rows = row_order(ops, keys, pos, sig.n_train, shuffle)
+        rows = rows_at(ops, keys, order, pos, sig.n_train, shuffle)
         return self.gather(x, rows), self.gather(y, rows), w
 
     def gather(self, a: Any, rows: Any) -> Any:

@@ -31,7 +31,9 @@ class TensorFlowCompiled(Compiled):
             getattr(self, name).assign(a)
 
     def epoch(self, number: int) -> tuple[Any, Any, Any]:
-        return self._epoch(tf.constant(number, tf.int32))  # type: ignore[no-any-return]  # a tensor: no retrace
+        order = self.order(number)
+        order = None if order is None else tf.convert_to_tensor(order)  # a tensor: no retrace
+        return self._epoch(tf.constant(number, tf.int32), order)  # type: ignore[no-any-return]
 
     def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
         return self._evaluate(x, y)  # type: ignore[no-any-return]
@@ -39,12 +41,12 @@ class TensorFlowCompiled(Compiled):
     def gather(self, a: Any, rows: Any) -> Any:
         return tf.gather(a, rows, batch_dims=1)
 
-    def _epoch_fn(self, number: Any) -> tuple[Any, Any, Any]:
+    def _epoch_fn(self, number: Any, order: Any) -> tuple[Any, Any, Any]:
         keys, shuffle = epoch_keys(ops, tf.convert_to_tensor(self.keys), number), tf.convert_to_tensor(self.shuffle)
         variables = self.layer.trainable_variables
 
         def body(i: Any, loss_sum: Any, grad_abs: Any, live: Any) -> tuple[Any, ...]:
-            xb, yb, w = self.batch(self.x, self.y, keys, shuffle, i)
+            xb, yb, w = self.batch(self.x, self.y, keys, shuffle, i, order)
             with tf.GradientTape() as tape:
                 pred = self.layer(xb)
                 per_member = self.member_loss(yb, pred, w[None, :])

@@ -5,7 +5,7 @@
 
 const RELIST_MS = 2000; // how often the jobs list and a running sweep re-read the API
 const TABLE_ROWS = 500; // rows of a sweep's table; its charts draw every job
-const PAGE = 50; // rows per page of the sweeps and datasets lists
+const PAGE = 50; // rows per page of the sweeps, datasets and models lists
 const MAX_STREAMS = 3; // event streams the jobs list keeps open (browsers allow ~6 connections per host)
 const T_MAX = 80; // app/functions.py: past exp(-80) the bump is written as 0
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -548,18 +548,37 @@ function versionRow(model, v, rerender) {
 
 async function modelsView(root) {
   const list = h("div", { id: "models" });
+  const more = h("button", { id: "more", hidden: true, onclick: () => load().catch(report) }, "More");
   root.append(h("div", { class: "toolbar" }, h("h1", {}, "Models"),
     h("span", { class: "muted" }, "a model appears when a job with that model_name succeeds; each job is a version")),
-  list);
-  async function render() {
-    const { models } = await api("v1/models");
-    list.replaceChildren(...models.map((m) => h("section", { class: "card model", "data-model": m.name },
-      h("h2", {}, m.name), h("table", { class: "versions" },
-        h("thead", {}, h("tr", {}, VERSION_COLUMNS.map((c) => h("th", {}, c === "actions" ? "" : c.replace("-", " "))))),
-        h("tbody", {}, m.versions.map((v) => versionRow(m, v, render)))))));
-    if (!models.length) list.append(h("p", { class: "muted" }, "No models yet: a model appears when a job succeeds."));
+  list, h("div", { class: "toolbar more" }, more));
+  let token = null;
+  const section = (m) => h("section", { class: "card model", "data-model": m.name },
+    h("h2", {}, m.name), h("table", { class: "versions" },
+      h("thead", {}, h("tr", {}, VERSION_COLUMNS.map((c) => h("th", {}, c === "actions" ? "" : c.replace("-", " "))))),
+      h("tbody", {}, m.versions.map((v) => versionRow(m, v, render)))));
+  /** The next page of models (`GET /v1/models` is paged by name), appended below the ones shown. */
+  async function load() {
+    more.disabled = true;
+    try {
+      const next = token ? `&page_token=${encodeURIComponent(token)}` : "";
+      const page = await api(`v1/models?limit=${PAGE}${next}`);
+      list.append(...page.models.map(section));
+      token = page.next_page_token;
+      more.hidden = !token;
+      if (!list.children.length) list.append(h("p", { class: "muted" }, "No models yet: a model appears when a job succeeds."));
+    } finally {
+      more.disabled = false;
+    }
   }
-  await render();
+  /** After a change to a version: the pages read so far, read again. */
+  async function render() {
+    const shown = Math.max(list.querySelectorAll("section.model").length, 1);
+    list.replaceChildren();
+    token = null;
+    do { await load(); } while (token && list.querySelectorAll("section.model").length < shown);
+  }
+  await load();
 }
 
 /* ---------- submit a job or a sweep (#/new) ---------- */

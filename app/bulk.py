@@ -1,0 +1,69 @@
+"""Many rows as one JSON parameter, read back as a table: set-based writes on SQLite and PostgreSQL.
+
+`rows(session, columns, values)` is a FROM clause (`json_to_recordset` on PostgreSQL, `json_each`
+on SQLite) that an `UPDATE ... FROM` or an `INSERT ... SELECT` joins, so a group's writes take one
+statement and one bound parameter whatever the number of jobs, instead of one execution per row.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import FromClause
+from sqlalchemy.types import TypeEngine
+
+from app.wake import is_postgres
+
+TYPES: dict[str, TypeEngine[Any]] = {
+    "text": String(),
+    "int": Integer(),
+    "float": Float(),
+    "bool": Boolean(),
+    "json": JSON(),
+}
+
+
+def rows(session: Session, columns: dict[str, str], values: list[dict[str, Any]], name: str = "v") -> FromClause:
+    """`values` (dicts keyed by `columns`, whose types are "text", "int", "float", "bool" or "json") as a
+    table named `name` with those columns and `ord`, each row's index in `values` (to keep their
+    order), bound as a single JSON array."""
+    numbered = [{**row, "ord": i} for i, row in enumerate(values)]
+    data = bindparam(f"{name}_rows", json.dumps(numbered, allow_nan=False), type_=String())
+    columns = {**columns, "ord": "int"}
+    if is_postgres(session):
+        recordset = func.json_to_recordset(cast(data, JSON()))
+        table = recordset.table_valued(*(column(c, TYPES[t]) for c, t in columns.items()))
+        return table.render_derived(name=name, with_types=True)
+    each = func.json_each(data).table_valued("value")  # objects and arrays come back as their JSON text
+    picks = [func.json_extract(each.c.value, f"$.{c}").label(c) for c in columns]
+    return select(*picks).select_from(each).subquery(name)
+
+
+def insert_rows(
+    session: Session, table: Table, columns: dict[str, str], values: list[dict[str, Any]], **same: Any
+) -> None:
+    """Insert `values` (dicts keyed by `columns`, typed as for `rows`) into `table` in one
+    `INSERT ... SELECT`, in their order, each also with the column values in `same`."""
+    if not values:
+        return
+    v = rows(session, columns, values)
+    consts = [literal(value, table.c[name].type).label(name) for name, value in same.items()]
+    picks = select(*(v.c[c] for c in columns), *consts).order_by(v.c.ord)
+    session.execute(insert(table).from_select([*columns, *same], picks))
