@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 import workers.layers  # noqa: F401 - registers the layers, so the `.keras` file opens
 from app.db import session_scope
@@ -21,6 +20,8 @@ log = logging.getLogger("bumpfit.worker")
 
 def saved_model_tar(keras_file: bytes, version: int) -> bytes:
     """A gzipped tar of the model as a SavedModel directory named `version` (TensorFlow Serving's layout)."""
+    import tensorflow as tf  # here, not at import: a JAX-form worker without TensorFlow still trains
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         path.write_bytes(keras_file)

@@ -22,6 +22,7 @@ SWEEP_DONE = "sweep.done"
 LABELS = "model.labels"  # a model's labels changed: MLflow's aliases follow
 WEBHOOK_EVENTS = (*JOB_EVENTS.values(), SWEEP_DONE)
 MLFLOW = "mlflow"
+ROWS_PER_INSERT = 500  # events (or deliveries) a multi-row INSERT carries: bound parameters stay few
 
 
 def _mlflow() -> bool:
@@ -72,23 +73,37 @@ def labels_changed(session: Session, model_name: str) -> None:
 
 def _write(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
     """Insert the events (an id already there is skipped: each job ends once) and their deliveries:
-    one per webhook that subscribed to the type, and one for MLflow when it is on."""
+    one per webhook that subscribed to the type, and one for MLflow when it is on. Multi-row
+    statements, so a group's end costs as many statements whatever its size."""
     if not events:
         return
     hooks = session.execute(select(Webhook.id, Webhook.events)).all()
     mlflow = _mlflow()
     now = utcnow()
     upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for event_id, kind, subject, data in events:
-        payload = {"type": kind, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data}
-        row = {"id": event_id, "type": kind, "subject": subject, "payload": payload, "created_at": now}
-        new = session.execute(upsert(OutboxEvent).values(**row).on_conflict_do_nothing())
-        if not new.rowcount:  # type: ignore[attr-defined]
-            continue
-        targets = [f"webhook:{h.id}" for h in hooks if kind in h.events]
-        if mlflow:
-            targets.append(MLFLOW)
-        if targets:
-            session.execute(
-                insert(Delivery), [{"event_id": event_id, "target": t, "next_attempt_at": now} for t in targets]
-            )
+    stamp = now.isoformat().replace("+00:00", "Z")
+    rows = [
+        {
+            "id": event_id,
+            "type": kind,
+            "subject": subject,
+            "payload": {"type": kind, "timestamp": stamp, "data": data},
+            "created_at": now,
+        }
+        for event_id, kind, subject, data in events
+    ]
+    kinds = {row["id"]: row["type"] for row in rows}
+    new: list[str] = []
+    for i in range(0, len(rows), ROWS_PER_INSERT):
+        stmt = upsert(OutboxEvent).values(rows[i : i + ROWS_PER_INSERT]).on_conflict_do_nothing()
+        new.extend(session.scalars(stmt.returning(OutboxEvent.id)))
+    deliveries = [
+        {"event_id": event_id, "target": target, "next_attempt_at": now}
+        for event_id in new
+        for target in [
+            *(f"webhook:{h.id}" for h in hooks if kinds[event_id] in h.events),
+            *([MLFLOW] if mlflow else []),
+        ]
+    ]
+    for i in range(0, len(deliveries), ROWS_PER_INSERT):
+        session.execute(insert(Delivery).values(deliveries[i : i + ROWS_PER_INSERT]))
