@@ -1,7 +1,9 @@
-"""All configuration, from BUMPFIT_* environment variables or command-line flags."""
+"""All configuration, from BUMPFIT_* environment variables or command-line flags (and a file of such
+variables only where BUMPFIT_ENV_FILE names one: a `.env` in the working directory is not read)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Literal
@@ -11,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
+ENV_FILE = "BUMPFIT_ENV_FILE"  # names a file of BUMPFIT_* lines to read (docker compose's .env, say)
 
 
 def public_url(url: str) -> str:
@@ -26,7 +29,9 @@ def public_url(url: str) -> str:
 class Settings(BaseSettings):
     """bumpfit settings; every field is also `BUMPFIT_<NAME>` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="BUMPFIT_", env_file=".env", extra="ignore")
+    # No env_file: docker compose reads its .env itself, and a .env left in a clone must not change
+    # `bumpfit serve` or the tests; BUMPFIT_ENV_FILE names a file to read (load_settings).
+    model_config = SettingsConfigDict(env_prefix="BUMPFIT_", extra="ignore")
 
     database_url: str = Field(
         "sqlite:///./bumpfit.db",
@@ -141,10 +146,13 @@ class SettingsError(SystemExit):
 
 
 def load_settings(**flags: Any) -> Settings:
-    """Settings from the environment with command-line `flags` on top; a bad value raises
-    SettingsError (one line naming the variable or flag) instead of a traceback."""
+    """Settings from the environment (and the file BUMPFIT_ENV_FILE names) with command-line `flags` on
+    top; a bad value raises SettingsError (one line naming the variable or flag) instead of a traceback."""
+    env_file = os.environ.get(ENV_FILE) or None
+    if env_file is not None and not os.path.isfile(env_file):
+        raise SystemExit(f"bumpfit: {ENV_FILE}: {env_file!r} is not a file")
     try:
-        return Settings(**flags)
+        return Settings(_env_file=env_file, **flags)
     except ValidationError as e:
         raise SettingsError(e, flags) from None
 

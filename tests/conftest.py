@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +21,11 @@ from tests.service import ROOT, Service, answers, free_port, seed_job, wait_for
 
 # What the tests share with the benches lives in tests/service.py; the tests import it from here too.
 __all__ = ["ROOT", "Service", "answers", "free_port", "seed_job", "wait_for"]
+
+# Tests build their settings explicitly: a user's BUMPFIT_* variables (API keys, a database URL) reach
+# neither the in-process apps nor the services the tests start. BUMPFIT_TEST_PG is the tests' own.
+for _name in [n for n in os.environ if n.startswith("BUMPFIT_") and n != "BUMPFIT_TEST_PG"]:
+    del os.environ[_name]
 
 
 @pytest.fixture(scope="session")
