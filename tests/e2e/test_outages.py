@@ -3,13 +3,18 @@ TCP proxy cut in front of the database (tests/outage.py), so the server other te
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from app.db import session_scope
+from app.jobs.models import HistoryRow, Job
 from tests.conftest import Service, seed_job, wait_for
 from tests.outage import Proxy
 
@@ -101,3 +106,55 @@ def test_outages_of_8_30_and_45_seconds_with_a_lease_of_20_each_end_succeeded(
     finally:
         svc.stop()
         proxy.close()
+
+
+SWEEP_JOBS, SWEEP_EPOCHS = 2000, 8
+
+
+@pytest.mark.heavy
+@pytest.mark.timeout(1500)
+def test_a_2000_job_sweep_through_a_worker_killed_and_an_outage_longer_than_a_lease_succeeds_once_each(
+    pg_server_url: str, tmp_path: Path
+) -> None:
+    proxy = Proxy(pg_server_url)
+    env = {"BUMPFIT_LEASE_SECONDS": "15", "BUMPFIT_POLL_SECONDS": "0.2"}
+    svc = Service(proxy.via, workers=2, log=tmp_path / "serve.log", env=env)
+    body = {
+        "base": {
+            "data": {"kind": "synthetic", "params": {"sigma": 0.5}, "n": 2000},
+            "training": {"epochs": SWEEP_EPOCHS},
+        },
+        "points": [{"data.params.sigma": 0.2 + 0.6 * i / SWEEP_JOBS, "training.seed": i} for i in range(SWEEP_JOBS)],
+    }
+    try:
+        r = svc.http.post("/v1/sweeps", json=body, timeout=120)
+        assert r.status_code == 201, r.text
+        sweep_id = r.json()["id"]
+
+        def running_worker() -> int | None:
+            jobs = svc.http.get("/v1/jobs", params={"status": "running", "limit": 1}).json()["jobs"]
+            if jobs and jobs[0]["progress"]["epoch"] >= 1:
+                return int(jobs[0]["worker"].rsplit(":", 1)[1])
+            return None
+
+        wait_for(lambda: running_worker() is not None, 300, "a group to train its first epoch")
+        os.kill(running_worker() or 0, signal.SIGKILL)  # a worker dies mid-group, as in a crash
+        wait_for(lambda: running_worker() is not None, 300, "the other worker to train")
+        proxy.cut()  # then the database is away for more than a lease
+        time.sleep(25)
+        proxy.restore()
+        wait_for(lambda: svc.http.get(f"/v1/sweeps/{sweep_id}").json()["done"], 1200, "the sweep", every=2)
+    finally:
+        svc.stop()
+        proxy.close()
+    with session_scope(pg_server_url) as s:
+        jobs = s.execute(select(Job.status, Job.model_version, Job.error).where(Job.sweep_id == sweep_id)).all()
+        epochs = s.execute(
+            select(func.count(), func.count(func.distinct(HistoryRow.epoch)), func.max(HistoryRow.epoch))
+            .join(Job)
+            .where(Job.sweep_id == sweep_id)
+            .group_by(HistoryRow.job_id)
+        ).all()
+    assert len(jobs) == SWEEP_JOBS
+    assert all(status == "succeeded" and version == 1 and error is None for status, version, error in jobs)
+    assert len(epochs) == SWEEP_JOBS and all(tuple(e) == (SWEEP_EPOCHS,) * 3 for e in epochs)  # each epoch once

@@ -205,20 +205,26 @@ print(train(bump_member(0.5, n=300, epochs=1)).params["sigma"])
 """
 
 
+# What TensorFlow's persistent XLA cache logs (TF_CPP_VMODULE) when it compiles and saves an epoch,
+# and when it loads one that an earlier process compiled.
+XLA_COMPILED, XLA_LOADED = "Serializing and saving cache entry", "Loading cached entry for"
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA's cache for TensorFlow; tests/e2e/test_jax.py has JAX's")
 def test_a_new_tensorflow_worker_loads_epochs_compiled_by_an_earlier_one(tmp_path: Path) -> None:
-    def run() -> tuple[str, set[str]]:
+    def run() -> tuple[str, int, int]:
         r = subprocess.run(
             [sys.executable, "-c", XLA_CACHED, str(tmp_path)],
             cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=300,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_VMODULE": "device_executable_persistor=3"},
         )
         assert r.returncode == 0, r.stderr[-3000:]
-        return r.stdout.split()[-1], {p.name for p in (tmp_path / "tensorflow").iterdir()}
+        return r.stdout.split()[-1], r.stderr.count(XLA_COMPILED), r.stderr.count(XLA_LOADED)
 
-    (sigma1, files1), (sigma2, files2) = run(), run()
-    assert files1 and files2 == files1  # the second process compiled nothing new: it loaded the first's
+    (sigma1, compiled1, loaded1), (sigma2, compiled2, loaded2) = run(), run()
+    assert compiled1 >= 1 and loaded1 == 0  # the first process compiled its epochs (and saved them)
+    assert compiled2 == 0 and loaded2 == compiled1  # the second compiled nothing: it loaded each one
     assert sigma1 == sigma2
