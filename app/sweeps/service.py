@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app import bulk, pages
 from app import data as datalib
 from app.datasets import service as datasets
+from app.db import utcnow
 from app.errors import BumpfitError, InvalidInput, NotFound, TooLarge, validation_details
 from app.ids import new_id
 from app.jobs import service as jobs
@@ -32,7 +33,8 @@ from app.sweeps.schemas import (
 )
 from app.wake import is_postgres
 
-# A sweep's job rows, inserted in one statement (app.bulk): each column and its type there.
+CHUNK = 10_000  # jobs prepared and inserted at a time: a 100,000-job sweep never holds every row at once
+# A sweep's job rows, inserted in one statement a chunk (app.bulk): each column and its type there.
 JOB_COLUMNS = {
     **dict.fromkeys(["id", "status", "fuse_key", "device_request", "model_name", "request_hash"], "text"),
     **dict.fromkeys(["epochs", "max_attempts", "progress_epoch", "attempts"], "int"),
@@ -101,41 +103,51 @@ def store_base_data(session: Session, base: dict[str, Any], settings: Settings) 
 
 
 def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCreated:
-    """Validate every job of the sweep, then create them all in this transaction."""
+    """Validate every job of the sweep and create them, CHUNK at a time, in this transaction: a
+    point that fails validation raises and the transaction creates nothing."""
     points = expand(req, settings.max_sweep_jobs)
     where = "points" if req.points is not None else "grid"
     base = req.base
     data = base.get("data")
     if isinstance(data, dict) and data.get("kind") == "inline" and not touches_data(points):
         base = store_base_data(session, base, settings)
-    prepared = []
-    for i, point in enumerate(points):
-        label = f"{where}[{i}]" if where == "points" else f"grid point {i} {point}"
-        try:
-            job_req = JobRequest.model_validate(apply(base, point, label))
-            spec, key = jobs.prepare(session, job_req, settings)
-        except ValidationError as exc:
-            details = validation_details(exc.errors())
-            raise InvalidInput(
-                f"{label}: {details[0]['loc']}: {details[0]['msg']}", details=[{"point": i, **d} for d in details]
-            ) from None
-        except BumpfitError as exc:
-            raise type(exc)(f"{label}: {exc.message}", details={"point": i, "error": exc.details}) from None
-        prepared.append((job_req, spec, key, point))
     request = {**req.model_dump(mode="json"), "base": base}
     sweep = Sweep(id=new_id(), request=request, job_count=len(points))
     session.add(sweep)
     session.flush()  # the jobs reference it
-    rows = [
-        jobs.job_values(r, spec, key, settings, request_hash=jobs.digest(r.model_dump(mode="json")), point=point)
-        for r, spec, key, point in prepared
-    ]
-    created_at = rows[0].pop("created_at") if rows else None
-    for row in rows[1:]:
-        del row["created_at"]  # one time for the sweep's jobs, bound once
-    bulk.insert_rows(session, JOBS, JOB_COLUMNS, rows, sweep_id=sweep.id, created_at=created_at)
+    created_at, ids = utcnow(), []
+    for start in range(0, len(points), CHUNK):
+        rows = [
+            job_row(session, base, point, i, where, settings)
+            for i, point in enumerate(points[start : start + CHUNK], start)
+        ]
+        bulk.insert_rows(session, JOBS, JOB_COLUMNS, rows, sweep_id=sweep.id, created_at=created_at)
+        ids += [r["id"] for r in rows]
     notify(session)
-    return SweepCreated(id=sweep.id, jobs=[r["id"] for r in rows])
+    return SweepCreated(id=sweep.id, jobs=ids)
+
+
+def job_row(
+    session: Session, base: dict[str, Any], point: dict[str, Any], i: int, where: str, settings: Settings
+) -> dict[str, Any]:
+    """Point i's job, validated and prepared, as the column values `JOB_COLUMNS` names; a 4xx
+    error naming the point when it is not a valid job."""
+    label = f"{where}[{i}]" if where == "points" else f"grid point {i} {point}"
+    try:
+        job_req = JobRequest.model_validate(apply(base, point, label))
+        spec, key = jobs.prepare(session, job_req, settings)
+    except ValidationError as exc:
+        details = validation_details(exc.errors())
+        raise InvalidInput(
+            f"{label}: {details[0]['loc']}: {details[0]['msg']}", details=[{"point": i, **d} for d in details]
+        ) from None
+    except BumpfitError as exc:
+        raise type(exc)(f"{label}: {exc.message}", details={"point": i, "error": exc.details}) from None
+    row = jobs.job_values(
+        job_req, spec, key, settings, request_hash=jobs.digest(job_req.model_dump(mode="json")), point=point
+    )
+    del row["created_at"]  # one time for the sweep's jobs, bound once
+    return row
 
 
 def get(session: Session, sweep_id: str, limit: int, page_token: str | None = None) -> bytes:
