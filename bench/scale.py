@@ -2,6 +2,7 @@
 and PostgreSQL, beside the engine's in-process time for the same work. Loopback only.
 
     python -m bench.scale [--sizes 50,100,1000,10000] [--db sqlite,postgresql] [--workers 2]
+    python -m bench.scale --jobs 100000 [--db sqlite,postgresql]   # one large sweep, memory too
 
 Each job: synthetic bump data, n 1,000, 3 epochs, batch 32, Adam 1e-3 (its own sigma and seeds).
 Per size, on a warm service (the same sweep once, untimed): submission to last job finished, the
@@ -98,6 +99,58 @@ def through_api(url: str, size: int, workers: int) -> tuple[float, list[float], 
         engine.dispose()
 
 
+def memory_mb(pid: int, field: str) -> float:
+    """A process's VmRSS (now) or VmHWM (peak) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def large(url: str, size: int, workers: int) -> str:
+    """One sweep of `size` jobs on a fresh service (no warm-up sweep): seconds to submit, to train
+    (submission to last job finished), to read every row back (pages of 10,000), and the memory
+    growth of the API process and of each worker (peak resident minus resident once registered)."""
+    svc = Service(url, workers=workers, env={"BUMPFIT_MAX_SWEEP_JOBS": str(size)})
+    engine = create_engine(url)
+    try:
+        wait_for(lambda: len(svc.http.get("/v1/workers").json()["workers"]) >= workers, 120, "the workers")
+        children = [int(c) for c in Path(f"/proc/{svc.proc.pid}/task/{svc.proc.pid}/children").read_text().split()]
+        base = {pid: memory_mb(pid, "VmRSS") for pid in [svc.proc.pid, *children]}
+        start = time.time()
+        r = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=600)
+        r.raise_for_status()
+        submitted = time.time() - start
+        sweep_id = r.json()["id"]
+        done = select(func.count()).where(Job.sweep_id == sweep_id, Job.finished_at.is_not(None))
+        with engine.connect() as c:
+            wait_for(lambda: c.execute(done).scalar_one() == size, 3600, f"{size} jobs", every=1.0)
+            last = c.execute(select(func.max(Job.finished_at)).where(Job.sweep_id == sweep_id)).scalar_one()
+            ok = c.execute(select(func.count()).where(Job.sweep_id == sweep_id, Job.status == "succeeded"))
+            succeeded = ok.scalar_one()
+        read = time.perf_counter()
+        rows, token = 0, None
+        while True:
+            params = {"limit": 10_000, **({"page_token": token} if token else {})}
+            page = svc.http.get(f"/v1/sweeps/{sweep_id}", params=params, timeout=120).json()
+            rows += len(page["jobs"])
+            token = page["next_page_token"]
+            if token is None:
+                break
+        read_s = time.perf_counter() - read
+        growth = {pid: memory_mb(pid, "VmHWM") - rss for pid, rss in base.items()}
+        assert last is not None
+        api = growth.pop(svc.proc.pid)
+        return (
+            f"{size:,} jobs: submitted in {submitted:.1f} s, trained in {last.timestamp() - start:.1f} s "
+            f"({succeeded:,} succeeded), {rows:,} rows read back in {read_s:.1f} s; memory growth: API "
+            f"{api:.0f} MB, workers {', '.join(f'{g:.0f}' for g in growth.values())} MB"
+        )
+    finally:
+        svc.stop()
+        engine.dispose()
+
+
 def in_process(size: int) -> float:
     """The engine alone on the same jobs: data made, then train_group per group of MAX_FUSE."""
     from app import data
@@ -122,7 +175,26 @@ def main() -> None:
     ap.add_argument("--db", default="sqlite,postgresql")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--pg", default=PG)
+    ap.add_argument("--jobs", type=int, help="instead: one sweep of this many jobs, its times and memory growth")
     args = ap.parse_args()
+    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
+    if args.jobs:
+        for db in args.db.split(","):
+            with tempfile.TemporaryDirectory() as tmp:
+                if db == "sqlite":
+                    figures = large(f"sqlite:///{tmp}/scale.db", args.jobs, args.workers)
+                    print(f"sqlite, --workers {args.workers}: {figures}", flush=True)
+                    continue
+                name = f"bumpfit_scale_{uuid.uuid4().hex[:8]}"
+                with admin.connect() as c:
+                    c.execute(text(f'CREATE DATABASE "{name}"'))
+                try:
+                    url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+                    print(f"postgresql, --workers {args.workers}: {large(url, args.jobs, args.workers)}", flush=True)
+                finally:
+                    with admin.connect() as c:
+                        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return
     sizes = sorted(int(s) for s in args.sizes.split(","))
     engine_s = {size: in_process(size) for size in sizes}
     print(
@@ -134,7 +206,6 @@ def main() -> None:
         "| GET sweep: all / 1,000 rows / jobs page, ms |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
     for db in args.db.split(","):
         times = {}
         for size in sizes:

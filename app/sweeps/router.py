@@ -39,6 +39,5 @@ def get(
 ) -> Response:
     """Counts by status and a row per job with its grid values, status, learned params and final
     metrics: every row for sweeps of up to `limit` (default 10,000) jobs, else pages."""
-    sweep = service.get(session, sweep_id, limit, page_token)
-    # Already the response model's shape: serialized as it is, not validated again row by row.
-    return Response(sweep.model_dump_json(), media_type="application/json")
+    # Already the response model's shape (SweepOut), serialized once: not validated again row by row.
+    return Response(service.get(session, sweep_id, limit, page_token), media_type="application/json")

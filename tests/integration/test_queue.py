@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -260,3 +261,21 @@ def test_models_are_listed_page_by_page_by_name(client: TestClient, db_url: str)
     assert client.get("/v1/models").json()["next_page_token"] is None  # one page of 50 holds them
     bad = client.get("/v1/models", params={"page_token": "%%%"})
     assert bad.status_code == 422 and "page_token" in bad.text
+
+
+def test_a_sweep_inserted_chunk_by_chunk_keeps_its_order_and_a_bad_point_creates_nothing(
+    client: TestClient, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.sweeps import service
+
+    monkeypatch.setattr(service, "CHUNK", 128)  # 300 points: three chunks
+    points: list[dict[str, Any]] = [{"training.seed": i} for i in range(300)]
+    bad = client.post("/v1/sweeps", json={"base": seed_job(), "points": [*points[:299], {"training.epochs": 0}]})
+    assert bad.status_code == 422 and "points[299]" in bad.json()["error"]["message"]
+    assert client.get("/v1/sweeps").json()["sweeps"] == [] and client.get("/v1/jobs").json()["jobs"] == []
+    r = client.post("/v1/sweeps", json={"base": seed_job(), "points": points})
+    assert r.status_code == 201
+    rows = client.get(f"/v1/sweeps/{r.json()['id']}").json()["jobs"]
+    assert [row["id"] for row in rows] == r.json()["jobs"] and [row["point"]["training.seed"] for row in rows] == list(
+        range(300)
+    )

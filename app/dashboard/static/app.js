@@ -4,7 +4,7 @@
 // It talks only to the JSON API it is served by; the vendored uPlot draws the charts.
 
 const RELIST_MS = 2000; // how often the jobs list and a running sweep re-read the API
-const TABLE_ROWS = 500; // rows of a sweep's table; its charts draw every job
+const TABLE_ROWS = 500; // rows of a sweep's table at a time; its charts draw the first page (10,000 jobs)
 const PAGE = 50; // rows per page of the sweeps, datasets and models lists
 const MAX_STREAMS = 3; // event streams the jobs list keeps open (browsers allow ~6 connections per host)
 const T_MAX = 80; // app/functions.py: past exp(-80) the bump is written as 0
@@ -423,23 +423,17 @@ async function sweepView(root, id) {
   h("h2", { style: "margin-top:16px" }, "Jobs"), tableNote,
   h("table", { id: "sweep-jobs" }, h("thead", {}, h("tr", {}, ["job", "point", "status", "progress", "target σ",
     "learned σ", "error", "final loss", "problem"].map((c) => h("th", {}, c)))), tbody));
-  let timer = null;
+  let timer = null, shown = TABLE_ROWS, rows = [], token = null, total = 0;
+  const more = h("button", { id: "more-jobs", hidden: true, onclick: () => showMore().catch(report) }, "More jobs");
+  root.append(h("div", { class: "toolbar more" }, more));
 
-  async function load() {
-    const sweep = await api(path);
-    const counts = Object.entries(sweep.counts).map(([k, v]) => `${v} ${k}`).join(", ");
-    const unfinished = sweep.jobs.filter((r) => !FINISHED.has(r.status));
-    const cancelAll = unfinished.length ? h("button", { class: "danger cancel", onclick: async (ev) => {
-      ev.target.disabled = true;
-      for (const r of unfinished) await api(`v1/jobs/${r.id}:cancel`, { method: "POST" }).catch(() => null);
-      load().catch(report);
-    } }, `Cancel ${unfinished.length} unfinished`) : "";
-    const total = Object.values(sweep.counts).reduce((a, b) => a + b, 0);
-    head.replaceChildren(h("h1", {}, `Sweep ${sweep.id}`), h("span", { class: "muted", id: "sweep-counts" },
-      `${total} jobs: ${counts}`), cancelAll);
-    // The charts draw every job; the table lists the first rows (a 10,000-row table would stall the page).
-    tableNote.textContent = total > TABLE_ROWS ? `The first ${TABLE_ROWS} of ${total} jobs; the charts show all.` : "";
-    tbody.replaceChildren(...sweep.jobs.slice(0, TABLE_ROWS).map((r) => {
+  /** The table: the first `shown` rows read so far; "More jobs" while the sweep has more. */
+  function renderTable(sweep) {
+    tableNote.textContent = total > shown ? `The first ${Math.min(shown, rows.length)} of ${total} jobs.` : "";
+    if (total > sweep.jobs.length) tableNote.textContent += ` The charts show the first ${sweep.jobs.length} jobs.`;
+    else if (total > shown) tableNote.textContent += " The charts show all.";
+    more.hidden = !(rows.length > shown || token);
+    tbody.replaceChildren(...rows.slice(0, shown).map((r) => {
       const target = targetSigma(sweep, r), learned = first(r.params?.sigma);
       const err = target != null && learned != null ? Math.abs(learned - target) : null;
       return h("tr", { "data-job-id": r.id, "data-status": r.status }, [
@@ -448,6 +442,36 @@ async function sweepView(root, id) {
         r.error ? r.error.message : "",
       ].map((c) => h("td", {}, c)));
     }));
+  }
+  let last = null;
+  /** The next TABLE_ROWS rows: from the rows read, else the sweep's next page (GET is paged by 10,000). */
+  async function showMore() {
+    shown += TABLE_ROWS;
+    if (rows.length < shown && token) {
+      const page = await api(`${path}?page_token=${encodeURIComponent(token)}`);
+      rows = rows.concat(page.jobs);
+      token = page.next_page_token;
+    }
+    renderTable(last);
+  }
+
+  async function load() {
+    const sweep = await api(path);
+    last = sweep;
+    const counts = Object.entries(sweep.counts).map(([k, v]) => `${v} ${k}`).join(", ");
+    const unfinished = sweep.jobs.filter((r) => !FINISHED.has(r.status));
+    const cancelAll = unfinished.length ? h("button", { class: "danger cancel", onclick: async (ev) => {
+      ev.target.disabled = true;
+      for (const r of unfinished) await api(`v1/jobs/${r.id}:cancel`, { method: "POST" }).catch(() => null);
+      load().catch(report);
+    } }, `Cancel ${unfinished.length} unfinished`) : "";
+    total = Object.values(sweep.counts).reduce((a, b) => a + b, 0);
+    head.replaceChildren(h("h1", {}, `Sweep ${sweep.id}`), h("span", { class: "muted", id: "sweep-counts" },
+      `${total} jobs: ${counts}`), cancelAll);
+    // The charts draw the first page (up to 10,000 jobs); the table lists TABLE_ROWS at a time.
+    rows = sweep.jobs.concat(rows.slice(sweep.jobs.length));
+    if (token === null || rows.length <= sweep.jobs.length) token = sweep.next_page_token;
+    renderTable(sweep);
     drawSweep(scatter, errors, sweep);
     root.dataset.done = String(sweep.done);
     if (sweep.done && timer) clearInterval(timer);
