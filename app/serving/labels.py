@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.errors import InvalidInput, NotFound
+from app.outbox import events
 from app.serving import service
 from app.serving.models import ModelLabel
 from app.serving.schemas import LABEL_PATTERN, LabelOut
@@ -49,6 +50,7 @@ def put(session: Session, name: str, label: str, version: int) -> LabelOut:
         session.add(row)
     row.version, row.job_id, row.updated_at = version, job.id, utcnow()
     session.flush()
+    events.labels_changed(session, name)
     return _out(row)
 
 
@@ -59,6 +61,7 @@ def delete(session: Session, name: str, label: str) -> None:
         raise NotFound(f"model {name!r} has no label {label!r}")
     session.delete(row)
     session.flush()
+    events.labels_changed(session, name)
 
 
 def of_jobs(session: Session, job_ids: list[str]) -> list[dict[str, object]]:

@@ -158,3 +158,31 @@ def test_sweeps_page_lists_a_sweep_and_links_to_it(page: Any, service: Service) 
     assert page.url.endswith(f"#/sweeps/{sweep_id}")
     assert "2 succeeded" in page.inner_text("#sweep-counts")
     assert page.errors == []
+
+
+def test_models_page_shows_where_clients_reach_a_model(page: Any, service: Service) -> None:
+    job = service.http.post("/v1/jobs", json={**seed_job(n=1000, epochs=1), "model_name": "ep-model"}).json()["id"]
+    assert service.wait_job(job)["status"] == "succeeded"
+    page.goto("/#/models")
+    card = page.locator("section.model[data-model='ep-model']")
+    card.wait_for()
+    shown = {
+        row.locator("th").text_content(): row.locator("code").text_content()
+        for row in card.locator("table.endpoints tr").all()
+    }
+    base = service.base
+    assert shown == {
+        "TF Serving": f"POST {base}/v1/models/ep-model:predict",
+        "V2 (KServe, Triton)": f"POST {base}/v2/models/ep-model/infer",
+        "V2 metadata": f"GET {base}/v2/models/ep-model",
+        "SavedModel": f"GET {base}/v1/models/ep-model/versions/1/artifact?format=saved_model",
+        ".keras": f"GET {base}/v1/models/ep-model/versions/1/artifact",
+    }
+    for text in shown.values():  # each answers as said
+        method, url = text.split(" ", 1)
+        if method == "GET" and "format=" not in url:
+            assert service.http.get(url).status_code == 200, url
+    body = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [0.1]}]}
+    assert service.http.post(shown["V2 (KServe, Triton)"].split(" ", 1)[1], json=body).status_code == 200
+    screenshot(page, "dashboard-model-endpoints.png")
+    assert real_errors(page) == []

@@ -570,6 +570,23 @@ function versionRow(model, v, rerender) {
     fmt(v.metrics?.loss), labels.map(tag), form, remove]));
 }
 
+/** Where clients reach a model: TensorFlow Serving's REST API, the Open Inference Protocol (V2), and
+ * the latest version as a .keras file or a SavedModel. */
+function endpoints(model) {
+  const here = location.href.split("#")[0];
+  const name = encodeURIComponent(model.name);
+  const url = (path) => new URL(path, here).href;
+  const latest = `v1/models/${name}/versions/${model.latest_version}/artifact`;
+  const row = (what, method, path) => h("tr", { "data-endpoint": what }, h("th", {}, what),
+    h("td", {}, h("code", {}, `${method} ${url(path)}`)));
+  return h("table", { class: "endpoints" }, h("tbody", {},
+    row("TF Serving", "POST", `v1/models/${name}:predict`),
+    row("V2 (KServe, Triton)", "POST", `v2/models/${name}/infer`),
+    row("V2 metadata", "GET", `v2/models/${name}`),
+    row("SavedModel", "GET", `${latest}?format=saved_model`),
+    row(".keras", "GET", latest)));
+}
+
 async function modelsView(root) {
   const list = h("div", { id: "models" });
   const more = h("button", { id: "more", hidden: true, onclick: () => load().catch(report) }, "More");
@@ -578,7 +595,7 @@ async function modelsView(root) {
   list, h("div", { class: "toolbar more" }, more));
   let token = null;
   const section = (m) => h("section", { class: "card model", "data-model": m.name },
-    h("h2", {}, m.name), h("table", { class: "versions" },
+    h("h2", {}, m.name), endpoints(m), h("table", { class: "versions" },
       h("thead", {}, h("tr", {}, VERSION_COLUMNS.map((c) => h("th", {}, c === "actions" ? "" : c.replace("-", " "))))),
       h("tbody", {}, m.versions.map((v) => versionRow(m, v, render)))));
   /** The next page of models (`GET /v1/models` is paged by name), appended below the ones shown. */
