@@ -5,6 +5,7 @@ from the downloaded `.keras` file that agree; classification and regression tabl
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ import workers.layers  # noqa: F401 - registers the project's layers for load_mo
 from tests.conftest import Service
 
 sklearn_datasets = pytest.importorskip("sklearn.datasets")
+# A real service training several networks: ~1 min on 2 cores. tests/integration/test_networks.py
+# (the API) and tests/unit/test_networks.py (the engine, the artifact) run in the main suite.
+pytestmark = pytest.mark.heavy
 
 BINARY_NET = [
     {"type": "dense", "units": 16},
@@ -114,7 +118,6 @@ def test_a_network_with_a_bump_layer_trains_on_an_uploaded_table_and_serves(
     assert bad.status_code == 422 and "30 features" in bad.json()["error"]["message"]
 
 
-@pytest.mark.heavy  # three trainings of 30-40 epochs through the service: ~30 s on 2 cores
 def test_three_classes_with_softmax_and_a_regression_reporting_r2(svc: Service) -> None:
     iris = sklearn_datasets.load_iris()
     x, y = shuffled(iris.data.astype(np.float32), iris.target.astype(np.float32))
@@ -169,3 +172,44 @@ def test_three_classes_with_softmax_and_a_regression_reporting_r2(svc: Service) 
     )
     assert job["status"] == "succeeded", job
     assert job["metrics"]["val_r2"] > 0.2 and job["metrics"]["r2"] > 0.2, job["metrics"]
+
+
+def test_the_cli_submits_a_network_from_a_json_file_with_an_uploaded_csv(
+    svc: Service, cancer: tuple[np.ndarray, np.ndarray, list[str]], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    x, y, names = cancer
+    table = tmp_path / "cancer.csv"
+    table.write_bytes(csv_of(x, y, names, "label"))
+    request = tmp_path / "net.json"
+    request.write_text(json.dumps({"model": {"layers": BINARY_NET}, "training": {"loss": "binary_crossentropy"}}))
+    args = ["submit", "--file", str(request), "--data", str(table), "--target", "label", "--normalize"]
+    result = CliRunner().invoke(
+        main, [*args, "--epochs", "2", "--seed", "5", "--url", svc.base], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    job = svc.wait_job(result.stdout.strip().splitlines()[-1], timeout=300)
+    assert job["status"] == "succeeded", job
+    assert job["spec"]["data"]["target"] == ["label"] and job["spec"]["data"]["normalize"] == "standard"
+    assert len(job["params"]["bump_1"]["sigma"]) == 16
+    bad = CliRunner().invoke(main, [*args, "--target", "price", "--url", svc.base])
+    assert bad.exit_code != 0 and "data.target[0]: no column 'price'" in bad.output
+
+
+def test_validation_accuracy_is_keras_fits_on_the_same_network_and_data(
+    svc: Service, cancer: tuple[np.ndarray, np.ndarray, list[str]]
+) -> None:
+    from bench.networks import keras_fit, request
+
+    x, y, names = cancer
+    ds = upload(svc, csv_of(x, y, names, "label"))
+    seeds, epochs = [0, 1, 2], 30
+    r = svc.http.post("/v1/sweeps", json={"base": request(ds["id"], 0.5, 0, epochs), "grid": {"training.seed": seeds}})
+    assert r.status_code == 201, r.text
+    ours = [svc.wait_job(j, timeout=300)["metrics"]["val_accuracy"] for j in r.json()["jobs"]]
+    # the same rows (the bench's table order differs; both split off the last 20% of what they get)
+    theirs = [keras_fit(x, y, 0.5, seed, epochs, jit=False)[0] for seed in seeds]
+    assert abs(np.mean(ours) - np.mean(theirs)) <= 0.02, (ours, theirs)

@@ -209,6 +209,10 @@ class Group:
         self.settle(sorted(active), results, None)
         return results
 
+    def artifact(self, member: Member, result: Result) -> bytes:
+        """A member's trained model as `.keras` bytes."""
+        return save_artifact(member, result.params)
+
     def evaluate_epoch(self) -> list[dict[str, Any]]:
         """What each member's history row adds after its loss: the validation loss (None without
         validation rows)."""
@@ -253,6 +257,15 @@ class Group:
         self.model.freeze(members, values)
 
 
+GROUPS: dict[str, type[Group]] = {}  # a spec key -> the group that trains such jobs (netgroup adds "model")
+
+
+def make_group(members: list[Member], device: str) -> Group:
+    """The group for these members: the kind registered for a key of their spec, else a single layer's."""
+    kind = next((cls for key, cls in GROUPS.items() if key in members[0].spec), Group)
+    return kind(members, device)
+
+
 def train_group(
     members: list[Member],
     on_epoch: OnEpoch | None = None,
@@ -262,20 +275,20 @@ def train_group(
 ) -> list[Result]:
     """Train members that share a fuse key together; one Result per member, in order. Members
     that early stopping ends before the others go to `on_done` as they end (with their artifacts)."""
+    group = make_group(members, device or default_device())
 
     def finished(done: dict[int, Result]) -> None:
         if artifacts:
             for k, r in done.items():
-                r.artifact = save_artifact(members[k], r.params, r)
+                r.artifact = group.artifact(members[k], r)
         if on_done is not None:
             on_done(done)
 
-    group = make_group(members, device or default_device())
     results = group.run(on_epoch, finished if on_done is not None else None)
     if artifacts:
         for m, r in zip(members, results, strict=True):
             if r.error is None and not r.stopped:
-                r.artifact = save_artifact(m, r.params, r)
+                r.artifact = group.artifact(m, r)
     return results
 
 
@@ -284,20 +297,7 @@ def train(member: Member, on_epoch: OnEpoch | None = None, device: str | None = 
     return train_group([member], on_epoch, device)[0]
 
 
-def make_group(members: list[Member], device: str) -> Group:
-    """The group for these members: a network's (`model` in the spec) or a single layer's."""
-    if "model" in members[0].spec:
-        from workers.engine.netgroup import NetworkGroup  # it builds on this module
-
-        return NetworkGroup(members, device)
-    return Group(members, device)
-
-
-def save_artifact(member: Member, params: dict[str, Any], result: Result | None = None) -> bytes:
-    """The trained model as `.keras` bytes (a network's also fills `result.weights_blob`)."""
-    if result is not None and result.weights is not None:
-        from workers.engine.netgroup import network_artifact
-
-        return network_artifact(member, result)
+def save_artifact(member: Member, params: dict[str, Any]) -> bytes:
+    """The trained model as `.keras` bytes."""
     lay = member.spec["layer"]
     return export.artifact(lay["type"], member.x.shape[1], lay.get("per_feature", False), params)

@@ -24,7 +24,7 @@ from app.data import split
 from workers import network
 from workers.engine import netmetrics
 from workers.engine.diagnostics import num
-from workers.engine.group import Group, Member, OnDone, Result, bucket
+from workers.engine.group import GROUPS, Group, Member, OnDone, Result, bucket
 from workers.engine.shuffle import draw_keys
 from workers.engine.step import Signature, compiled_for
 from workers.engine.stopping import Stopper
@@ -178,6 +178,10 @@ class NetworkGroup(Group):
             for k in members:
                 results[k].stopped = True
 
+    def artifact(self, member: Member, result: Result) -> bytes:
+        """A member's plain Keras network as `.keras` bytes, and its weights for the API."""
+        return network_artifact(member, result)
+
     def plain_weights(self, member: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A member's weights in the plain network's shapes: kernels (in, out), the rest (units,)."""
         return {name: a if name.endswith("/kernel") else a.reshape(-1) for name, a in member.items()}
@@ -193,3 +197,6 @@ def network_artifact(member: Member, result: Result) -> bytes:
         path = Path(tmp) / "model.keras"
         model.save(path)
         return path.read_bytes()
+
+
+GROUPS["model"] = NetworkGroup
