@@ -92,6 +92,8 @@ def shaped(body: dict[str, Any], status: int, path: str) -> tuple[dict[str, Any]
 
 # Discriminated-union tags pydantic puts in error locations after these fields; users never wrote them.
 UNION_TAGS = {"data": {"synthetic", "inline", "dataset"}, "layer": set(FAMILIES)}
+NETWORK_TAGS = {"dense", "activation", *FAMILIES}  # after `model.layers.<i>`
+LAYER_ITEM = object()  # field_path's marker: the last part was a network layer's index
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -101,6 +103,13 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     prev: Any = None
     for p in loc:
         if p == "body" and not out:
+            continue
+        if isinstance(p, int) and prev == "layers":  # a network's layer: `model.layers.1.units`, as sweeps say it
+            out += f".{p}"
+            prev = LAYER_ITEM
+            continue
+        if prev is LAYER_ITEM and p in NETWORK_TAGS:
+            prev = None  # the union's tag; the next part is the layer's field
             continue
         if isinstance(p, str) and (isinstance(prev, int) or p in UNION_TAGS.get(str(prev), ())):
             continue  # a label pydantic gives a union branch: no field of ours is a list of objects

@@ -69,14 +69,14 @@ def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]], aga
         return owned
     history = [{"job_id": job_id, **row} for job_id, row in fresh.items()]
     columns = {"job_id": "text", "epoch": "int", "loss": "float", "val_loss": "float", "seconds": "float"}
-    v = bulk.rows(session, {**columns, "params": "json"}, history)
+    v = bulk.rows(session, {**columns, "params": "json", "metrics": "json"}, history)
     session.execute(
         update(JOBS)
         .where(JOBS.c.id == v.c.job_id)
         .values(progress_epoch=v.c.epoch, params=v.c.params)
         .execution_options(synchronize_session=False)
     )
-    names = [*columns, "params"]
+    names = [*columns, "params", "metrics"]
     session.execute(
         insert(HistoryRow).from_select(
             [*names, "timestamp"], select(*(v.c[c] for c in names), literal(utcnow(), UTCDateTime()))

@@ -168,10 +168,11 @@ def versions(session: Session, job_ids: list[str]) -> dict[str, int]:
 
 def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]]) -> set[str]:
     """End the jobs in `results` still held under `token` as succeeded, each the next version of
-    its model, with `params`, `metrics`, `warnings`, `artifact` and `stopped_epoch` (None unless early
-    stopping ended it before its epochs): one query for the versions, one `UPDATE ... FROM` for the
-    jobs and multi-row INSERTs for the artifacts, whatever the group's size. Returns the jobs
-    written. Raises IntegrityError when another job of the same model name took a version."""
+    its model, with `params`, `metrics`, `warnings`, `artifact` (a network's `weights` too) and
+    `stopped_epoch` (None unless early stopping ended it before its epochs): one query for the
+    versions, one `UPDATE ... FROM` for the jobs and multi-row INSERTs for the artifacts, whatever
+    the group's size. Returns the jobs written. Raises IntegrityError when another job of the same
+    model name took a version."""
     owned = set(held(session, token)) & set(results)
     if not owned:
         return owned
@@ -205,7 +206,7 @@ def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]
         .execution_options(synchronize_session=False)
     )
     artifacts = [
-        {"job_id": job_id, "data": results[job_id]["artifact"]}
+        {"job_id": job_id, "data": results[job_id]["artifact"], "weights": results[job_id].get("weights")}
         for job_id in sorted(owned)
         if results[job_id].get("artifact")
     ]
@@ -226,6 +227,7 @@ def finish(
     warnings: list[Any] | None = None,
     error: Any = None,
     artifact: bytes | None = None,
+    weights: bytes | None = None,
     stopped_epoch: int | None = None,
 ) -> bool:
     """End a held job (running -> succeeded, failed or cancelled), fenced by its lease; a success
@@ -242,7 +244,7 @@ def finish(
     if _count(session, update(Job).where(_owned(job_id, token)).values(**values)) != 1:
         return False
     if artifact is not None:
-        session.add(Artifact(job_id=job_id, data=artifact))
+        session.add(Artifact(job_id=job_id, data=artifact, weights=weights))
     outbox.ended(session, [job_id])
     return True
 

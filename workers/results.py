@@ -21,6 +21,7 @@ def finish_all(url: str, token: str, pending: list[tuple[Member, Result]]) -> No
                     "metrics": r.metrics,
                     "warnings": r.warnings,
                     "artifact": r.artifact,
+                    "weights": r.weights_blob,
                     "stopped_epoch": r.stopped_epoch,
                 }
                 for m, r in pending
@@ -50,6 +51,7 @@ def finish_one(url: str, token: str, member: Member, result: Result) -> None:
                         metrics=result.metrics,
                         warnings=result.warnings,
                         artifact=result.artifact,
+                        weights=result.weights_blob,
                         stopped_epoch=result.stopped_epoch,
                     )
             return

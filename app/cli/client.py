@@ -48,6 +48,17 @@ class Api:
             raise click.ClickException(message)
         return res.json() if res.content else None  # 204 on a delete
 
+    def upload(self, path: str) -> Any:
+        """Upload a CSV or .npz file as a dataset; the dataset resource."""
+        try:
+            with open(path, "rb") as f:
+                res = self.http.post("/v1/datasets", files={"file": (Path(path).name, f)})
+        except httpx.TransportError as exc:
+            raise click.ClickException(f"cannot reach bumpfit at {self.url} ({exc})") from None
+        if res.status_code >= 400:
+            raise click.ClickException(f"{path}: {res.json().get('error', {}).get('message', res.text[:200])}")
+        return res.json()
+
 
 def show(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2))
@@ -107,6 +118,14 @@ def job_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--seed", type=int, help="training seed"),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), help="device (default auto)"),
         click.option("--model-name", help="model name (default: the job id)"),
+        click.option(
+            "--data",
+            "data_file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="upload this CSV or .npz and train on it",
+        ),
+        click.option("--target", help="the target column(s) of the uploaded table, comma-separated (networks)"),
+        click.option("--normalize", is_flag=True, default=None, help="standardise the features (networks)"),
     ]
     for option in reversed(options):
         f = option(f)
@@ -129,6 +148,19 @@ FLAG_PATHS = {
     "device": "device",
     "model_name": "model_name",
 }
+
+
+def attach_data(api: Api, req: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """With --data, upload the file and make it the request's data (with --target and --normalize)."""
+    if flags.get("data_file"):
+        dataset = api.upload(flags["data_file"])
+        click.echo(f"uploaded {flags['data_file']} as dataset {dataset['id']} ({dataset['n']} rows)", err=True)
+        req["data"] = {"kind": "dataset", "id": dataset["id"]}
+    if flags.get("target"):
+        req.setdefault("data", {})["target"] = [c.strip() for c in flags["target"].split(",") if c.strip()]
+    if flags.get("normalize"):
+        req.setdefault("data", {})["normalize"] = "standard"
+    return req
 
 
 def apply_flags(req: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:

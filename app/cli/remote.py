@@ -18,6 +18,7 @@ from app.cli.client import (
     WATCH_INTERVAL,
     Api,
     apply_flags,
+    attach_data,
     fmt,
     fmt_params,
     job_options,
@@ -34,9 +35,11 @@ from app.jobs.models import FINISHED, JobStatus
 @click.option("--watch", "-w", is_flag=True, help="then show its progress until it ends")
 @click.option("--json", "as_json", is_flag=True, help="print the whole job resource")
 def submit(url: str, file: str | None, watch: bool, as_json: bool, **flags: Any) -> None:
-    """Submit a training job from flags and/or a JSON file; prints the job id."""
+    """Submit a training job from flags and/or a JSON file (a network: {"model": {"layers": [...]}, ...});
+    --data uploads a table first (--target names its label column); prints the job id."""
     api = Api(url)
-    job = api.call("POST", "/v1/jobs", apply_flags(read_json(file) if file else {}, flags))
+    req = attach_data(api, read_json(file) if file else {}, flags)
+    job = api.call("POST", "/v1/jobs", apply_flags(req, flags))
     if as_json:
         show(job)
     else:
@@ -53,9 +56,10 @@ def submit(url: str, file: str | None, watch: bool, as_json: bool, **flags: Any)
 def sweep(url: str, file: str | None, sigmas: str | None, watch: bool, **flags: Any) -> None:
     """Submit a sweep: --file sweep.json ({"base": ..., "grid": ...}), or --sigmas 0.1,0.2 with the job
     flags (and --file, then a job request) making the base; flags override the file's base."""
+    api = Api(url)
     if file and not sigmas:
         req = read_json(file)
-        apply_flags(req.setdefault("base", {}), flags)
+        apply_flags(attach_data(api, req.setdefault("base", {}), flags), flags)
     elif sigmas:
         try:
             values = [float(s) for s in sigmas.replace(" ", "").split(",") if s]
@@ -63,11 +67,10 @@ def sweep(url: str, file: str | None, sigmas: str | None, watch: bool, **flags: 
             raise click.BadParameter(
                 f"{sigmas!r} is not a comma-separated list of numbers", param_hint="--sigmas"
             ) from None
-        base = apply_flags(read_json(file) if file else {}, flags)
+        base = apply_flags(attach_data(api, read_json(file) if file else {}, flags), flags)
         req = {"base": base, "grid": {"data.params.sigma": values}}
     else:
         raise click.UsageError("give --sigmas 0.1,0.2,... or --file sweep.json")
-    api = Api(url)
     created = api.call("POST", "/v1/sweeps", req)
     click.echo(f"sweep {created['id']}: {len(created['jobs'])} jobs")
     for job_id in created["jobs"]:

@@ -123,11 +123,22 @@ def panel(
     return "\n".join(out)
 
 
+def _flat(params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Parameters by name; a network's, by layer then parameter (`bump_1.sigma`)."""
+    out: list[tuple[str, Any]] = []
+    for name, value in params.items():
+        if isinstance(value, dict):
+            out += [(f"{name}.{p}", v) for p, v in value.items()]
+        else:
+            out.append((name, value))
+    return out
+
+
 def _param_series(history: list[dict[str, Any]]) -> list[Series]:
     """One series per scalar parameter (per-feature parameters become name[i])."""
     series: dict[str, list[tuple[float, float]]] = {}
     for row in history:
-        for name, value in (row.get("params") or {}).items():
+        for name, value in _flat(row.get("params") or {}):
             values = value if isinstance(value, list) else [value]
             for i, v in enumerate(values):
                 key = name if len(values) == 1 else f"{name}[{i}]"

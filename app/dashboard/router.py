@@ -49,7 +49,7 @@ def plot(job_id: str, session: SessionDep) -> Response:
     drawn from the history recorded so far, so it also works while the job runs."""
     job = service.to_out(service.get(session, job_id)).model_dump(mode="json")
     rows = [
-        HistoryItem.model_validate(r, from_attributes=True).model_dump(mode="json")
+        HistoryItem.model_validate(service.history_item(r)).model_dump(mode="json")
         for r in service.history(session, job_id)
     ]
     return Response(

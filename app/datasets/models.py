@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import LargeBinary, String, false
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,4 +24,7 @@ class Dataset(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     # A job's or a sweep's inline data: deleted with the last job that uses it (app.lifecycle).
     inline: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The names of the columns of x then y (a CSV's header); null: x1..xF, y1..yM (app.networks).
+    columns: Mapped[list[Any] | None]
+    outputs: Mapped[int | None]  # columns of y: 0 for a table whose target a network names; null: features
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

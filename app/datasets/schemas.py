@@ -19,6 +19,12 @@ class DatasetOut(BaseModel):
         False, description="holds a job's or a sweep's inline data; deleted with the last job that uses it"
     )
     created_at: datetime | None = None
+    columns: list[str] | None = Field(
+        None, description="a CSV header's column names (x's, then y's); a network's `data.target` names them"
+    )
+    outputs: int | None = Field(
+        None, description="columns of y; 0 for a table (a header of other names): `features` holds every column"
+    )
 
 
 class DatasetList(BaseModel):

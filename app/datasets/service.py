@@ -28,6 +28,7 @@ class Parsed:
     sha256: str
     x: np.ndarray
     y: np.ndarray
+    columns: list[str] | None = None  # a CSV header's names of x's, then y's, columns
 
 
 def parse(filename: str, file: IO[bytes], size: int | None, settings: Settings) -> Parsed:
@@ -38,8 +39,8 @@ def parse(filename: str, file: IO[bytes], size: int | None, settings: Settings) 
     file.seek(0)
     digest = hashlib.file_digest(file, "sha256").hexdigest()  # type: ignore[arg-type]
     limits = uploads.Limits(settings.max_upload_bytes, settings.max_points, settings.max_features)
-    x, y = uploads.parse(filename, file, limits)
-    return Parsed(filename[:255], digest, x, y)
+    x, y, columns = uploads.read(filename, file, limits)
+    return Parsed(filename[:255], digest, x, y, columns)
 
 
 def store(session: Session, parsed: Parsed) -> Dataset:
@@ -52,6 +53,8 @@ def store(session: Session, parsed: Parsed) -> Dataset:
         sha256=parsed.sha256,
         data=datalib.to_npz(parsed.x, parsed.y),
         inline=False,
+        columns=parsed.columns,
+        outputs=parsed.y.shape[1],
     )
     session.add(ds)
     return ds
@@ -68,6 +71,7 @@ def store_arrays(session: Session, x: np.ndarray, y: np.ndarray, filename: str) 
         sha256=hashlib.sha256(blob).hexdigest(),
         data=blob,
         inline=True,
+        outputs=y.shape[1],
     )
     session.add(ds)
     return ds
@@ -83,6 +87,8 @@ def list_datasets(session: Session, limit: int, page_token: str | None) -> Datas
         Dataset.sha256,
         Dataset.inline,
         Dataset.created_at,
+        Dataset.columns,
+        Dataset.outputs,
     )
     stmt = pages.after(select(*cols), Dataset.created_at, Dataset.id, page_token).limit(limit + 1)
     rows = session.execute(stmt).all()

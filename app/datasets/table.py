@@ -119,8 +119,10 @@ def _start(lines: list[str], limits: Limits) -> tuple[int, _Table, list[str] | N
     raise InvalidInput.at("file", "no data rows")
 
 
-def read_csv(f: IO[bytes], limits: Limits) -> tuple[np.ndarray, np.ndarray]:
-    """Columns x..., y... (header names starting with x and y, or without header the first half x).
+def read_csv(f: IO[bytes], limits: Limits) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Columns x..., y... (header names starting with x and y, or without header the first half x),
+    or a table: a header naming other columns gives x = every column, y none (a network's job
+    names its target). Returns x, y and the header's names of x's then y's columns (None without).
     Blank rows and `#` comment lines are skipped; the last comment before the data is the header
     when it names x and y columns (numpy.savetxt's `header=`)."""
     chunks = _chunks(_text(f), 2 * limits.max_features * NUMBER_CHARS)
@@ -138,7 +140,8 @@ def read_csv(f: IO[bytes], limits: Limits) -> tuple[np.ndarray, np.ndarray]:
     data = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
     if len(data) == 0:
         raise InvalidInput.at("file", "no data rows")
-    return data[:, xcols], data[:, ycols]
+    names = None if header is None else [header[i].strip() for i in xcols + ycols]
+    return data[:, xcols], data[:, ycols], names
 
 
 def _table_block(lines: list[str], first_row: int, table: _Table) -> np.ndarray:
@@ -208,7 +211,8 @@ def _cell(cell: str, row: int, col: int, table: _Table) -> float:
 
 
 def _columns(header: list[str] | None, width: int, limits: Limits) -> tuple[list[int], list[int]]:
-    """Which columns are x and which y."""
+    """Which columns are x and which y: x..., y... by their names or halves, or, for a header of
+    other names over two columns or more, a table (every column x, no y)."""
     if header is not None:
         if len(header) != width:
             raise InvalidInput.at("file", f"the header names {len(header)} columns but the first data row has {width}")
@@ -218,11 +222,15 @@ def _columns(header: list[str] | None, width: int, limits: Limits) -> tuple[list
     else:  # no header: the first half of the columns are x, the second half y
         xcols, ycols = list(range(width // 2)), list(range(width // 2, width))
     if not xcols or len(xcols) != len(ycols) or len(xcols) + len(ycols) != width:
-        raise InvalidInput.at(
-            "file",
-            "CSV needs columns x..., y... with as many y as x columns "
-            "(x, y for one feature; header names starting with x and y)",
-        )
+        if header is None or width < 2:
+            raise InvalidInput.at(
+                "file",
+                "CSV needs columns x..., y... with as many y as x columns "
+                "(x, y for one feature; header names starting with x and y)",
+            )
+        if len({h.strip() for h in header}) != width:
+            raise InvalidInput.at("file", "the header names a column twice; columns need distinct names")
+        xcols, ycols = list(range(width)), []  # a table: a network's job names its target columns
     if len(xcols) > limits.max_features:
         raise TooLarge.at("file", f"has {len(xcols)} features, more than the limit {limits.max_features}")
     return xcols, ycols

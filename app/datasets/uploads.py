@@ -31,12 +31,18 @@ READ_CHUNK = 1 << 20  # bytes inflated per read
 
 def parse(filename: str, file: IO[bytes] | bytes, limits: Limits) -> tuple[np.ndarray, np.ndarray]:
     """An `.npz` (arrays x, y) or a CSV (columns x..., y...; header optional) -> (x, y) float32 (n, F)."""
+    x, y, _ = read(filename, file, limits)
+    return x, y
+
+
+def read(filename: str, file: IO[bytes] | bytes, limits: Limits) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """As `parse`, with the CSV header's column names (x's, then y's), or None."""
     f: IO[bytes] = io.BytesIO(file) if isinstance(file, bytes) else file
     f.seek(0)
     is_zip = f.read(4) == ZIP_MAGIC
     f.seek(0)
     if is_zip or filename.lower().endswith(".npz"):
-        return read_npz(f, limits)
+        return (*read_npz(f, limits), None)
     return read_csv(f, limits)
 
 
@@ -144,10 +150,6 @@ def read_npz(f: IO[bytes], limits: Limits) -> tuple[np.ndarray, np.ndarray]:
     x2, y2 = (a.reshape(len(a), -1) for a in (x, y))
     if len(x2) != len(y2):
         raise InvalidInput.at("file", f"x has {len(x2)} rows but y has {len(y2)}")
-    if x2.shape[1] != y2.shape[1]:
-        raise InvalidInput.at(
-            "file",
-            f"y rows have {y2.shape[1]} values but x rows have {x2.shape[1]}: "
-            "the layers are element-wise, so y must be shaped like x",
-        )
+    # y may be narrower or wider than x: a network maps x (n, d) to y (n, m); single-layer jobs
+    # check at submission that y is shaped like x.
     return checked(x2, "file: x", limits.bound), checked(y2, "file: y", limits.bound)

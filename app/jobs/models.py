@@ -80,6 +80,7 @@ class HistoryRow(Base):
     val_loss: Mapped[float | None]
     seconds: Mapped[float | None]
     params: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any] | None]  # a network's metrics asked, on both splits
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -90,4 +91,5 @@ class Artifact(Base):
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary)  # a network's weights as .npz, for the API
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

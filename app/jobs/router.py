@@ -81,7 +81,7 @@ def delete_job(job_id: str, session: SessionDep) -> Response:
 def get_history(job_id: str, session: SessionDep) -> History:
     """One row per finished epoch (loss, val_loss, parameters), written while the job runs."""
     rows = service.history(session, job_id)
-    return History(history=[HistoryItem.model_validate(r, from_attributes=True) for r in rows])
+    return History(history=[HistoryItem.model_validate(service.history_item(r)) for r in rows])
 
 
 @router.get(

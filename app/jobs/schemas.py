@@ -20,6 +20,7 @@ from typing_extensions import TypedDict
 from app import families
 from app.jobs.fields import Bounded, Finite, LearningRate, ModelName, NonNegative, Strict, struct_f32
 from app.jobs.models import JobStatus
+from app.jobs.network import ClassificationLoss, MetricName, Network, NetworkSpec, RegressionLoss
 
 FUNCTION_DEFAULTS: dict[str, dict[str, float]] = {name: f.target for name, f in families.FAMILIES.items()}
 NONNEGATIVE = families.nonnegative()
@@ -27,7 +28,8 @@ NONNEGATIVE = families.nonnegative()
 # (a value dropped from a request must stay readable in the rows stored before).
 Function = Literal["bump", "gaussian"]
 Optimizer = Literal["adam", "sgd", "rmsprop"]
-Loss = Literal["mse", "mae", "huber"]
+Loss = RegressionLoss | ClassificationLoss
+Normalize = Literal["standard"]
 Monitor = Literal["loss", "val_loss"]
 Device = Literal["auto", "cpu", "gpu"]
 
@@ -107,6 +109,9 @@ class InlineData(Strict):
     kind: Literal["inline"]
     x: list[Bounded | list[Bounded]]
     y: list[Bounded | list[Bounded]]
+    normalize: Normalize | None = Field(
+        None, description="networks: standardise x with the training split's statistics"
+    )
 
 
 class DatasetData(Strict):
@@ -114,6 +119,15 @@ class DatasetData(Strict):
 
     kind: Literal["dataset"]
     id: str
+    target: list[str] | None = Field(
+        None, min_length=1, max_length=1024, description="networks: the names of y's columns in a table"
+    )
+    features: list[str] | None = Field(
+        None, min_length=1, max_length=1024, description="networks: x's columns (default: every other column)"
+    )
+    normalize: Normalize | None = Field(
+        None, description="networks: standardise x with the training split's statistics"
+    )
 
 
 def _data_kind(value: Any) -> Any:
@@ -150,7 +164,10 @@ class Training(Strict):
     learning_rate: LearningRate = Field(0.001, description="a normal positive float32 number, at most 100")
     epochs: int = Field(5, ge=1, le=100_000)
     batch_size: int = Field(32, ge=1, le=1_000_000)
-    loss: Loss = "mse"
+    loss: Loss = Field("mse", description="the classification losses need a network (`model`)")
+    metrics: list[MetricName] = Field(
+        default_factory=list, max_length=16, description="networks: Keras metric names, per epoch on both splits"
+    )
     validation_split: Finite = Field(0.0, ge=0, lt=1)
     shuffle: bool = Field(True, description="reshuffle the training data every epoch, as Keras fit")
     seed: int | None = Field(None, ge=0, lt=2**63, description="null: drawn at submission")
@@ -160,9 +177,11 @@ class Training(Strict):
 
 
 class JobRequest(Strict):
-    """A training job: layer, data, training settings, device and an optional model name."""
+    """A training job: a layer or a network (`model`), data, training settings, device and an
+    optional model name."""
 
-    layer: Layer = Field(default_factory=BumpLayer)
+    layer: Layer | None = Field(None, description="one element-wise layer (null: a bump, unless `model` is given)")
+    model: Network | None = Field(None, description="a network of layers instead of `layer`")
     data: Data
     training: Training = Field(default_factory=Training)
     device: Device = "auto"
@@ -181,6 +200,30 @@ class JobRequest(Strict):
             ]
         },
     )
+
+    @field_validator("layer", mode="before")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        if v is None:  # leaving it out means a bump; null is a mistake
+            raise ValueError("needs type 'bump' or 'gaussian'")
+        return v
+
+    @model_validator(mode="after")
+    def _one_model(self) -> JobRequest:
+        if self.model is not None:
+            if self.layer is not None:
+                raise ValueError("give either layer or model, not both")
+            return self
+        if self.layer is None:
+            self.layer = BumpLayer()
+        t, d = self.training, self.data
+        if t.loss not in ("mse", "mae", "huber"):
+            raise ValueError(f"training.loss {t.loss} needs a network: give model.layers")
+        if t.metrics:
+            raise ValueError("training.metrics needs a network (a layer job reports loss, mae and r2)")
+        if getattr(d, "target", None) or getattr(d, "features", None) or getattr(d, "normalize", None):
+            raise ValueError("data.target, data.features and data.normalize need a network: give model.layers")
+        return self
 
 
 # -- resources ----------------------------------------------------------------------------------
@@ -236,6 +279,10 @@ class DatasetDataSpec(TypedDict):
     id: str
     n: Annotated[int, Field(description="rows of the dataset")]
     features: NotRequired[Annotated[int, Field(description="columns of x")]]
+    columns: NotRequired[Annotated[list[str], Field(description="networks: the names of x's columns, in order")]]
+    target: NotRequired[Annotated[list[str], Field(description="networks: the names of y's columns, in order")]]
+    normalize: NotRequired[str | None]
+    outputs: NotRequired[Annotated[int, Field(description="columns of y (networks)")]]
 
 
 @Lenient
@@ -247,6 +294,7 @@ class InlineDataSpec(TypedDict):
     y: list[float | list[float]]
     n: int
     features: NotRequired[int]
+    normalize: NotRequired[str | None]
 
 
 DataSpec = Annotated[SyntheticDataSpec | DatasetDataSpec | InlineDataSpec, Field(discriminator="kind")]
@@ -272,6 +320,7 @@ class TrainingSpec(TypedDict):
     epochs: int
     batch_size: int
     loss: Loss
+    metrics: NotRequired[list[str]]
     validation_split: float
     shuffle: NotRequired[bool]
     seed: Annotated[int, Field(description="the training seed (drawn at submission when the request left it null)")]
@@ -283,7 +332,8 @@ class JobSpec(TypedDict):
     """The job request as stored and trained: every default filled in, seeds drawn, inline data
     replaced by the dataset it was stored as, and the data's rows (`n`) and `features` added."""
 
-    layer: LayerSpec
+    layer: NotRequired[Annotated[LayerSpec, Field(description="a single-layer job's layer")]]
+    model: NotRequired[Annotated[NetworkSpec, Field(description="a network job's layers")]]
     data: DataSpec
     training: TrainingSpec
     device: Device
@@ -294,8 +344,11 @@ class JobSpec(TypedDict):
 # diverged (JSON has no NaN or infinity).
 ParamValue = float | list[float | None] | None
 Params = Annotated[
-    dict[str, ParamValue],
-    Field(description="by the layer's parameter name (sigma; a, b, c): a number, or a list with per_feature"),
+    dict[str, ParamValue | dict[str, list[float | None]]],
+    Field(
+        description="by the layer's parameter name (sigma; a, b, c): a number, or a list with per_feature; "
+        "a network's by threshold layer name, each parameter a list with one value per unit"
+    ),
 ]
 
 
@@ -388,9 +441,10 @@ class JobList(BaseModel):
 
 
 class HistoryItem(BaseModel):
-    """One finished epoch."""
+    """One finished epoch; a network's row adds each metric it asked (`accuracy`, and
+    `val_accuracy` with a validation split), as Keras's History does."""
 
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True, extra="allow")
 
     epoch: int
     loss: float | None

@@ -20,6 +20,7 @@ from app.datasets.models import Dataset
 from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from app.ids import new_id
+from app.jobs import netprep
 from app.jobs.models import FINISHED, HistoryRow, Job, JobStatus
 from app.jobs.schemas import JobList, JobOut, JobRequest
 from app.settings import Settings
@@ -63,24 +64,11 @@ class Shape:
     n_train: int
     n_val: int
     inline: tuple[np.ndarray, np.ndarray] | None = None  # the arrays of inline data, validated
+    table: netprep.Table | None = None  # a network's x and y
+    outputs: int = 0  # a network's output width
 
 
-def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
-    """Validate the data spec against the limits and return its shape; nothing is written."""
-    d = req.data
-    inline = None
-    if d.kind == "synthetic":
-        if d.n > settings.max_points:
-            raise TooLarge.at("data.n", f"{d.n} is more than the limit {settings.max_points}")
-        n, features = d.n, 1
-    elif d.kind == "inline":
-        inline = datalib.pair(d.x, d.y, "data", settings.max_inline_points, settings.max_features)
-        n, features = inline[0].shape
-    else:
-        row = session.execute(select(Dataset.n, Dataset.features).where(Dataset.id == d.id)).first()
-        if row is None:
-            raise InvalidInput.at("data.id", f"no dataset with id {d.id!r}; upload one with POST /v1/datasets")
-        n, features = row.n, row.features
+def _check_split(req: JobRequest, n: int) -> tuple[int, int]:
     t = req.training
     n_train, n_val = datalib.split(n, t.validation_split)
     if n_train < 1:
@@ -91,6 +79,39 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
         raise InvalidInput.at(
             "training.early_stopping.monitor", "val_loss needs training.validation_split > 0 (no validation rows)"
         )
+    return n_train, n_val
+
+
+def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
+    """Validate the data spec against the limits and return its shape; nothing is written."""
+    d = req.data
+    inline = None
+    if req.model is not None:
+        tab, inline = netprep.table(session, req, settings)
+        n = len(tab.x)
+        n_train, n_val = _check_split(req, n)
+        width = netprep.check(req, tab, n, settings)
+        return Shape(n, tab.x.shape[1], n_train, n_val, inline, tab, width)
+    if d.kind == "synthetic":
+        if d.n > settings.max_points:
+            raise TooLarge.at("data.n", f"{d.n} is more than the limit {settings.max_points}")
+        n, features = d.n, 1
+    elif d.kind == "inline":
+        inline = datalib.pair(d.x, d.y, "data", settings.max_inline_points, settings.max_features)
+        n, features = inline[0].shape
+    else:
+        row = session.execute(select(Dataset.n, Dataset.features, Dataset.outputs).where(Dataset.id == d.id)).first()
+        if row is None:
+            raise InvalidInput.at("data.id", f"no dataset with id {d.id!r}; upload one with POST /v1/datasets")
+        n, features = row.n, row.features
+        if row.outputs is not None and row.outputs != features:
+            raise InvalidInput.at(
+                "data.id",
+                f"dataset {d.id!r} has x of {features} columns and y of {row.outputs}: a layer is "
+                "element-wise, so y must be shaped like x; train a network (model.layers) on it",
+            )
+    t = req.training
+    n_train, n_val = _check_split(req, n)
     compute = n * t.epochs * features
     if compute > settings.max_compute:
         raise TooLarge.at(
@@ -103,6 +124,9 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
 def fuse_key(req: JobRequest, shape: Shape) -> str:
     """Jobs with equal keys can train together in one compiled model."""
     t = req.training
+    if req.model is not None:
+        return digest(netprep.fuse_key(req, shape.n_train, shape.n_val, shape.features, shape.outputs))
+    assert req.layer is not None
     return digest(
         [
             req.layer.type,
@@ -128,7 +152,14 @@ def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict
     spec = req.model_dump(mode="json", exclude={"data": {"x", "y"}})
     if shape.inline is not None:
         ds = datasets.store_arrays(session, *shape.inline, filename="inline data")
-        spec["data"] = {"kind": "dataset", "id": ds.id}
+        spec["data"] = {"kind": "dataset", "id": ds.id, "normalize": spec["data"].get("normalize")}
+    if shape.table is not None:
+        spec = netprep.spec_of(spec, shape.table, shape.outputs)
+    else:  # a single layer's spec as it always was
+        spec.pop("model", None)
+        spec["training"].pop("metrics", None)
+        for key in ("target", "features", "normalize"):
+            spec["data"].pop(key, None)
     if spec["training"]["seed"] is None:
         spec["training"]["seed"] = secrets.randbits(32)
     if spec["data"]["kind"] == "synthetic" and spec["data"]["seed"] is None:
@@ -262,3 +293,16 @@ def history(session: Session, job_id: str) -> list[HistoryRow]:
     """Every recorded epoch of the job, in order."""
     get(session, job_id)
     return list(session.scalars(select(HistoryRow).where(HistoryRow.job_id == job_id).order_by(HistoryRow.epoch)))
+
+
+def history_item(row: HistoryRow) -> dict[str, Any]:
+    """A history row as the API sends it: a network's metrics beside its loss, as Keras's History."""
+    item = {
+        "epoch": row.epoch,
+        "loss": row.loss,
+        "val_loss": row.val_loss,
+        "params": row.params,
+        "seconds": row.seconds,
+        "timestamp": row.timestamp,
+    }
+    return {**(row.metrics or {}), **item}

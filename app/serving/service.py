@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from app import functions
+from app import functions, networks
 from app.data import as_matrix
 from app.errors import InvalidInput, NotFound
 from app.ids import looks_like_id
@@ -39,7 +39,7 @@ def _version(job: Job) -> Version:
     return Version(
         version=job.model_version or 0,
         job_id=job.id,
-        layer=job.spec["layer"]["type"],
+        layer=job.spec["layer"]["type"] if "layer" in job.spec else "network",
         params=job.params or {},
         metrics=job.metrics,
         created_at=job.finished_at,
@@ -141,22 +141,57 @@ def version_job(session: Session, name: str, version: int | None) -> Job:
 
 def metadata(job: Job) -> Metadata:
     """TensorFlow Serving's metadata of a version: its one signature, `serving_default`, takes and
-    gives float32 rows of the trained feature count (the layers are element-wise)."""
+    gives float32 rows of the trained feature count (a single layer's output is as wide; a
+    network's is its last layer's width)."""
     width = job.spec["data"].get("features", 1)
+    out_width = job.spec["model"]["outputs"] if "model" in job.spec else width
 
-    def tensor(name: str) -> TensorInfo:
-        dims = [Dim(size="-1", name=""), Dim(size=str(width), name="")]
+    def tensor(name: str, size: int) -> TensorInfo:
+        dims = [Dim(size="-1", name=""), Dim(size=str(size), name="")]
         return TensorInfo(dtype="DT_FLOAT", tensor_shape=TensorShape(dim=dims, unknown_rank=False), name=name)
 
     signature = SignatureDef(
-        inputs={"x": tensor("serving_default_x:0")},
-        outputs={"output_0": tensor("StatefulPartitionedCall:0")},
+        inputs={"x": tensor("serving_default_x:0", width)},
+        outputs={"output_0": tensor("StatefulPartitionedCall:0", out_width)},
         method_name="tensorflow/serving/predict",
     )
     return Metadata(
         model_spec=ModelSpec(name=job.model_name, signature_name="", version=str(job.model_version)),
         metadata=ModelMetadata(signature_def=SignatureDefMap(signature_def={SIGNATURE: signature})),
     )
+
+
+def weights(session: Session, job: Job) -> dict[str, np.ndarray]:
+    """A network version's weights (and normalisation), as its worker stored them."""
+    if job.id not in _WEIGHTS:
+        blob = session.scalar(select(Artifact.weights).where(Artifact.job_id == job.id))
+        if blob is None:
+            raise NotFound(f"job {job.id} has no stored weights")
+        _WEIGHTS[job.id] = networks.unpack(blob)
+        while len(_WEIGHTS) > WEIGHTS_CACHE:
+            _WEIGHTS.pop(next(iter(_WEIGHTS)))
+    return _WEIGHTS[job.id]
+
+
+_WEIGHTS: dict[str, dict[str, np.ndarray]] = {}  # by job id: a version's weights never change
+WEIGHTS_CACHE = 64  # network versions whose weights the API keeps in memory
+
+
+def predict_network(
+    job: Job, stored: dict[str, np.ndarray], instances: list[Any], settings: Settings, field: str
+) -> list[Any]:
+    """A network's outputs for rows of raw features (NumPy, float32, as the artifact computes
+    them): a number per row when the last layer has one unit, else a list."""
+    features = job.spec["data"]["features"]
+    x = as_matrix(instances, field, settings.max_predict_instances, settings.max_features)
+    if x.shape[1] != features:
+        raise InvalidInput.at(
+            field,
+            f"model {job.model_name} v{job.model_version} takes rows of {features} features "
+            f"({', '.join(job.spec['data'].get('columns', [])[:10])}), got {x.shape[1]}",
+        )
+    y = networks.forward(job.spec["model"]["layers"], stored, x).astype(float)
+    return y[:, 0].tolist() if y.shape[1] == 1 else y.tolist()
 
 
 def predict(job: Job, instances: list[Any], settings: Settings, field: str = "instances") -> list[Any]:

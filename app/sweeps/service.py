@@ -75,13 +75,31 @@ def apply(base: dict[str, Any], point: dict[str, Any], where: str) -> dict[str, 
     out = plain_copy(base)
     for path, value in point.items():
         keys = path.split(".")
-        node = out
+        node: Any = out
         for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
+            if isinstance(node, list):  # a network's layers: `model.layers.1.sigma_init`
+                node = _item(node, k, f"{where}.{path}")
+            else:
+                node = node.setdefault(k, {})
+            if not isinstance(node, dict | list):
                 raise InvalidInput.at(f"{where}.{path}", f"{k} is not an object in the base request")
-        node[keys[-1]] = value
+        if isinstance(node, list):
+            node[_index(node, keys[-1], f"{where}.{path}")] = value
+        else:
+            node[keys[-1]] = value
     return out
+
+
+def _index(items: list[Any], key: str, where: str) -> int:
+    """A list index from a path part, within the list."""
+    if not key.isdigit() or int(key) >= len(items):
+        raise InvalidInput.at(where, f"{key} is not an index of a list of {len(items)} items in the base request")
+    return int(key)
+
+
+def _item(items: list[Any], key: str, where: str) -> Any:
+    """The list item a path part names."""
+    return items[_index(items, key, where)]
 
 
 def touches_data(points: list[dict[str, Any]]) -> bool:

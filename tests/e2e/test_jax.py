@@ -29,6 +29,20 @@ print(json.dumps([{"params": r.params, "losses": [h["loss"] for h in r.history],
 """
 
 
+@pytest.mark.heavy  # two network compiles on JAX, then 40 epochs: ~1 min on 2 cores
+def test_a_network_member_learns_alone_what_it_learns_in_a_group_on_jax() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "heavy", "tests/unit/test_networks.py"],
+        cwd=ROOT,
+        env=JAX_ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "2 passed" in run.stdout, run.stdout[-1000:]
+
+
 def members() -> list[Member]:
     """Three bump jobs, each with its own data and initial sigma, trained as one fused group."""
     return [bump_member(s, n=6000, seed=i, job_id=f"b{i}", epochs=2) for i, s in enumerate((0.2, 0.5, 0.9))]
@@ -46,6 +60,7 @@ def test_the_engine_tests_pass_on_the_jax_backend() -> None:
             "tests/unit/test_training.py",
             "tests/unit/test_shuffle.py",
             "tests/unit/test_stopping.py",
+            "tests/unit/test_networks.py",
             "tests/integration/test_warmup.py::test_a_job_arriving_while_its_shape_is_warmed_uses_that_compile_and_learns_what_it_learns_alone",
         ],
         cwd=ROOT,

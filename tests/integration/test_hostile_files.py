@@ -200,7 +200,8 @@ REFUSED_CSV = [
     ("an unclosed quote", b'x,y\n1,2\n"3,4\n' + b"5,6\n" * 100_000, 422, "file row 3: is not valid CSV"),
     ("a cell over two lines", b'x,y\n1,"2\n3"\n', 422, "file row 2: has a quote that is not closed"),
     ("only a header", b"x,y\n\n", 422, "no data rows"),
-    ("columns that are not x and y", b"a,b\n1,2\n", 422, "CSV needs columns x..., y..."),
+    ("one column without a header", b"1\n2\n", 422, "CSV needs columns x..., y..."),
+    ("a header naming a column twice", b"a,a\n1,2\n", 422, "names a column twice"),
     ("too many features", b",".join([b"1"] * 130) + b"\n", 413, "features, more than the limit 64"),
     ("binary", bytes(range(256)) * 100, 422, "file"),
 ]

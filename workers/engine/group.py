@@ -59,6 +59,8 @@ class Result:
     stopped_epoch: int | None = None  # early stopping ended it after this epoch, before the last
     device: str = "CPU:0"
     artifact: bytes | None = None
+    weights: dict[str, np.ndarray] | None = None  # a network's: every weight and its normalisation
+    weights_blob: bytes | None = None  # `weights` as .npz, stored for the API's predictions
 
 
 OnEpoch = Callable[[EpochReport], Iterable[int] | None]
@@ -142,17 +144,21 @@ class Group:
             out[:k] = rows
             return out
 
-        n, f = sig.n_train, sig.features
-        xs, ys = [m.x for m in self.members], [m.y for m in self.members]
+        n, f, m = sig.n_train, sig.features, sig.y_width
+        xs, ys = self.inputs(), [m.y for m in self.members]
         return {
             "x": stack([x[:n] for x in xs], (n, f)),
-            "y": stack([y[:n] for y in ys], (n, f)),
+            "y": stack([y[:n] for y in ys], (n, m)),
             "xv": stack([x[n:] for x in xs], (sig.n_val, f)),
-            "yv": stack([y[n:] for y in ys], (sig.n_val, f)),
+            "yv": stack([y[n:] for y in ys], (sig.n_val, m)),
             "keys": stack(keys, (ROUNDS,), np.int32),
             "shuffle": stack([m.spec["training"].get("shuffle", True) for m in self.members], (), np.int32),
             "weight": stack([1.0] * k, ()),
         }
+
+    def inputs(self) -> list[np.ndarray]:
+        """Each member's x as the model takes it."""
+        return [m.x for m in self.members]
 
     def run(self, on_epoch: OnEpoch | None, on_done: OnDone | None = None) -> list[Result]:
         """Train every epoch, reporting after each; members dropped by `on_epoch` stop there.
@@ -166,32 +172,19 @@ class Group:
             for epoch in range(1, self.epochs + 1):
                 started = time.perf_counter()
                 losses, grad_abs, live = (ops.convert_to_numpy(t) for t in self.model.epoch(epoch))
-                val = None
-                if self.sig.n_val:
-                    val = ops.convert_to_numpy(self.model.evaluate(self.model.xv, self.model.yv)[0])
+                extra = self.evaluate_epoch()
                 computed = time.perf_counter()
                 seconds = computed - started
                 rows = {}
-                arrays = param_arrays(self.layer, self.k)
-                values = param_values(arrays, self.sig.per_feature)
-                ok = diagnostics.fine(self.layer_type, losses[: self.k], grad_abs[: self.k], live[: self.k], arrays)
+                values, ok = self.params_now(losses, grad_abs, live)
                 loss_list = losses.tolist()
-                val_list = val.tolist() if val is not None else None
                 for k in sorted(active):
                     params = values[k]
-                    row = {
-                        "epoch": epoch,
-                        "loss": num(loss_list[k]),
-                        "params": params,
-                        "seconds": seconds,
-                        "val_loss": num(val_list[k]) if val_list is not None else None,
-                    }
+                    row = {"epoch": epoch, "loss": num(loss_list[k]), "params": params, "seconds": seconds, **extra[k]}
                     results[k].history.append(row)
                     results[k].params = params
                     if not ok[k]:  # per-member checks only where the vectorised ones found something
-                        diagnostics.diagnose(
-                            self.layer_type, self.layer.PARAMS, epoch, row, grad_abs[k], live[k], results[k]
-                        )
+                        self.diagnose(epoch, row, grad_abs[k], live[k], results[k])
                     rows[k] = row
                 self.host_seconds.append(time.perf_counter() - computed)
                 errors = {k: results[k].error for k in active if results[k].error}
@@ -201,6 +194,9 @@ class Group:
                         results[k].stopped = True
                         active.discard(k)
                 stop = [k for k in sorted(active) if (st := stoppers[k]) is not None and st.update(epoch, rows[k])]
+                self.remember(
+                    epoch, [k for k in sorted(active) if (st := stoppers[k]) is not None and st.best_epoch == epoch]
+                )
                 if stop and epoch < self.epochs:
                     for k in stop:
                         results[k].stopped_epoch = epoch
@@ -212,6 +208,34 @@ class Group:
         self.end(sorted(active), stoppers, results)
         self.settle(sorted(active), results, None)
         return results
+
+    def artifact(self, member: Member, result: Result) -> bytes:
+        """A member's trained model as `.keras` bytes."""
+        return save_artifact(member, result.params)
+
+    def evaluate_epoch(self) -> list[dict[str, Any]]:
+        """What each member's history row adds after its loss: the validation loss (None without
+        validation rows)."""
+        if not self.sig.n_val:
+            return [{"val_loss": None}] * self.sig.k
+        val = ops.convert_to_numpy(self.model.evaluate(self.model.xv, self.model.yv)[0]).tolist()
+        return [{"val_loss": num(v)} for v in val]
+
+    def params_now(
+        self, losses: np.ndarray, grad_abs: np.ndarray, live: np.ndarray
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Each member's parameters as JSON, and which members the vectorised checks found fine."""
+        arrays = param_arrays(self.layer, self.k)
+        ok = diagnostics.fine(self.layer_type, losses[: self.k], grad_abs[: self.k], live[: self.k], arrays)
+        return param_values(arrays, self.sig.per_feature), ok
+
+    def diagnose(self, epoch: int, row: dict[str, Any], grad_abs: np.ndarray, live: float, result: Result) -> None:
+        """A member the vectorised checks flagged: an error (diverged) or warnings with the fix."""
+        diagnostics.diagnose(self.layer_type, self.layer.PARAMS, epoch, row, grad_abs, live, result)
+
+    def remember(self, epoch: int, best: list[int]) -> None:
+        """Members whose early stopping found its best epoch in `epoch` (their history row holds
+        everything a single layer restores)."""
 
     def settle(self, members: list[int], results: list[Result], on_done: OnDone | None) -> None:
         """Give members that finished training their final metrics; `on_done` takes them over."""
@@ -233,6 +257,15 @@ class Group:
         self.model.freeze(members, values)
 
 
+GROUPS: dict[str, type[Group]] = {}  # a spec key -> the group that trains such jobs (netgroup adds "model")
+
+
+def make_group(members: list[Member], device: str) -> Group:
+    """The group for these members: the kind registered for a key of their spec, else a single layer's."""
+    kind = next((cls for key, cls in GROUPS.items() if key in members[0].spec), Group)
+    return kind(members, device)
+
+
 def train_group(
     members: list[Member],
     on_epoch: OnEpoch | None = None,
@@ -242,20 +275,20 @@ def train_group(
 ) -> list[Result]:
     """Train members that share a fuse key together; one Result per member, in order. Members
     that early stopping ends before the others go to `on_done` as they end (with their artifacts)."""
+    group = make_group(members, device or default_device())
 
     def finished(done: dict[int, Result]) -> None:
         if artifacts:
             for k, r in done.items():
-                r.artifact = save_artifact(members[k], r.params)
+                r.artifact = group.artifact(members[k], r)
         if on_done is not None:
             on_done(done)
 
-    group = Group(members, device or default_device())
     results = group.run(on_epoch, finished if on_done is not None else None)
     if artifacts:
         for m, r in zip(members, results, strict=True):
             if r.error is None and not r.stopped:
-                r.artifact = save_artifact(m, r.params)
+                r.artifact = group.artifact(m, r)
     return results
 
 

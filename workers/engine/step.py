@@ -7,6 +7,7 @@ loop is compiled (as Keras keeps one trainer per backend over one shared trainer
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections import OrderedDict
@@ -20,9 +21,17 @@ from keras import ops
 from workers.engine.backend import BACKEND
 from workers.engine.shuffle import ROUNDS, HostOrders, on_host, rows_at
 from workers.layers import layer_for
+from workers.network import Stack
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
-LOSSES = {"mse": keras.losses.mean_squared_error, "mae": keras.losses.mean_absolute_error, "huber": keras.losses.huber}
+LOSSES = {
+    "mse": keras.losses.mean_squared_error,
+    "mae": keras.losses.mean_absolute_error,
+    "huber": keras.losses.huber,
+    "binary_crossentropy": keras.losses.binary_crossentropy,
+    "sparse_categorical_crossentropy": keras.losses.sparse_categorical_crossentropy,
+    "categorical_crossentropy": keras.losses.categorical_crossentropy,
+}
 
 
 @dataclass(frozen=True)
@@ -39,12 +48,19 @@ class Signature:
     optimizer: str
     loss: str
     device: str
+    net: str = ""  # a network's layers as JSON (`workers.network`); "" for one element-wise layer
+    targets: int = 0  # a network's columns of y (a single layer's y is shaped like x)
+
+    @property
+    def y_width(self) -> int:
+        """Columns of y on the device."""
+        return self.targets if self.net else self.features
 
 
 def zero_arrays(sig: Signature) -> dict[str, np.ndarray]:
     """Zero arrays of the shapes and dtypes a group of `sig` puts on the device."""
-    k, f = sig.k, sig.features
-    shapes = {"x": (k, sig.n_train, f), "y": (k, sig.n_train, f), "xv": (k, sig.n_val, f), "yv": (k, sig.n_val, f)}
+    k, f, m = sig.k, sig.features, sig.y_width
+    shapes = {"x": (k, sig.n_train, f), "y": (k, sig.n_train, m), "xv": (k, sig.n_val, f), "yv": (k, sig.n_val, m)}
     arrays = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
     return {
         **arrays,
@@ -67,7 +83,11 @@ class Compiled:
         self.sig = sig
         self.steps = math.ceil(sig.n_train / sig.batch)
         self.loss_fn = LOSSES[sig.loss]
-        self.layer = layer_for(sig.layer_type)(per_feature=sig.per_feature, members=sig.k, name=sig.layer_type)
+        self.layer: Any
+        if sig.net:
+            self.layer = Stack(json.loads(sig.net), sig.k, name="network")
+        else:
+            self.layer = layer_for(sig.layer_type)(per_feature=sig.per_feature, members=sig.k, name=sig.layer_type)
         with keras.device(sig.device):
             self.layer.build((sig.k, None, sig.features))
             self.optimizer = OPTIMIZERS[sig.optimizer]()
@@ -83,10 +103,17 @@ class Compiled:
         self.weight: Any = None
         self.orders: HostOrders | None = None  # on a CPU: each epoch's orders, drawn by the host
 
+    def named(self) -> dict[str, Any]:
+        """The layer's variables by name: a family's parameters, or a network's weights (`dense_1/kernel`)."""
+        if isinstance(self.layer, Stack):
+            return self.layer.named()
+        return {p: getattr(self.layer, p) for p in self.layer.PARAMS}
+
     def load(self, arrays: dict[str, np.ndarray], inits: dict[str, np.ndarray], learning_rate: float) -> None:
         """Put a group's starting parameters and arrays in place and reset the optimizer's state."""
+        named = self.named()
         for name, value in inits.items():
-            getattr(self.layer, name).assign(value.astype(np.float32))
+            named[name].assign(value.astype(np.float32))
         for v in self.optimizer.variables:
             lr = v is self.optimizer.learning_rate
             v.assign(ops.cast(learning_rate, v.dtype) if lr else ops.zeros(v.shape, v.dtype))
@@ -136,10 +163,9 @@ class Compiled:
                 a = np.array(ops.convert_to_numpy(v))
                 a[members] = 0
                 v.assign(a)
-        for name in self.layer.PARAMS:
+        for name, var in self.named().items():
             changes = {k: params[name] for k, params in values.items() if name in params}
             if changes:
-                var = getattr(self.layer, name)
                 a = np.array(ops.convert_to_numpy(var))
                 for k, value in changes.items():
                     a[k] = np.reshape(value, a.shape[1:]).astype(a.dtype)

@@ -18,10 +18,10 @@ class TensorFlowCompiled(Compiled):
     def __init__(self, sig: Signature) -> None:
         super().__init__(sig)
         var = lambda shape, dtype=tf.float32: tf.Variable(tf.zeros(shape, dtype), trainable=False)  # noqa: E731
-        k, f = sig.k, sig.features
+        k, f, m = sig.k, sig.features, sig.y_width
         with tf.device(sig.device):
-            self.x, self.y = var((k, sig.n_train, f)), var((k, sig.n_train, f))
-            self.xv, self.yv = var((k, sig.n_val, f)), var((k, sig.n_val, f))
+            self.x, self.y = var((k, sig.n_train, f)), var((k, sig.n_train, m))
+            self.xv, self.yv = var((k, sig.n_val, f)), var((k, sig.n_val, m))
             self.keys, self.shuffle, self.weight = var((k, ROUNDS), tf.int32), var(k, tf.int32), var(k)
         self._epoch = tf.function(self._epoch_fn, jit_compile=True)
         self._evaluate = tf.function(self._evaluate_fn)  # used once an epoch: not worth an XLA compile

@@ -204,12 +204,43 @@ function drawLoss(el, history) {
   draw(el, { xLabel: "epoch", yLabel: "loss (log)", log: true, series }, data);
 }
 
+const MAX_UNIT_LINES = 8; // a network's threshold layer with more units is drawn as quantiles
+
+function quantile(values, q) {
+  const v = values.filter((x) => x != null).sort((a, b) => a - b);
+  return v.length ? v[Math.min(v.length - 1, Math.floor(q * (v.length - 1) + 0.5))] : null;
+}
+
+/** A network's metrics per epoch, train and validation (`accuracy`, `val_accuracy`, ...). */
+function drawMetrics(el, job, history) {
+  const asked = job.spec.training.metrics || [];
+  if (!asked.length) return placeholder(el, "No metrics asked (training.metrics).");
+  if (!history.length) return placeholder(el, "No finished epochs yet.");
+  const keys = asked.flatMap((m) => [m, `val_${m}`]).filter((m) => history.some((r) => r[m] != null));
+  draw(el, { xLabel: "epoch", yLabel: "value", series: keys.map((label) => ({ label })) },
+    [history.map((r) => r.epoch), ...keys.map((m) => history.map((r) => r[m] ?? null))]);
+}
+
+/** A network's layers in words: "dense 16 → bump → dense 1 sigmoid". */
+function networkText(model) {
+  return model.layers.map((l) => l.type === "dense"
+    ? `dense ${l.units}${l.activation && l.activation !== "linear" ? " " + l.activation : ""}`
+    : l.type === "activation" ? l.activation : l.type).join(" → ");
+}
+
+const layerName = (job) => job.spec.layer?.type ?? "network";
+
 function drawParams(el, history) {
   if (!history.length) return placeholder(el, "No finished epochs yet.");
   const names = [];
   for (const [k, v] of Object.entries(history[0].params || {})) {
     if (Array.isArray(v)) v.forEach((_, i) => names.push([`${k}[${i}]`, (p) => p[k][i]]));
-    else names.push([k, (p) => p[k]]);
+    else if (v && typeof v === "object") { // a network's threshold layer: {sigma: [one per unit]}
+      for (const [param, units] of Object.entries(v)) {
+        if (units.length <= MAX_UNIT_LINES) units.forEach((_, i) => names.push([`${k}.${param}[${i}]`, (p) => p[k][param][i]]));
+        else for (const q of [0, 0.25, 0.5, 0.75, 1]) names.push([`${k}.${param} q${q * 100}`, (p) => quantile(p[k][param], q)]);
+      }
+    } else names.push([k, (p) => p[k]]);
   }
   const data = [history.map((r) => r.epoch), ...names.map(([, get]) => history.map((r) => get(r.params)))];
   draw(el, { xLabel: "epoch", yLabel: "value", series: names.map(([label]) => ({ label })) }, data);
@@ -218,6 +249,7 @@ function drawParams(el, history) {
 /** The training data sample, the target function (synthetic data) and the fitted function. */
 function drawFit(el, job, sample) {
   const d = job.spec.data;
+  if (job.spec.model) return placeholder(el, `A network on ${d.features} feature(s): see its metrics.`);
   if ((d.features ?? 1) > 1) return placeholder(el, "Multi-feature data: no 1-D picture of the fit.");
   const xs = sample?.x ?? [];
   const [lo, hi] = d.x_range ?? [Math.min(...xs, -1), Math.max(...xs, 1)];
@@ -260,12 +292,13 @@ function fillRow(tr, job, onChange) {
   if (Number(tr.dataset.key ?? -1) > key) return;
   tr.dataset.key = key;
   tr.dataset.status = job.status;
-  const learned = job.spec.layer.type === "bump" ? fmt(first(job.params?.sigma)) : fmtParams(job.params);
+  const learned = layerName(job) === "bump" ? fmt(first(job.params?.sigma))
+    : job.spec.model ? "—" : fmtParams(job.params);
   const cancel = FINISHED.has(job.status) || job.cancel_requested ? "" : h("button", {
     class: "danger cancel", onclick: async (ev) => { const j = await cancelJob(job.id, ev.target); if (j) onChange(j); },
   }, "Cancel");
   const cells = [
-    h("a", { href: `#/jobs/${job.id}` }, job.id), statusBadge(job), job.spec.layer.type,
+    h("a", { href: `#/jobs/${job.id}` }, job.id), statusBadge(job), layerName(job),
     fmt(job.spec.data.params?.sigma), learned, progressCell(job), job.device ?? "—", job.worker ?? "—",
     job.sweep_id ? h("a", { href: `#/sweeps/${job.sweep_id}` }, job.sweep_id) : "", fmtTime(job.created_at), cancel,
   ];
@@ -327,7 +360,9 @@ function summary(job, labels = "") {
   const items = [
     ["status", statusBadge(job)], ["progress", progressCell(job)],
     ["learned params", h("span", { id: "learned" }, fmtParams(job.params))],
-    ["metrics", fmtParams(job.metrics)], ["layer", JSON.stringify(s.layer)], ["data", dataText],
+    ["metrics", fmtParams(job.metrics)], s.model ? ["network", h("span", { id: "network" }, networkText(s.model))] : ["layer", JSON.stringify(s.layer)],
+    ["data", d.target ? `${dataText}, target ${d.target.join(", ")} from ${d.features} feature(s)` +
+      (d.normalize ? `, normalised (${d.normalize})` : "") : dataText],
     ["training", `${t.optimizer} lr=${t.learning_rate}, ${t.epochs} epochs, batch ${t.batch_size}, ${t.loss}` +
       (t.validation_split ? `, validation ${t.validation_split}` : "") + `, seed ${t.seed}`],
     ["device", `${job.device ?? "—"} (asked: ${s.device})`], ["worker", job.worker ?? "—"],
@@ -349,11 +384,14 @@ async function jobView(root, id) {
   const head = h("div", { class: "toolbar" });
   const info = h("div");
   const charts = { loss: h("div", { class: "chart", id: "chart-loss" }),
-    params: h("div", { class: "chart", id: "chart-params" }), fit: h("div", { class: "chart", id: "chart-fit" }) };
+    params: h("div", { class: "chart", id: "chart-params" }), fit: h("div", { class: "chart", id: "chart-fit" }),
+    metrics: h("div", { class: "chart", id: "chart-metrics" }) };
   root.append(head, info, h("div", { class: "cards" },
     h("section", { class: "card" }, h("h2", {}, "Loss per epoch (log scale)"), charts.loss),
-    h("section", { class: "card" }, h("h2", {}, "Parameters per epoch"), charts.params),
-    h("section", { class: "card" }, h("h2", {}, "Fitted function over a sample of the training data"), charts.fit)));
+    h("section", { class: "card" }, h("h2", {}, job.spec.model ? "Threshold parameters per epoch (per unit, or quantiles)"
+      : "Parameters per epoch"), charts.params),
+    job.spec.model ? h("section", { class: "card" }, h("h2", {}, "Metrics per epoch (train and validation)"), charts.metrics)
+      : h("section", { class: "card" }, h("h2", {}, "Fitted function over a sample of the training data"), charts.fit)));
   const sample = await api(`${path}/sample?size=400`).catch((err) => { report(err); return null; });
   let history = [], shownEpoch = -1;
 
@@ -374,8 +412,9 @@ async function jobView(root, id) {
       history = (await api(`${path}/history`)).history;
       drawLoss(charts.loss, history);
       drawParams(charts.params, history);
+      if (job.spec.model) drawMetrics(charts.metrics, job, history);
     }
-    drawFit(charts.fit, job, sample);
+    if (!job.spec.model) drawFit(charts.fit, job, sample);
   }
   let chain = Promise.resolve();
   const queue = (next) => { chain = chain.then(() => show(next)).catch(report); };

@@ -1,0 +1,107 @@
+"""Submitting a network job: its table read and checked (target columns, labels, widths), its
+limits, the spec it is stored with and the key of the jobs it trains fused with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import data as datalib
+from app import networks
+from app.datasets.models import Dataset
+from app.errors import InvalidInput, TooLarge
+from app.jobs.network import MAX_PARAMETERS
+from app.jobs.schemas import JobRequest
+from app.settings import Settings
+
+
+@dataclass
+class Table:
+    """A network's x and y as the worker will train on them, with their columns' names."""
+
+    x: np.ndarray
+    y: np.ndarray
+    columns: list[str]
+    target: list[str]
+
+
+def table(session: Session, req: JobRequest, settings: Settings) -> tuple[Table, tuple[np.ndarray, np.ndarray] | None]:
+    """The request's data as a network's table, and the inline arrays to store (None for a dataset).
+    A dataset is read once per session (a sweep's jobs share it)."""
+    d = req.data
+    if d.kind == "synthetic":
+        raise InvalidInput.at("data.kind", "a network trains on a table: upload one, or send x and y inline")
+    if d.kind == "inline":
+        x = datalib.as_matrix(d.x, "data.x", settings.max_inline_points, settings.max_features, datalib.FLOAT32_MAX)
+        y = datalib.as_matrix(d.y, "data.y", settings.max_inline_points, 4096, datalib.FLOAT32_MAX)
+        if len(x) != len(y):
+            raise InvalidInput.at("data", f"x has {len(x)} rows but y has {len(y)}")
+        cols = networks.default_columns(x.shape[1], y.shape[1])
+        return Table(x, y, cols[: x.shape[1]], cols[x.shape[1] :]), (x, y)
+    cache: dict[str, Any] = session.info.setdefault("network_tables", {})
+    if d.id not in cache:
+        row = session.execute(select(Dataset.data, Dataset.columns).where(Dataset.id == d.id)).first()
+        if row is None:
+            raise InvalidInput.at("data.id", f"no dataset with id {d.id!r}; upload one with POST /v1/datasets")
+        cache[d.id] = (*datalib.from_npz(row.data), row.columns)
+    x, y, columns = cache[d.id]
+    x, y, xnames, ynames = networks.table(x, y, columns, d.model_dump())
+    if x.shape[1] > settings.max_features:
+        raise TooLarge.at("data.features", f"{x.shape[1]} feature columns, more than the limit {settings.max_features}")
+    return Table(x, y, xnames, ynames), None
+
+
+def check(req: JobRequest, tab: Table, n: int, settings: Settings) -> int:
+    """Check the network against its table and the limits; returns its output width."""
+    assert req.model is not None
+    layers = [lay.model_dump() for lay in req.model.layers]
+    features = tab.x.shape[1]
+    count = networks.parameter_count(layers, features)
+    if count > MAX_PARAMETERS:
+        raise TooLarge.at("model.layers", f"has {count} parameters, more than the limit {MAX_PARAMETERS}")
+    width = networks.widths(layers, features)[-1]
+    networks.check_targets(tab.y, req.training.loss, width, tab.target, len(layers) - 1)
+    compute = n * req.training.epochs * max(count, 1)
+    if compute > settings.max_compute:
+        raise TooLarge.at(
+            "training.epochs",
+            f"n x epochs x parameters = {compute} is more than the compute limit {settings.max_compute} per job",
+        )
+    return width
+
+
+def spec_of(spec: dict[str, Any], tab: Table, width: int) -> dict[str, Any]:
+    """The stored spec of a network job: no `layer`; the table's column names and widths."""
+    spec.pop("layer", None)
+    spec["model"]["outputs"] = width
+    data = spec["data"]
+    data["columns"], data["target"] = tab.columns, tab.target
+    data["features"], data["outputs"] = len(tab.columns), len(tab.target)
+    return spec
+
+
+def fuse_key(req: JobRequest, n_train: int, n_val: int, features: int, outputs: int) -> list[Any]:
+    """What fused network jobs share: architecture, data shape and training settings."""
+    assert req.model is not None
+    t = req.training
+    return [
+        "network",
+        networks.architecture([lay.model_dump() for lay in req.model.layers]),
+        n_train,
+        n_val,
+        features,
+        outputs,
+        getattr(req.data, "normalize", None),
+        t.batch_size,
+        t.epochs,
+        t.optimizer,
+        t.learning_rate,
+        t.loss,
+        sorted(t.metrics),
+        t.shuffle,
+        req.device,
+    ]

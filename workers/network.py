@@ -1,0 +1,143 @@
+"""Networks in Keras: the fused form (a members axis K through every layer, one compiled model for
+a group) and the plain form (a Keras Sequential, saved as a job's `.keras` artifact).
+
+Every layer type carries the members axis the same way: its weights have a leading K and its call
+maps (K, batch, in) to (K, batch, out). Dense is one einsum, `"kbi,kio->kbo"` (as EinsumDense);
+the threshold families are their `workers.layers` layer with `members=K` and one parameter per
+unit; an activation is element-wise. Adding a layer type is one entry in `FUSED` and `PLAIN`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from app import families, networks
+from workers.layers import layer_for
+
+
+class MembersDense(keras.layers.Layer):
+    """K independent Dense layers at once: activation(einsum("kbi,kio->kbo", x, kernel) + bias)."""
+
+    def __init__(self, units: int, members: int, activation: str = "linear", use_bias: bool = True, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.units, self.members, self.use_bias = units, members, use_bias
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        k, i = self.members, int(input_shape[-1])  # type: ignore[arg-type]
+        self.kernel = self.add_weight(name="kernel", shape=(k, i, self.units), initializer="zeros")
+        self.bias = (
+            self.add_weight(name="bias", shape=(k, 1, self.units), initializer="zeros") if self.use_bias else None
+        )
+
+    def call(self, x: Any) -> Any:
+        out = ops.einsum("kbi,kio->kbo", x, self.kernel)
+        return self.activation(out + self.bias if self.bias is not None else out)
+
+
+def _dense(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
+    return MembersDense(spec["units"], k, spec.get("activation", "linear"), spec.get("use_bias", True), name=name)
+
+
+def _threshold(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
+    return layer_for(spec["type"])(per_feature=True, members=k, name=name)
+
+
+def _activation(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
+    return keras.layers.Activation(spec["activation"], name=name)
+
+
+Builder = Callable[[dict[str, Any], str, int], keras.layers.Layer]
+# The fused layer of each type: (its spec, its name, K) -> a layer over (K, batch, in).
+FUSED: dict[str, Builder] = {"dense": _dense, "activation": _activation, **{f: _threshold for f in networks.THRESHOLDS}}
+# The plain Keras layer of each type, for the artifact.
+PLAIN: dict[str, Callable[[dict[str, Any], str], keras.layers.Layer]] = {
+    "dense": lambda s, n: keras.layers.Dense(
+        s["units"], activation=s.get("activation", "linear"), use_bias=s.get("use_bias", True), name=n
+    ),
+    "activation": lambda s, n: keras.layers.Activation(s["activation"], name=n),
+    **{f: (lambda s, n: layer_for(s["type"])(per_feature=True, name=n)) for f in networks.THRESHOLDS},
+}
+
+
+def slots(layer: keras.layers.Layer) -> list[str]:
+    """A layer's weights in the order of its variables, as `app.networks.forward` names them."""
+    if isinstance(layer, MembersDense | keras.layers.Dense):
+        return ["kernel", "bias"] if layer.use_bias else ["kernel"]
+    return list(getattr(layer, "PARAMS", ()))
+
+
+class Stack(keras.layers.Layer):
+    """A network with a members axis: its layers in order over (K, batch, features)."""
+
+    def __init__(self, layers: list[dict[str, Any]], members: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.specs = layers
+        self.parts = [
+            FUSED[s["type"]](s, name, members) for s, name in zip(layers, networks.names(layers), strict=True)
+        ]
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        shape = input_shape
+        for part in self.parts:
+            part.build(shape)
+            shape = (*shape[:-1], part.units) if isinstance(part, MembersDense) else shape
+
+    def call(self, x: Any) -> Any:
+        for part in self.parts:
+            x = part(x)
+        return x
+
+    def named(self) -> dict[str, Any]:
+        """Every variable by its weight name (`dense_1/kernel`, `bump_1/sigma`), in layer order."""
+        return {
+            f"{part.name}/{slot}": getattr(part, slot)
+            for part in self.parts
+            for slot in slots(part)
+            if getattr(part, slot, None) is not None
+        }
+
+    def thresholds(self) -> dict[str, tuple[str, ...]]:
+        """The threshold layers' names and their parameters."""
+        return {p.name: tuple(p.PARAMS) for p in self.parts if p.name.split("_")[0] in networks.THRESHOLDS}
+
+
+def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One member's starting weights, drawn in layer order from its own generator: dense kernels
+    Glorot-uniform (Keras's default) and zero biases; threshold units as `app.families` says."""
+    out: dict[str, np.ndarray] = {}
+    width = features
+    for spec, name in zip(layers, networks.names(layers), strict=True):
+        if spec["type"] == "dense":
+            limit = np.sqrt(6.0 / (width + spec["units"]))
+            out[f"{name}/kernel"] = rng.uniform(-limit, limit, size=(width, spec["units"])).astype(np.float32)
+            if spec.get("use_bias", True):
+                out[f"{name}/bias"] = np.zeros(spec["units"], np.float32)
+            width = spec["units"]
+        elif spec["type"] in networks.THRESHOLDS:
+            values = families.get(spec["type"]).initial_values(spec, width, rng)
+            out.update({f"{name}/{p}": v.astype(np.float32) for p, v in values.items()})
+    return out
+
+
+def plain(layers: list[dict[str, Any]], features: int, weights: dict[str, np.ndarray]) -> keras.Model:
+    """The network as a plain Keras Sequential holding one member's `weights` (and, when they hold
+    `mean` and `variance`, a Normalization layer first): what `keras.saving.load_model` opens."""
+    parts: list[Any] = [keras.Input(shape=(features,))]
+    if "mean" in weights:
+        parts.append(
+            keras.layers.Normalization(mean=weights["mean"], variance=weights["variance"], name="normalization")
+        )
+    parts += [PLAIN[s["type"]](s, name) for s, name in zip(layers, networks.names(layers), strict=True)]
+    model = keras.Sequential(parts)
+    for layer in model.layers:
+        for slot in slots(layer):
+            var = getattr(layer, slot, None)
+            if var is not None:
+                var.assign(np.reshape(weights[f"{layer.name}/{slot}"], var.shape))
+    return model
