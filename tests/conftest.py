@@ -23,8 +23,9 @@ from tests.service import ROOT, Service, answers, free_port, seed_job, wait_for
 __all__ = ["ROOT", "Service", "answers", "free_port", "seed_job", "wait_for"]
 
 # Tests build their settings explicitly: a user's BUMPFIT_* variables (API keys, a database URL) reach
-# neither the in-process apps nor the services the tests start. BUMPFIT_TEST_PG is the tests' own.
-for _name in [n for n in os.environ if n.startswith("BUMPFIT_") and n != "BUMPFIT_TEST_PG"]:
+# neither the in-process apps nor the services the tests start. These are the tests' own.
+TESTS_OWN = ("BUMPFIT_TEST_PG", "BUMPFIT_DOCS_SCREENSHOTS", "BUMPFIT_DIST")
+for _name in [n for n in os.environ if n.startswith("BUMPFIT_") and n not in TESTS_OWN]:
     del os.environ[_name]
 
 

@@ -26,6 +26,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "test-artifacts"
+DOCS_IMAGES = ROOT / "docs" / "images"  # the README's and the docs' pictures of the dashboard
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +67,13 @@ def page(browser: Any, service: Service) -> Iterator[Any]:
     context.close()
 
 
-def screenshot(page: Any, name: str) -> Path:
-    """Save a full-page screenshot under test-artifacts/ and print its path."""
+def screenshot(page: Any, name: str, docs: bool = False) -> Path:
+    """Save a full-page screenshot under test-artifacts/ and print its path; with `docs` and
+    BUMPFIT_DOCS_SCREENSHOTS=1, also as the picture of the same name in docs/images/."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
+    if docs and os.environ.get("BUMPFIT_DOCS_SCREENSHOTS") == "1":
+        shutil.copyfile(path, DOCS_IMAGES / name)
     return path

@@ -77,7 +77,7 @@ def test_form_job_appears_progresses_live_and_shows_its_chart(page: Any, service
     assert sigma == pytest.approx(service.http.get(f"/v1/jobs/{job_id}").json()["params"]["sigma"], rel=1e-3)
     assert row.locator(".c-data-sigma").inner_text() == "0.3"
     assert row.locator(".c-device").inner_text().startswith(("CPU", "GPU"))
-    screenshot(page, "dashboard-jobs.png")
+    screenshot(page, "dashboard-jobs.png", docs=True)
 
     row.locator(".c-id a").click()
     page.wait_for_selector("#chart-loss canvas")
@@ -88,7 +88,7 @@ def test_form_job_appears_progresses_live_and_shows_its_chart(page: Any, service
     for chart in ("#chart-loss", "#chart-params", "#chart-fit"):
         assert page.evaluate(INKED, chart) > 1000, f"{chart} looks blank"
     assert "sigma=" in page.inner_text("#learned")
-    screenshot(page, "dashboard-job.png")
+    screenshot(page, "dashboard-job.png", docs=True)
     assert page.errors == []
 
 
@@ -108,7 +108,7 @@ def test_sweep_page_plots_learned_against_target_sigma(page: Any, service: Servi
     assert rows.count() == 3
     assert page.locator("#sweep-jobs tr[data-status=succeeded]").count() == 3
     assert "3 succeeded" in page.inner_text("#sweep-counts")
-    screenshot(page, "dashboard-sweep.png")
+    screenshot(page, "dashboard-sweep.png", docs=True)
     assert page.errors == []
 
 

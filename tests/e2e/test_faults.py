@@ -19,6 +19,7 @@ from tests.conftest import Service, seed_job, wait_for
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.heavy  # minutes on 2 cores: .ci/run runs it after the README's command (pytest -m heavy)
 def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts(tmp_path: Path) -> None:
     svc = Service(
         f"sqlite:///{tmp_path}/f.db",
@@ -73,6 +74,7 @@ def restart_under_a_running_service(pg: postgres.Throwaway, tmp_path: Path) -> N
         svc.stop()
 
 
+@pytest.mark.heavy  # minutes on 2 cores: .ci/run runs it after the README's command (pytest -m heavy)
 def test_sqlite_with_several_workers_never_shows_database_is_locked(tmp_path: Path) -> None:
     svc = Service(f"sqlite:///{tmp_path}/f.db", workers=3, log=tmp_path / "serve.log")
     statuses: list[int] = []

@@ -48,6 +48,7 @@ def members() -> list[Member]:
     return [bump_member(s, n=6000, seed=i, job_id=f"b{i}", epochs=2) for i, s in enumerate((0.2, 0.5, 0.9))]
 
 
+@pytest.mark.heavy  # minutes on 2 cores: .ci/run runs it after the README's command (pytest -m heavy)
 def test_the_engine_tests_pass_on_the_jax_backend() -> None:
     run = subprocess.run(
         [
@@ -103,6 +104,7 @@ print(train(bump_member(0.5, n=300, epochs=1)).params["sigma"], sum(hits))
 """
 
 
+@pytest.mark.heavy  # minutes on 2 cores: .ci/run runs it after the README's command (pytest -m heavy)
 def test_the_jax_form_keeps_its_compiled_epochs_on_disk(tmp_path: Path) -> None:
     cache = tmp_path / "xla"
     runs = [

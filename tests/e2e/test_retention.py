@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from app import migrate
@@ -14,6 +15,7 @@ from app.jobs.models import Job
 from tests.conftest import Service, seed_job, wait_for
 
 
+@pytest.mark.heavy  # minutes on 2 cores: .ci/run runs it after the README's command (pytest -m heavy)
 def test_the_worker_deletes_old_unlabelled_finished_jobs(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'bumpfit.db'}"
     migrate.upgrade(url)

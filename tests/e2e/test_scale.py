@@ -15,6 +15,7 @@ JOBS, EPOCHS = 2000, 8
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # minutes on 2 cores: .ci/run runs it after the README's command (pytest -m heavy)
 def test_a_2000_job_sweep_runs_every_job_exactly_once_and_each_learns_its_sigma(db_url: str, tmp_path: Path) -> None:
     sigmas = [round(0.2 + 0.6 * i / (JOBS - 1), 6) for i in range(JOBS)]
     body = {

@@ -211,6 +211,7 @@ XLA_COMPILED, XLA_LOADED = "Serializing and saving cache entry", "Loading cached
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="XLA's cache for TensorFlow; tests/e2e/test_jax.py has JAX's")
+@pytest.mark.heavy  # minutes on 2 cores: .ci/run runs it after the README's command (pytest -m heavy)
 def test_a_new_tensorflow_worker_loads_epochs_compiled_by_an_earlier_one(tmp_path: Path) -> None:
     def run() -> tuple[str, int, int]:
         r = subprocess.run(
