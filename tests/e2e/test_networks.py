@@ -238,6 +238,15 @@ def test_the_dashboard_shows_the_network_its_metrics_and_sigma_per_unit(
     assert page.errors == []
     page.goto("/")
     page.wait_for_selector(f"tr[data-job-id='{job['id']}']")
+    grid = {"model.layers.1.sigma_init": [0.3, 1.0], "training.seed": [1, 2]}
+    sweep = svc.http.post("/v1/sweeps", json={"base": request_of(ds["id"], epochs=2), "grid": grid}).json()
+    for job_id in sweep["jobs"]:
+        svc.wait_job(job_id, timeout=300)
+    page.goto(f"/#/sweeps/{sweep['id']}")
+    page.wait_for_selector("#chart-sweep-error canvas")
+    assert page.get_attribute("#chart-sweep", "data-points") == "4"  # val_accuracy of each member
+    assert page.get_attribute("#chart-sweep-error", "data-points") == "2"  # its mean per sigma_init
+    assert page.inner_text("#sweep-title-1") == "Each network's score against the swept value"
     assert page.errors == []
 
 
