@@ -104,7 +104,7 @@ class Stack(keras.layers.Layer):
 
     def thresholds(self) -> dict[str, tuple[str, ...]]:
         """The threshold layers' names and their parameters."""
-        return {p.name: tuple(p.PARAMS) for p in self.parts if p.name.split("_")[0] in networks.THRESHOLDS}
+        return {p.name: tuple(p.PARAMS) for p in self.parts if getattr(p, "PARAMS", ())}
 
 
 def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -75,7 +75,19 @@ def fmt(v: Any) -> str:
 
 
 def fmt_params(p: dict[str, Any] | None) -> str:
-    return " ".join(f"{k}={fmt(v)}" for k, v in (p or {}).items()) or "-"
+    """Parameters in a line; a network's threshold layers by layer and parameter, as the median
+    and range of their units."""
+    parts = []
+    for k, v in (p or {}).items():
+        if isinstance(v, dict):
+            for name, units in v.items():
+                vals = sorted(u for u in units if u is not None)
+                mid = vals[len(vals) // 2] if vals else None
+                span = f" in [{fmt(vals[0])}, {fmt(vals[-1])}]" if vals else ""
+                parts.append(f"{k}.{name}=median {fmt(mid)}{span} ({len(units)} units)")
+        else:
+            parts.append(f"{k}={fmt(v)}")
+    return " ".join(parts) or "-"
 
 
 def read_json(path: str) -> dict[str, Any]:

@@ -61,6 +61,8 @@ def check(req: JobRequest, tab: Table, n: int, settings: Settings) -> int:
     layers = [lay.model_dump() for lay in req.model.layers]
     features = tab.x.shape[1]
     count = networks.parameter_count(layers, features)
+    if count == 0:
+        raise InvalidInput.at("model.layers", "has nothing to train: add a dense, bump or gaussian layer")
     if count > MAX_PARAMETERS:
         raise TooLarge.at("model.layers", f"has {count} parameters, more than the limit {MAX_PARAMETERS}")
     width = networks.widths(layers, features)[-1]

@@ -191,7 +191,8 @@ def predict_network(
             f"({', '.join(job.spec['data'].get('columns', [])[:10])}), got {x.shape[1]}",
         )
     y = networks.forward(job.spec["model"]["layers"], stored, x).astype(float)
-    return y[:, 0].tolist() if y.shape[1] == 1 else y.tolist()
+    out: list[Any] = y[:, 0].tolist() if y.shape[1] == 1 else y.tolist()
+    return out
 
 
 def predict(job: Job, instances: list[Any], settings: Settings, field: str = "instances") -> list[Any]:

@@ -213,3 +213,47 @@ def test_validation_accuracy_is_keras_fits_on_the_same_network_and_data(
     # the same rows (the bench's table order differs; both split off the last 20% of what they get)
     theirs = [keras_fit(x, y, 0.5, seed, epochs, jit=False)[0] for seed in seeds]
     assert abs(np.mean(ours) - np.mean(theirs)) <= 0.02, (ours, theirs)
+
+
+@pytest.fixture(scope="module")
+def service(svc: Service) -> Service:
+    """The module's service, for the browser's `page` fixture."""
+    return svc
+
+
+def test_the_dashboard_shows_the_network_its_metrics_and_sigma_per_unit(
+    page: Any, svc: Service, cancer: tuple[np.ndarray, np.ndarray, list[str]]
+) -> None:
+    x, y, names = cancer
+    ds = upload(svc, csv_of(x, y, names, "label"))
+    job = submit(svc, request_of(ds["id"], epochs=3))
+    page.goto(f"/#/jobs/{job['id']}")
+    page.wait_for_selector("#chart-metrics canvas")
+    assert page.inner_text("#network") == "dense 16 → bump → dense 1 sigmoid"
+    assert page.get_attribute("#chart-loss", "data-points") == "3"
+    assert page.get_attribute("#chart-metrics", "data-points") == "3"
+    assert page.get_attribute("#chart-params", "data-points") == "3"
+    legend = page.inner_text("#chart-params")
+    assert "bump_1.sigma q50" in legend.lower()  # 16 units: drawn as quantiles (the legend is upper case)
+    assert page.errors == []
+    page.goto("/")
+    page.wait_for_selector(f"tr[data-job-id='{job['id']}']")
+    grid = {"model.layers.1.sigma_init": [0.3, 1.0], "training.seed": [1, 2]}
+    sweep = svc.http.post("/v1/sweeps", json={"base": request_of(ds["id"], epochs=2), "grid": grid}).json()
+    for job_id in sweep["jobs"]:
+        svc.wait_job(job_id, timeout=300)
+    page.goto(f"/#/sweeps/{sweep['id']}")
+    page.wait_for_selector("#chart-sweep-error canvas")
+    assert page.get_attribute("#chart-sweep", "data-points") == "4"  # val_accuracy of each member
+    assert page.get_attribute("#chart-sweep-error", "data-points") == "2"  # its mean per sigma_init
+    assert page.inner_text("#sweep-title-1") == "Each network's score against the swept value"
+    assert page.errors == []
+
+
+def request_of(dataset: str, epochs: int) -> dict[str, Any]:
+    """The breast-cancer network's request, on an uploaded dataset."""
+    return {
+        "model": {"layers": BINARY_NET},
+        "data": {"kind": "dataset", "id": dataset, "target": ["label"], "normalize": "standard"},
+        "training": {"loss": "binary_crossentropy", "metrics": ["accuracy"], "validation_split": 0.2, "epochs": epochs},
+    }

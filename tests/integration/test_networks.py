@@ -90,6 +90,7 @@ def test_limits_and_widths_name_the_place(api: TestClient, table_id: str) -> Non
     assert "model.layers.0.units" in refused(api, job(table_id, [{"type": "dense", "units": 5000}]))
     many = [{"type": "activation", "activation": "relu"}] * 40 + [{"type": "dense", "units": 1}]
     assert "model.layers" in refused(api, job(table_id, many))
+    assert "nothing to train" in refused(api, job(table_id, [{"type": "activation", "activation": "sigmoid"}]))
     two = [{"type": "dense", "units": 2, "activation": "sigmoid"}]
     assert "model.layers.0.units: is 2 but the target has 1 column" in refused(api, job(table_id, two))
 

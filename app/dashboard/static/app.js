@@ -431,7 +431,33 @@ function targetSigma(sweep, row) {
   return row.point["data.params.sigma"] ?? base.data?.params?.sigma ?? 0.5;
 }
 
+/** A network's score for comparing members: the first of its metrics that it reports. */
+function networkScore(r) {
+  const m = r.metrics || {};
+  const key = ["val_accuracy", "accuracy", "val_r2", "r2", "val_loss", "loss"].find((k) => m[k] != null);
+  return key ? [key, m[key]] : [null, null];
+}
+
+/** A sweep of networks: each member's score against the swept value, and its mean per value. */
+function drawNetworkSweep(scatter, means, sweep) {
+  const keys = Object.keys(sweep.jobs[0]?.point ?? {});
+  const key = keys.find((k) => k !== "training.seed" && sweep.jobs.every((r) => typeof r.point[k] === "number"))
+    ?? keys.find((k) => sweep.jobs.every((r) => typeof r.point[k] === "number"));
+  const rows = sweep.jobs.map((r) => ({ x: key ? r.point[key] : null, s: networkScore(r) }))
+    .filter((p) => p.x != null && p.s[1] != null).sort((a, b) => a.x - b.x);
+  if (!rows.length) return placeholder(scatter, "No member has finished yet."), placeholder(means, "");
+  const name = rows[0].s[0];
+  draw(scatter, { xLabel: key, yLabel: name, series: [{ label: name, points: true }] },
+    [rows.map((p) => p.x), rows.map((p) => p.s[1])]);
+  const by = new Map();
+  for (const p of rows) by.set(p.x, [...(by.get(p.x) ?? []), p.s[1]]);
+  const xs = [...by.keys()];
+  draw(means, { xLabel: key, yLabel: `mean ${name}`, series: [{ label: `mean ${name}` }] },
+    [xs, xs.map((x) => by.get(x).reduce((a, b) => a + b, 0) / by.get(x).length)]);
+}
+
 function drawSweep(scatter, errors, sweep) {
+  if (sweep.request.base?.model) return drawNetworkSweep(scatter, errors, sweep);
   const rows = sweep.jobs.map((r) => ({ r, target: targetSigma(sweep, r), learned: first(r.params?.sigma) }))
     .filter((p) => p.target != null).sort((a, b) => a.target - b.target);
   if (!rows.length) {
@@ -456,9 +482,10 @@ async function sweepView(root, id) {
   const errors = h("div", { class: "chart", id: "chart-sweep-error" });
   const tbody = h("tbody");
   const tableNote = h("p", { class: "muted", id: "sweep-table-note" });
+  const titles = [h("h2", { id: "sweep-title-1" }, "Learned against target σ"), h("h2", {}, "Error per job")];
   root.append(head, h("div", { class: "cards" },
-    h("section", { class: "card" }, h("h2", {}, "Learned against target σ"), scatter),
-    h("section", { class: "card" }, h("h2", {}, "Error per job"), errors)),
+    h("section", { class: "card" }, titles[0], scatter),
+    h("section", { class: "card" }, titles[1], errors)),
   h("h2", { style: "margin-top:16px" }, "Jobs"), tableNote,
   h("table", { id: "sweep-jobs" }, h("thead", {}, h("tr", {}, ["job", "point", "status", "progress", "target σ",
     "learned σ", "error", "final loss", "problem"].map((c) => h("th", {}, c)))), tbody));
@@ -511,6 +538,10 @@ async function sweepView(root, id) {
     rows = sweep.jobs.concat(rows.slice(sweep.jobs.length));
     if (token === null || rows.length <= sweep.jobs.length) token = sweep.next_page_token;
     renderTable(sweep);
+    if (sweep.request.base?.model) {
+      titles[0].textContent = "Each network's score against the swept value";
+      titles[1].textContent = "Mean score per value";
+    }
     drawSweep(scatter, errors, sweep);
     root.dataset.done = String(sweep.done);
     if (sweep.done && timer) clearInterval(timer);
