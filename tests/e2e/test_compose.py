@@ -20,7 +20,12 @@ from tests.conftest import ROOT, free_port, seed_job, wait_for
 # pytest-timeout's limit holds the sum of the steps' own limits: the fixture's 1,500 s (ensure-docker,
 # stand-in images, down) and the test's 3,540 s (build, keys, up, jobs, down, up again).
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(5400)]
-SHARED_DOCKER = ROOT.parent / "shared" / "docker"  # ensure-docker, stand-in-images (no registry here)
+# ensure-docker, stand-in-images (no registry here): beside the checkout, or beside the folder of
+# worktrees that holds it.
+SHARED_DOCKER = next(
+    (p / "shared" / "docker" for p in ROOT.parents if (p / "shared" / "docker").is_dir()),
+    ROOT.parent / "shared" / "docker",
+)
 
 
 class Stack:
