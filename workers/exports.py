@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 import workers.layers  # noqa: F401 - registers the layers, so the `.keras` file opens
 from app.db import session_scope
@@ -20,7 +19,10 @@ log = logging.getLogger("bumpfit.worker")
 
 
 def saved_model_tar(keras_file: bytes, version: int) -> bytes:
-    """A gzipped tar of the model as a SavedModel directory named `version` (TensorFlow Serving's layout)."""
+    """A gzipped tar of the model as a SavedModel directory named `version` (TensorFlow Serving's layout).
+    Needs TensorFlow, imported here so that a worker on the JAX backend starts without it."""
+    import tensorflow as tf
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         path.write_bytes(keras_file)
