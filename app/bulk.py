@@ -67,3 +67,23 @@ def insert_rows(
     consts = [literal(value, table.c[name].type).label(name) for name, value in same.items()]
     picks = select(*(v.c[c] for c in columns), *consts).order_by(v.c.ord)
     session.execute(insert(table).from_select([*columns, *same], picks))
+
+
+ROWS_PER_INSERT = 500  # rows a multi-row INSERT carries on SQLite (bound parameters stay few)
+
+
+def copy_rows(session: Session, table: Table, values: list[dict[str, Any]]) -> None:
+    """Insert rows with values of any type (bytes too) in a count of statements that does not grow
+    with them: PostgreSQL's COPY (one statement), or multi-row INSERTs of ROWS_PER_INSERT on SQLite."""
+    if not values:
+        return
+    columns = list(values[0])
+    if is_postgres(session):
+        cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        names = ", ".join(columns)
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row([row[c] for c in columns])
+        return
+    for i in range(0, len(values), ROWS_PER_INSERT):
+        session.execute(insert(table).values(values[i : i + ROWS_PER_INSERT]))

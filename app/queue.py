@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from app import bulk
@@ -142,9 +142,6 @@ def next_version(job_id: Any) -> Any:
     )
 
 
-ARTIFACTS_PER_INSERT = 500  # .keras files a multi-row INSERT carries (bound parameters stay few)
-
-
 def versions(session: Session, job_ids: list[str]) -> dict[str, int]:
     """The next model version of each job in `job_ids`, in one query: after the highest version
     (deleted ones count, stored negated) of its model name; jobs of one name take the next
@@ -170,9 +167,9 @@ def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]
     """End the jobs in `results` still held under `token` as succeeded, each the next version of
     its model, with `params`, `metrics`, `warnings`, `artifact` (a network's `weights` too) and
     `stopped_epoch` (None unless early stopping ended it before its epochs): one query for the
-    versions, one `UPDATE ... FROM` for the jobs and multi-row INSERTs for the artifacts, whatever
-    the group's size. Returns the jobs written. Raises IntegrityError when another job of the same
-    model name took a version."""
+    versions, one `UPDATE ... FROM` for the jobs and one COPY (PostgreSQL) or multi-row INSERTs
+    (SQLite) for the artifacts, whatever the group's size. Returns the jobs written. Raises
+    IntegrityError when another job of the same model name took a version."""
     owned = set(held(session, token)) & set(results)
     if not owned:
         return owned
@@ -205,13 +202,18 @@ def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]
         )
         .execution_options(synchronize_session=False)
     )
+    now = utcnow()
     artifacts = [
-        {"job_id": job_id, "data": results[job_id]["artifact"], "weights": results[job_id].get("weights")}
+        {
+            "job_id": job_id,
+            "data": results[job_id]["artifact"],
+            "weights": results[job_id].get("weights"),
+            "created_at": now,
+        }
         for job_id in sorted(owned)
         if results[job_id].get("artifact")
     ]
-    for i in range(0, len(artifacts), ARTIFACTS_PER_INSERT):
-        session.execute(insert(Artifact).values(artifacts[i : i + ARTIFACTS_PER_INSERT]))
+    bulk.copy_rows(session, cast(Table, Artifact.__table__), artifacts)
     outbox.ended(session, owned)
     return owned
 
