@@ -19,9 +19,8 @@ log = logging.getLogger("bumpfit.worker")
 
 
 def saved_model_tar(keras_file: bytes, version: int) -> bytes:
-    """A gzipped tar of the model as a SavedModel directory named `version` (TensorFlow Serving's layout).
-    Needs TensorFlow, imported here so that a worker on the JAX backend starts without it."""
-    import tensorflow as tf
+    """A gzipped tar of the model as a SavedModel directory named `version` (TensorFlow Serving's layout)."""
+    import tensorflow as tf  # here, not at import: a JAX-form worker without TensorFlow still trains
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"

@@ -107,8 +107,10 @@ def array(tensor: RequestInput, raw: bytes | None, max_elements: int) -> np.ndar
     elif tensor.data is None:
         raise InvalidInput(f"{name}: no data (give `data`, or `parameters.binary_data_size` and the bytes)")
     else:
+        if not isinstance(tensor.data, list):
+            raise InvalidInput(f"{name}: data must be a list of numbers")
         flat = _flatten(tensor.data)
-        if any(isinstance(v, bool | str) for v in flat):
+        if not all(type(v) is float or type(v) is int for v in flat):
             raise InvalidInput(f"{name}: data must be numbers for datatype {tensor.datatype}")
         if len(flat) != count:
             raise InvalidInput(f"{name}: {len(flat)} values in data, expected {count} for shape {tensor.shape}")
