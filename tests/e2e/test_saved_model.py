@@ -47,6 +47,22 @@ def test_saved_model_predicts_what_the_api_predicts(service: Service, tmp_path: 
     cases = [
         ("b1", {**seed_job(n=1000, epochs=1), "model_name": "b1"}, [[0.0], [0.2], [0.9]]),
         ("g2", gauss, [[0.0, 0.1], [0.5, -0.3]]),
+        (
+            "n2",
+            {
+                "model": {
+                    "layers": [
+                        {"type": "dense", "units": 3},
+                        {"type": "bump", "sigma_init": 0.5},
+                        {"type": "dense", "units": 1},
+                    ]
+                },
+                "data": {"kind": "inline", "x": x.tolist(), "y": np.exp(-(x**2)).sum(axis=1, keepdims=True).tolist()},
+                "training": {"epochs": 1, "seed": 1},
+                "model_name": "n2",
+            },
+            [[0.0, 0.1], [0.5, -0.3]],
+        ),
     ]
     for name, spec, rows in cases:
         job = service.http.post("/v1/jobs", json=spec).json()["id"]
@@ -60,6 +76,6 @@ def test_saved_model_predicts_what_the_api_predicts(service: Service, tmp_path: 
         loaded = tf.saved_model.load(str(tmp_path / name / "1"))
         got = loaded.signatures["serving_default"](x=tf.constant(rows, tf.float32))["output_0"].numpy()
         api = service.http.post(f"/v1/models/{name}:predict", json={"instances": rows}).json()["predictions"]
-        np.testing.assert_allclose(got, np.asarray(api, np.float32), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got, np.asarray(api, np.float32).reshape(got.shape), rtol=1e-6, atol=1e-7)
     r = service.http.get("/v1/models/b1/versions/1/artifact", params={"format": "onnx"})
     assert r.status_code == 422 and "format" in r.json()["error"]["message"]

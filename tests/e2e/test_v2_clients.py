@@ -38,6 +38,21 @@ def models(service: Service) -> dict[str, Any]:
         "model_name": "gauss2",
     }
     jobs.append(http.post("/v1/jobs", json=gauss).json()["id"])
+    net = {
+        "model": {
+            "layers": [
+                {"type": "dense", "units": 4},
+                {"type": "bump", "sigma_init": 0.5},
+                {"type": "dense", "units": 1},
+            ]
+        },
+        "data": {"kind": "inline", "x": x.tolist(), "y": np.exp(-(x**2)).sum(axis=1, keepdims=True).tolist()},
+        "training": {"epochs": 1, "seed": 1},
+        "model_name": "net",
+    }
+    r = http.post("/v1/jobs", json=net)
+    assert r.status_code == 201, r.text
+    jobs.append(r.json()["id"])
     for j in jobs:
         assert service.wait_job(j)["status"] == "succeeded", service.log_tail()
     assert http.put("/v1/models/bump/labels/stable", json={"version": 1}).status_code == 200
@@ -65,13 +80,17 @@ def test_triton_client_health_and_metadata(client: triton.InferenceServerClient)
     meta = client.get_model_metadata("gauss2")
     assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}]
     assert meta["outputs"] == [{"name": "output_0", "datatype": "FP32", "shape": [-1, 2]}]
+    net = client.get_model_metadata("net")
+    assert [t["shape"] for t in net["inputs"] + net["outputs"]] == [[-1, 2], [-1, 1]]
     assert client.get_model_metadata("bump", "stable")["versions"] == ["1", "2"]
     with pytest.raises(InferenceServerException, match="no model 'nope'"):
         client.get_model_metadata("nope")
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
-@pytest.mark.parametrize(("model", "version", "x"), [("bump", "", X1), ("bump", "stable", X1), ("gauss2", "1", X2)])
+@pytest.mark.parametrize(
+    ("model", "version", "x"), [("bump", "", X1), ("bump", "stable", X1), ("gauss2", "1", X2), ("net", "1", X2)]
+)
 def test_triton_client_infers_what_v1_predicts(
     service: Service, client: triton.InferenceServerClient, binary: bool, model: str, version: str, x: np.ndarray
 ) -> None:
@@ -81,7 +100,7 @@ def test_triton_client_infers_what_v1_predicts(
     result = client.infer(model, [given], model_version=version, outputs=[out], request_id="r1")
     v1 = v1_predict(service, f"{model}/labels/{version}" if version == "stable" else model, x)
     got = result.as_numpy("output_0")
-    assert got.dtype == np.float32 and got.shape == (x.shape[0], x.shape[1])
+    assert got.dtype == np.float32 and got.shape == (x.shape[0], 1 if model == "net" else x.shape[1])
     np.testing.assert_array_equal(got.reshape(v1.shape), v1)
     response = result.get_response()
     assert response["id"] == "r1" and response["model_name"] == model
@@ -127,13 +146,17 @@ def test_kserve_client(service: Service, models: dict[str, Any]) -> None:
             assert await client.is_server_ready(models["base"])
             assert await client.is_model_ready(models["base"], "gauss2")
             assert not await client.is_model_ready(models["base"], "nope")
-            for binary in (False, True):
-                given = InferInput("x", list(X2.shape), "FP32")
-                given.set_data_from_numpy(X2, binary_data=binary)
-                result = await client.infer(models["base"], InferRequest("gauss2", [given], request_id="k"), "gauss2")
-                got = result.outputs[0].as_numpy()
-                np.testing.assert_array_equal(got, v1_predict(service, "gauss2", X2))
-                assert result.id == "k" and result.model_name == "gauss2"
+            for model in ("gauss2", "net"):  # a single layer and a network
+                assert await client.is_model_ready(models["base"], model)
+                for binary in (False, True):
+                    given = InferInput("x", list(X2.shape), "FP32")
+                    given.set_data_from_numpy(X2, binary_data=binary)
+                    result = await client.infer(models["base"], InferRequest(model, [given], request_id="k"), model)
+                    got = result.outputs[0].as_numpy()
+                    v1 = v1_predict(service, model, X2)
+                    assert got.shape[0] == X2.shape[0]
+                    np.testing.assert_array_equal(got.reshape(v1.shape), v1)
+                    assert result.id == "k" and result.model_name == model
         finally:
             await client.close()
 
