@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
-from tests.conftest import PG_ADMIN, ROOT, Service, answers, free_port, seed_job, wait_for
+from tests.conftest import ROOT, Service, answers, free_port, seed_job, wait_for
 
 FIRST_RELEASE = "7288e4e"  # the first commit whose README quick start works
 # pytest-timeout's limit holds the steps' own: archive 120 s, install 1,200 s, then per database
@@ -47,11 +47,12 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'upgrade.db'}"
         return
+    pg_admin = request.getfixturevalue("pg_admin_url")
     name = f"bumpfit_upgrade_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    yield make_url(pg_admin).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
