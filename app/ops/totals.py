@@ -10,7 +10,6 @@ from __future__ import annotations
 
 FINISHED_STATES = ("succeeded", "failed", "cancelled")
 BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 300, 1800)  # seconds; +Inf is the count
-WATCHED = ("status", "progress_epoch", "started_at", "finished_at")  # the columns the totals read
 
 
 def upsert(key: str, amount: str, guard: str = "true") -> str:
@@ -21,38 +20,61 @@ def upsert(key: str, amount: str, guard: str = "true") -> str:
     )
 
 
-def statements(event: str, seconds: dict[str, str]) -> list[str]:
-    """A row trigger's statements for `event` (INSERT, UPDATE or DELETE): take the old row's share
-    away, add the new row's. `seconds` gives each row's (NEW, OLD) duration in the dialect's SQL."""
+def statements(rows: list[tuple[str, str]], seconds: dict[str, str], postgresql: bool) -> list[str]:
+    """A row trigger's statements for the state and duration totals: each (row, sign) in `rows`
+    takes its share away (sign "-", OLD) or adds it ("", NEW). `seconds` gives each row's
+    duration in the dialect's SQL; PostgreSQL skips the duration statements with an IF."""
     finished = ", ".join(f"'{s}'" for s in FINISHED_STATES)
-    rows = {"UPDATE": [("OLD", "-"), ("NEW", "")], "DELETE": [("OLD", "-")], "INSERT": [("NEW", "")]}[event]
     out = []
     for row, sign in rows:
-        out += [upsert(f"'jobs:' || {row}.status", f"{sign}1"), upsert("'epochs'", f"{sign}{row}.progress_epoch")]
+        out.append(upsert(f"'jobs:' || {row}.status", f"{sign}1"))
         done = f"{row}.status IN ({finished}) AND {row}.started_at IS NOT NULL AND {row}.finished_at IS NOT NULL"
         d = seconds[row]
-        out += [upsert("'duration:count'", f"{sign}1", done), upsert("'duration:sum'", f"{sign}({d})", done)]
-        out += [upsert(f"'duration:le:{b}'", f"{sign}1", f"{done} AND ({d}) <= {b}") for b in BUCKETS]
+        guard = "true" if postgresql else done
+        durations = [upsert("'duration:count'", f"{sign}1", guard), upsert("'duration:sum'", f"{sign}({d})", guard)]
+        durations += [upsert(f"'duration:le:{b}'", f"{sign}1", f"{guard} AND ({d}) <= {b}") for b in BUCKETS]
+        out += [f"IF {done} THEN", *durations, "END IF;"] if postgresql else durations
     return out
 
 
-def changed() -> str:
-    """The WHEN condition of the update trigger: a watched column changed."""
-    return " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in WATCHED)
+EPOCHS = {  # the epochs total, per event
+    "INSERT": upsert("'epochs'", "NEW.progress_epoch"),
+    "DELETE": upsert("'epochs'", "-OLD.progress_epoch"),
+    "EPOCHS": upsert("'epochs'", "NEW.progress_epoch - OLD.progress_epoch"),
+}
+STATE_COLUMNS = ("status", "started_at", "finished_at")
+
+
+def triggers(seconds: dict[str, str], postgresql: bool) -> list[tuple[str, str, str, list[str]]]:
+    """(name, event clause, WHEN condition, statements) of each trigger: inserts and deletes; a
+    change of state or times; a change of epoch (every epoch of every job: one statement)."""
+    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in STATE_COLUMNS)
+    return [
+        ("job_totals_insert", "INSERT", "", [*statements([("NEW", "")], seconds, postgresql), EPOCHS["INSERT"]]),
+        ("job_totals_delete", "DELETE", "", [*statements([("OLD", "-")], seconds, postgresql), EPOCHS["DELETE"]]),
+        (
+            "job_totals_state",
+            f"UPDATE OF {', '.join(STATE_COLUMNS)}",
+            changed,
+            statements([("OLD", "-"), ("NEW", "")], seconds, postgresql),
+        ),
+        (
+            "job_totals_epochs",
+            "UPDATE OF progress_epoch",
+            "OLD.progress_epoch IS DISTINCT FROM NEW.progress_epoch",
+            [EPOCHS["EPOCHS"]],
+        ),
+    ]
 
 
 def create_sqlite() -> list[str]:
     """The SQLite triggers."""
     seconds = {row: f"(julianday({row}.finished_at) - julianday({row}.started_at)) * 86400.0" for row in ("NEW", "OLD")}
-    when = changed().replace("IS DISTINCT FROM", "IS NOT")
     out = []
-    for event in ("INSERT", "UPDATE", "DELETE"):
-        on = f"UPDATE OF {', '.join(WATCHED)}" if event == "UPDATE" else event
-        cond = f" WHEN {when}" if event == "UPDATE" else ""
-        body = "\n  ".join(statements(event, seconds))
-        out.append(
-            f"CREATE TRIGGER job_totals_{event.lower()} AFTER {on} ON jobs FOR EACH ROW{cond}\nBEGIN\n  {body}\nEND"
-        )
+    for name, on, when, body in triggers(seconds, postgresql=False):
+        cond = f" WHEN {when.replace('IS DISTINCT FROM', 'IS NOT')}" if when else ""
+        text = "\n  ".join(body)
+        out.append(f"CREATE TRIGGER {name} AFTER {on} ON jobs FOR EACH ROW{cond}\nBEGIN\n  {text}\nEND")
     return out
 
 
@@ -60,14 +82,12 @@ def create_postgresql() -> list[str]:
     """The PostgreSQL trigger functions and triggers."""
     seconds = {row: f"EXTRACT(EPOCH FROM ({row}.finished_at - {row}.started_at))" for row in ("NEW", "OLD")}
     out = []
-    for event in ("INSERT", "UPDATE", "DELETE"):
-        name = f"job_totals_{event.lower()}"
-        body = "\n  ".join(statements(event, seconds))
+    for name, on, when, body in triggers(seconds, postgresql=True):
+        text = "\n  ".join(body)
         out.append(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  {body}\n  RETURN NULL;\nEND\n$$"
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  {text}\n  RETURN NULL;\nEND\n$$"
         )
-        on = f"UPDATE OF {', '.join(WATCHED)}" if event == "UPDATE" else event
-        cond = f" WHEN ({changed()})" if event == "UPDATE" else ""
+        cond = f" WHEN ({when})" if when else ""
         out.append(f"CREATE TRIGGER {name} AFTER {on} ON jobs FOR EACH ROW{cond} EXECUTE FUNCTION {name}()")
     return out
 
@@ -75,10 +95,10 @@ def create_postgresql() -> list[str]:
 def drop(postgresql: bool) -> list[str]:
     """Statements removing the triggers (and PostgreSQL's functions)."""
     out = []
-    for event in ("insert", "update", "delete"):
-        out.append(f"DROP TRIGGER IF EXISTS job_totals_{event}" + (" ON jobs" if postgresql else ""))
+    for part in ("insert", "delete", "state", "epochs"):
+        out.append(f"DROP TRIGGER IF EXISTS job_totals_{part}" + (" ON jobs" if postgresql else ""))
         if postgresql:
-            out.append(f"DROP FUNCTION IF EXISTS job_totals_{event}()")
+            out.append(f"DROP FUNCTION IF EXISTS job_totals_{part}()")
     return out
 
 
