@@ -1,6 +1,6 @@
 """Reads that must not grow with history: `GET /v1/sweeps/{id}` with 10,000 finished rows against
 serialising the same body from memory with orjson (the fastest JSON encoder the project uses), in
-this process, on SQLite and PostgreSQL; and `GET /v1/models` pages. The API runs in process
+this process, on SQLite and PostgreSQL; and `GET /metrics` with no job and with those finished. The API runs in process
 (TestClient: no network), so both figures are this process's.
 
     python -m bench.reads [--rows 10000] [--db sqlite,postgresql]
@@ -42,6 +42,7 @@ def measure(url: str, rows: int) -> str:
     """A finished sweep of `rows` jobs (each with params and metrics): the GET against orjson."""
     migrate.upgrade(url)
     client = TestClient(create_app(Settings(database_url=url, max_sweep_jobs=rows)))
+    empty_metrics_ms = median_ms(lambda: client.get("/metrics").raise_for_status())
     sweep_id = client.post("/v1/sweeps", json=sweep_body(rows)).json()["id"]
     with session_scope(url) as s:  # as a finished sweep: every row with its learned sigma and metrics
         s.execute(
@@ -56,9 +57,11 @@ def measure(url: str, rows: int) -> str:
     get_ms = median_ms(lambda: client.get(f"/v1/sweeps/{sweep_id}").raise_for_status())
     encode_ms = median_ms(lambda: orjson.dumps(body))
     size = len(orjson.dumps(body))
+    metrics_ms = median_ms(lambda: client.get("/metrics").raise_for_status())
     return (
         f"GET /v1/sweeps/{{id}}, {rows:,} rows ({size / 1e6:.1f} MB): {get_ms:.0f} ms; orjson.dumps of the same "
-        f"body from memory: {encode_ms:.1f} ms; ratio {get_ms / encode_ms:.1f}x"
+        f"body from memory: {encode_ms:.1f} ms; ratio {get_ms / encode_ms:.1f}x. GET /metrics with no job: "
+        f"{empty_metrics_ms:.1f} ms, with {rows:,} finished: {metrics_ms:.1f} ms"
     )
 
 

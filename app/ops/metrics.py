@@ -7,48 +7,46 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.db import session_scope, utcnow
-from app.jobs.models import FINISHED, Job, JobStatus
-from app.ops.models import Worker
+from app.jobs.models import JobStatus
+from app.ops.models import JobTotal, Worker
+from app.ops.totals import BUCKETS
 
 REGISTRY = CollectorRegistry()
 PREDICTIONS = Counter("bumpfit_predictions", "Instances predicted", registry=REGISTRY)
 REQUESTS = Counter("bumpfit_http_requests", "HTTP requests", ["method", "status"], registry=REGISTRY)
 LATENCY = Histogram("bumpfit_http_request_seconds", "HTTP request latency", registry=REGISTRY)
-DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 300, 1800, float("inf"))
 
 
 class QueueCollector(Collector):
     """Jobs by state, queue depth, job durations, epochs trained and worker heartbeats, from the
-    database, so every API replica reports the same numbers."""
+    database (the running totals its triggers keep: app/ops/totals.py), so every API replica
+    reports the same numbers, in a time that does not grow with the finished jobs."""
 
     def __init__(self, database_url: str) -> None:
         self.url = database_url
 
     def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
-        with session_scope(self.url, readonly=True) as s:
-            states = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-            epochs = s.scalar(select(func.coalesce(func.sum(Job.progress_epoch), 0))) or 0
-            spans = s.execute(
-                select(Job.started_at, Job.finished_at).where(
-                    Job.status.in_(FINISHED), Job.started_at.is_not(None), Job.finished_at.is_not(None)
-                )
-            ).all()
+        with session_scope(self.url, readonly=True) as s:  # a few rows, however many jobs finished
+            kept = dict(s.execute(select(JobTotal.key, JobTotal.value)).tuples().all())
             workers = s.execute(select(Worker.id, Worker.device, Worker.heartbeat_at)).all()
         jobs = GaugeMetricFamily("bumpfit_jobs", "Jobs by state", labels=["state"])
         for state in JobStatus:
-            jobs.add_metric([state], states.get(state, 0))
+            jobs.add_metric([state], kept.get(f"jobs:{state}", 0))
         yield jobs
         yield GaugeMetricFamily(
-            "bumpfit_queue_depth", "Jobs waiting for a worker", value=states.get(JobStatus.QUEUED, 0)
+            "bumpfit_queue_depth", "Jobs waiting for a worker", value=kept.get(f"jobs:{JobStatus.QUEUED}", 0)
         )
-        yield GaugeMetricFamily("bumpfit_epochs_trained", "Epochs recorded over all jobs", value=epochs)
-        durations = [(f - s).total_seconds() for s, f in spans if s and f]
-        buckets = [(str(b), sum(d <= b for d in durations)) for b in DURATION_BUCKETS]
+        yield GaugeMetricFamily("bumpfit_epochs_trained", "Epochs recorded over all jobs", value=kept.get("epochs", 0))
+        count = kept.get("duration:count", 0)
+        buckets = [(str(b), kept.get(f"duration:le:{b}", 0)) for b in BUCKETS] + [("+Inf", count)]
         yield HistogramMetricFamily(
-            "bumpfit_job_duration_seconds", "Claim to finish, finished jobs", buckets=buckets, sum_value=sum(durations)
+            "bumpfit_job_duration_seconds",
+            "Claim to finish, finished jobs",
+            buckets=buckets,
+            sum_value=kept.get("duration:sum", 0),
         )
         age = GaugeMetricFamily(
             "bumpfit_worker_heartbeat_age_seconds",

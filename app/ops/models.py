@@ -22,3 +22,12 @@ class Worker(Base):
     current_jobs: Mapped[list[Any]] = mapped_column(default=list)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobTotal(Base):
+    """A running total of the jobs table (jobs by state, epochs, durations), kept by triggers."""
+
+    __tablename__ = "job_totals"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float]

@@ -210,7 +210,7 @@ def test_the_pods_commands_and_probes_run_as_local_processes(
     processes.append(
         subprocess.Popen(
             local(container["command"] + args),
-            env=environment(container, docs, pg_server_url),
+            env=environment(container, docs, pg_server_url, entry),
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -279,3 +279,37 @@ def test_a_sweep_inserted_chunk_by_chunk_keeps_its_order_and_a_bad_point_creates
     assert [row["id"] for row in rows] == r.json()["jobs"] and [row["point"]["training.seed"] for row in rows] == list(
         range(300)
     )
+
+
+def test_metrics_read_totals_the_database_keeps_as_jobs_change(client: TestClient, db_url: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def metrics() -> dict[tuple[str, str], float]:
+        text = client.get("/metrics").text
+        return {
+            (s.name, s.labels.get("state", s.labels.get("le", ""))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    ids = submit(client, 4)
+    token, _ = claim(db_url)
+    row = {"epoch": 1, "loss": 0.1, "val_loss": None, "params": {"sigma": 0.3}, "seconds": 0.1}
+    with session_scope(db_url) as s:
+        queue.add_epoch(s, token, {job_id: row for job_id in ids})
+        queue.succeed_many(s, token, {j: {"params": {"sigma": 0.3}, "metrics": {}, "warnings": []} for j in ids[:2]})
+        queue.fail(s, ids[2], token, {"type": "training_error", "message": "x"})
+    submit(client, 1)
+    m = metrics()
+    assert m[("bumpfit_jobs", "succeeded")] == 2 and m[("bumpfit_jobs", "failed")] == 1
+    assert m[("bumpfit_jobs", "running")] == 1 and m[("bumpfit_jobs", "queued")] == 1
+    assert m[("bumpfit_queue_depth", "")] == 1 and m[("bumpfit_epochs_trained", "")] == 4
+    assert (
+        m[("bumpfit_job_duration_seconds_count", "")] == 3 and m[("bumpfit_job_duration_seconds_bucket", "+Inf")] == 3
+    )
+    assert m[("bumpfit_job_duration_seconds_bucket", "1800")] == 3  # each took well under a second
+    assert 0 <= m[("bumpfit_job_duration_seconds_sum", "")] < 60
+    assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 204  # a deleted job leaves the totals
+    m = metrics()
+    assert m[("bumpfit_jobs", "succeeded")] == 1 and m[("bumpfit_job_duration_seconds_count", "")] == 2
+    assert m[("bumpfit_epochs_trained", "")] == 3
