@@ -214,7 +214,8 @@ def predict(job: Job, instances: list[Any], settings: Settings, field: str = "in
     with np.errstate(all="ignore"):
         y = families.evaluate(np, job.spec["layer"]["type"], x, params)
     out = y.astype(np.float32).astype(float)
-    return out[:, 0].tolist() if flat else out.tolist()
+    rows: list[Any] = out[:, 0].tolist() if flat else out.tolist()
+    return rows
 
 
 def artifact(session: Session, job: Job) -> bytes:
