@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import functions
+from app import families, functions
 from app.datasets.models import Dataset
 from app.errors import InvalidInput, TooLarge
 from app.settings import Settings
@@ -91,7 +91,7 @@ def synthetic(
     """x uniform on x_range, y = function(x) + N(0, noise_std), both float32 of shape (n, 1)."""
     rng = np.random.default_rng(seed)
     x = rng.uniform(x_range[0], x_range[1], size=(n, 1))
-    y = functions.evaluate(np, function, x, params)
+    y = families.evaluate(np, function, x, params)
     if noise_std > 0:
         y = y + rng.normal(0.0, noise_std, size=y.shape)
     return x.astype(np.float32), y.astype(np.float32)

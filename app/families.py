@@ -63,6 +63,11 @@ def get(name: str) -> Family:
         raise ValueError(f"unknown layer type {name!r}") from None
 
 
+def evaluate(xp: Any, layer_type: str, x: Any, params: dict[str, Any]) -> Any:
+    """Apply the named layer family to x with the given parameters (`get(layer_type).evaluate`)."""
+    return get(layer_type).evaluate(xp, x, params)
+
+
 def nonnegative() -> set[str]:
     """Parameters that every family using them keeps >= 0."""
     return {p for f in FAMILIES.values() for p in f.nonnegative}

@@ -41,10 +41,3 @@ def gaussian(xp: Any, x: Any, a: Any, b: Any, c: Any) -> Any:
     """a * exp(-b * (x - c)^2); b is kept >= 0 by the layer so the exponent never grows."""
     diff = xp.clip(x - c, -GAUSS_CLIP, GAUSS_CLIP)
     return a * xp.exp(-b * (diff * diff))
-
-
-def evaluate(xp: Any, layer_type: str, x: Any, params: dict[str, Any]) -> Any:
-    """Apply the named layer family (`app.families`) to x with the given parameters."""
-    from app import families  # the registry imports this module's math
-
-    return families.get(layer_type).evaluate(xp, x, params)

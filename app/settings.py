@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     warmup_shapes: int = Field(
         3,
         ge=0,
-        le=4,  # workers keep 4 compiled shapes (workers.engine.step.CACHE_SIZE)
+        le=4,  # workers keep 4 compiled shapes (workers.engine.factory.CACHE_SIZE)
         description="shapes a worker compiles in the background when it starts: those its deployment "
         "trained most lately, then the default job's (a CPU worker only on 4+ cores); 0: off",
     )

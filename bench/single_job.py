@@ -15,7 +15,7 @@ def main() -> None:
     import tensorflow as tf  # noqa: F401 - imported before timing, as in a running worker
 
     from app import data
-    from workers.engine import Member, step, train
+    from workers.engine import Member, factory, train
 
     def engine() -> tuple[float, float]:
         x, y = data.synthetic("bump", {"sigma": 0.5}, 100_000, (-1.0, 1.0), 0.0, 0)
@@ -25,7 +25,7 @@ def main() -> None:
         return result.params["sigma"], time.perf_counter() - start
 
     first_sigma, first = engine()  # first job in the process: TensorFlow's warm-up and the XLA compile
-    step._CACHE.clear()
+    factory._CACHE.clear()
     second_sigma, second = engine()  # a warm worker, new job shape: the XLA compile is included
     third_sigma, third = engine()  # a warm worker, a job shape it has compiled before
     seed_sigma, seed = seed_fit(0.5, 3)

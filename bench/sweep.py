@@ -33,13 +33,13 @@ TIMEOUT_S = 900  # give up on the sweep after this long
 def in_process(table: list[tuple[float, int]]) -> float:
     """Seconds for the engine to train the sweep's jobs (same data, seeds and groups) in this process."""
     from app import data
-    from workers.engine import Member, step, train_group
+    from workers.engine import Member, factory, train_group
 
     groups: dict[int, list[Member]] = {}
     for i, (sigma, epochs) in enumerate(table):
         x, y = data.synthetic("bump", {"sigma": sigma}, 100_000, (-1.0, 1.0), 0.0, i)
         groups.setdefault(epochs, []).append(Member(str(i), engine_spec(epochs, seed=i), x, y))
-    step._CACHE.clear()  # compiles included, as in a new worker
+    factory._CACHE.clear()  # compiles included, as in a new worker
     start = time.perf_counter()
     for members in groups.values():
         train_group(members)

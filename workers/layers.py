@@ -15,7 +15,7 @@ from keras import constraints, initializers, ops, regularizers
 from app import families
 
 
-class _ParamLayer(keras.layers.Layer):
+class _ParamLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
     """Element-wise layer with one value per parameter, or one per input feature.
 
     With `members=K` it holds K independent parameter sets and maps inputs of shape

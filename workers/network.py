@@ -20,7 +20,7 @@ from app import families, networks
 from workers.layers import layer_for
 
 
-class MembersDense(keras.layers.Layer):
+class MembersDense(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
     """K independent Dense layers at once: activation(einsum("kbi,kio->kbo", x, kernel) + bias)."""
 
     def __init__(self, units: int, members: int, activation: str = "linear", use_bias: bool = True, **kw: Any) -> None:
@@ -72,7 +72,7 @@ def slots(layer: keras.layers.Layer) -> list[str]:
     return list(getattr(layer, "PARAMS", ()))
 
 
-class Stack(keras.layers.Layer):
+class Stack(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
     """A network with a members axis: its layers in order over (K, batch, features)."""
 
     def __init__(self, layers: list[dict[str, Any]], members: int, **kw: Any) -> None:

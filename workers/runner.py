@@ -43,7 +43,7 @@ class Stopping(Exception):
 
 def backoff(tries: int) -> float:
     """Seconds to wait before try `tries + 1` of a database unit of work (exponential, jittered)."""
-    return min(DB_RETRY_MAX, DB_RETRY_SLEEP * 2**tries) * random.uniform(0.5, 1.0)
+    return min(DB_RETRY_MAX, DB_RETRY_SLEEP * 2.0**tries) * random.uniform(0.5, 1.0)
 
 
 def load_member(session: Any, job: Job, settings: Settings, cache: dict[str, tuple[Any, Any]] | None = None) -> Member:

@@ -87,6 +87,7 @@ def sample(
     rows.sort()
 
     def out(a: np.ndarray) -> list[Any]:
-        return a[rows, 0].tolist() if a.shape[1] == 1 else a[rows].tolist()
+        values: list[Any] = a[rows, 0].tolist() if a.shape[1] == 1 else a[rows].tolist()
+        return values
 
     return Sample(n=len(x), x=out(x), y=out(y))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app import data as datalib
 from app import pages
 from app.datasets import uploads
+from app.datasets.limits import Limits
 from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetList, DatasetOut
 from app.errors import TooLarge
@@ -38,7 +39,7 @@ def parse(filename: str, file: IO[bytes], size: int | None, settings: Settings) 
         raise TooLarge.at("file", f"is larger than the upload limit of {settings.max_upload_bytes} bytes")
     file.seek(0)
     digest = hashlib.file_digest(file, "sha256").hexdigest()  # type: ignore[arg-type]
-    limits = uploads.Limits(settings.max_upload_bytes, settings.max_points, settings.max_features)
+    limits = Limits(settings.max_upload_bytes, settings.max_points, settings.max_features)
     x, y, columns = uploads.read(filename, file, limits)
     return Parsed(filename[:255], digest, x, y, columns)
 

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from app import functions, networks
+from app import families, networks
 from app.data import as_matrix
 from app.errors import InvalidInput, NotFound
 from app.ids import looks_like_id
@@ -212,9 +212,10 @@ def predict(job: Job, instances: list[Any], settings: Settings, field: str = "in
             field, f"model {job.model_name} was trained on rows of {features} features, got {x.shape[1]}"
         )
     with np.errstate(all="ignore"):
-        y = functions.evaluate(np, job.spec["layer"]["type"], x, params)
+        y = families.evaluate(np, job.spec["layer"]["type"], x, params)
     out = y.astype(np.float32).astype(float)
-    return out[:, 0].tolist() if flat else out.tolist()
+    rows: list[Any] = out[:, 0].tolist() if flat else out.tolist()
+    return rows
 
 
 def artifact(session: Session, job: Job) -> bytes:

@@ -117,7 +117,7 @@ def _typed_dict(name: str, doc: str, fields: dict[str, Any], min_keys: int = 0) 
 
 def _values(t: Any) -> Any:
     """A grid's values for a path of type `t`: a non-empty list of them."""
-    return Annotated[list[t], Field(min_length=1)]  # type: ignore[valid-type]
+    return Annotated[list[t], Field(min_length=1)]
 
 
 PATHS = {path: _one_type(options) for path, options in _paths(JobRequest, "", {}).items()}
@@ -154,7 +154,7 @@ class SweepRequest(BaseModel):
     Keys are dotted paths into the job request, such as `data.params.sigma` or `training.epochs`.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})  # type: ignore[list-item]
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
 
     base: Base = Field(description="the job request each point is set over; it may leave out what every point sets")
     grid: Grid | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -72,7 +73,7 @@ def plain_copy(value: Any) -> Any:
 
 def apply(base: dict[str, Any], point: dict[str, Any], where: str) -> dict[str, Any]:
     """A copy of `base` with each dotted path of `point` set."""
-    out = plain_copy(base)
+    out: dict[str, Any] = plain_copy(base)
     for path, value in point.items():
         keys = path.split(".")
         node: Any = out
@@ -214,6 +215,7 @@ def row_json(session: Session) -> Any:
     """A job's `SweepRow` as JSON text, built by the database from the stored columns (the JSON
     columns embedded as stored: nothing decoded and encoded again)."""
     empty: Any
+    embed: Callable[[Any], Any]
     if is_postgres(session):
         build, embed, empty = func.json_build_object, lambda c: c, literal_column("'{}'::json")
     else:

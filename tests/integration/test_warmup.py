@@ -11,7 +11,7 @@ from app.db import session_scope
 from tests.integration.test_queue import claim, submit
 from tests.unit.test_training import bump_member
 from workers import warmup
-from workers.engine import step
+from workers.engine import factory, step
 from workers.engine.group import Group, signature
 
 
@@ -51,15 +51,15 @@ def test_an_empty_database_warms_the_default_job_shape(db_url: str) -> None:
 def test_a_job_arriving_while_its_shape_is_warmed_uses_that_compile_and_learns_what_it_learns_alone() -> None:
     member = bump_member(0.4, n=5000, seed=3)
     alone = Group([member], "CPU:0").run(None)[0]
-    step._CACHE.clear()
+    factory._CACHE.clear()
     sig = signature(member.spec, 1, 5000, 1, "CPU:0")
     warmed: list[step.Compiled] = []
-    thread = threading.Thread(target=lambda: warmed.append(step.compiled_for(sig, warm=True)))
+    thread = threading.Thread(target=lambda: warmed.append(factory.compiled_for(sig, warm=True)))
     thread.start()
     group = Group([member], "CPU:0")  # waits for the warm-up's compile when it got there first
     result = group.run(None)[0]
     thread.join()
-    assert warmed == [group.model] and list(step._CACHE) == [sig]  # built once, shared
+    assert warmed == [group.model] and list(factory._CACHE) == [sig]  # built once, shared
     assert result.params == alone.params and result.metrics == alone.metrics
     assert [r["loss"] for r in result.history] == [r["loss"] for r in alone.history]
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from app import data, families, functions
+from app import data, families
 from workers.engine import Member, save_artifact, train
 from workers.layers import LAYERS
 
@@ -36,7 +36,7 @@ def ramp_family() -> Iterator[families.Family]:
 
 def test_a_new_family_trains_predicts_and_saves(ramp_family: families.Family) -> None:
     x, y = data.synthetic("ramp", ramp_family.target, 2000, (-2.0, 2.0), 0.0, 1)
-    np.testing.assert_allclose(y, functions.evaluate(np, "ramp", x, {"k": 2.0}), rtol=1e-6)
+    np.testing.assert_allclose(y, families.evaluate(np, "ramp", x, {"k": 2.0}), rtol=1e-6)
     spec = {
         "layer": {"type": "ramp", "per_feature": False},
         "training": {
@@ -58,7 +58,7 @@ def test_a_new_family_trains_predicts_and_saves(ramp_family: families.Family) ->
         path.write_bytes(blob)
         model = keras.saving.load_model(path)
     pred = np.asarray(model.predict(x[:10], verbose=0))
-    np.testing.assert_allclose(pred, functions.evaluate(np, "ramp", x[:10], result.params), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pred, families.evaluate(np, "ramp", x[:10], result.params), rtol=1e-4, atol=1e-5)
 
 
 def test_unknown_family_is_refused_by_name() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from app import data
 from tests.unit.test_training import bump_member, spec
-from workers.engine import Group, Member, bucket, shuffle, step, train, train_group
+from workers.engine import Group, Member, bucket, factory, shuffle, train, train_group
 from workers.layers import build_model
 
 
@@ -65,9 +65,9 @@ def test_groups_of_nearby_sizes_share_one_compiled_step() -> None:
         2048,
         10240,
     ]
-    step._CACHE.clear()
+    factory._CACHE.clear()
     groups = [Group([bump_member(0.5, n=500, seed=i, job_id=str(i)) for i in range(k)], "CPU:0") for k in (8, 5)]
-    assert groups[0].model is groups[1].model and groups[1].sig.k == 8 and len(step._CACHE) == 1
+    assert groups[0].model is groups[1].model and groups[1].sig.k == 8 and len(factory._CACHE) == 1
     result = groups[1].run(None)  # the last group loaded; its three padding members are not results
     assert len(result) == 5 and all(r.error is None and r.metrics["r2"] is not None for r in result)
 

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from app import data, functions
+from app import data, families
 from tests.conftest import ROOT
 from workers.engine import EpochReport, Member, save_artifact, train, train_group
 from workers.engine.backend import BACKEND
@@ -58,7 +58,7 @@ def test_keras_file_round_trip_predicts_identically(tmp_path: Path, layer_cls: t
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    ref = functions.evaluate(np, kind, x, {k: np.float32(v) for k, v in params.items()})
+    ref = families.evaluate(np, kind, x, {k: np.float32(v) for k, v in params.items()})
     np.testing.assert_allclose(model.predict(x, verbose=0), ref, rtol=2e-6, atol=1e-37)
     assert isinstance(loaded.layers[0], layer_cls)
     assert loaded.layers[0].get_config() == model.layers[0].get_config()
@@ -191,7 +191,7 @@ def test_a_per_feature_gaussian_artifact_predicts_what_the_api_computes(tmp_path
     path = tmp_path / "g.keras"
     path.write_bytes(save_artifact(member, params))
     model = keras.saving.load_model(path)
-    expected = functions.evaluate(np, "gaussian", x, {k: np.float32(v) for k, v in params.items()})
+    expected = families.evaluate(np, "gaussian", x, {k: np.float32(v) for k, v in params.items()})
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model.predict(x, verbose=0)), expected, rtol=1e-6)
 
 

@@ -1,8 +1,8 @@
 """The training engine: job specs and arrays in, learned parameters, history and metrics out.
 
 `group` (members, masks, buckets), `step` (backend-neutral math), `tensorflow` and `jax` (one
-compiled loop each), `diagnostics`, `export` (`.keras` artifacts), `shuffle` (on-device order),
-and `netgroup` (networks: `model.layers`) with `netmetrics`.
+compiled loop each), `factory` (the compiled models' cache), `diagnostics`, `export` (`.keras`
+artifacts), `shuffle` (on-device order), and `netgroup` (networks: `model.layers`) with `netmetrics`.
 """
 
 from workers.engine.backend import BACKEND, default_device, enable_compile_cache

@@ -31,7 +31,7 @@ def fine(
 ) -> np.ndarray:
     """Members with nothing for `diagnose` to report, all at once: finite, with gradients, and
     (a bump) with samples inside the support."""
-    ok = np.isfinite(losses) & np.all(grad_abs != 0, axis=1)
+    ok: np.ndarray = np.isfinite(losses) & np.all(grad_abs != 0, axis=1)
     for a in arrays.values():
         ok &= np.all(np.isfinite(a), axis=1)
     return ok & (live >= SPARSE_SUPPORT) if layer_type == "bump" else ok
@@ -103,7 +103,10 @@ def metrics(model: Compiled, members: list[int]) -> dict[int, dict[str, float | 
         loss, pred = m.evaluate(x, y)
         y, pred = ops.take(y, pick, axis=0), ops.take(pred, pick, axis=0)
         mae = ops.mean(keras.metrics.mean_absolute_error(y, pred), axis=1)
-        columns = lambda t: ops.reshape(ops.transpose(t, (1, 0, 2)), (-1, len(members) * f))  # noqa: E731
+
+        def columns(t: Any) -> Any:
+            return ops.reshape(ops.transpose(t, (1, 0, 2)), (-1, len(members) * f))
+
         r2 = keras.metrics.R2Score(class_aggregation=None)
         r2.update_state(columns(y), columns(pred))
         scores = {

@@ -22,8 +22,9 @@ from app.data import split
 from workers.engine import diagnostics, export
 from workers.engine.backend import default_device
 from workers.engine.diagnostics import num
+from workers.engine.factory import compiled_for
 from workers.engine.shuffle import ROUNDS, draw_keys
-from workers.engine.step import Signature, compiled_for
+from workers.engine.step import Signature
 from workers.engine.stopping import Stopper
 
 

@@ -24,9 +24,10 @@ from app.data import split
 from workers import network
 from workers.engine import netmetrics
 from workers.engine.diagnostics import num
+from workers.engine.factory import compiled_for
 from workers.engine.group import GROUPS, Group, Member, OnDone, Result, bucket
 from workers.engine.shuffle import draw_keys
-from workers.engine.step import Signature, compiled_for
+from workers.engine.step import Signature
 from workers.engine.stopping import Stopper
 
 ARCHITECTURE_KEYS = ("type", "units", "activation", "use_bias")  # what the compiled model depends on

@@ -38,7 +38,10 @@ def _r2(y: Any, pred: Any) -> np.ndarray:
     """R2Score per output column without class aggregation; a member's is the mean of its columns."""
     k, m = y.shape[0], y.shape[-1]
     r2 = keras.metrics.R2Score(class_aggregation=None)
-    cols = lambda t: ops.reshape(ops.transpose(t, (1, 0, 2)), (-1, k * m))  # noqa: E731
+
+    def cols(t: Any) -> Any:
+        return ops.reshape(ops.transpose(t, (1, 0, 2)), (-1, k * m))
+
     r2.update_state(cols(y), cols(pred))
     return ops.convert_to_numpy(r2.result()).reshape(k, m).mean(axis=1)  # type: ignore[no-any-return]
 

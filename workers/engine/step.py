@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +16,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from workers.engine.backend import BACKEND
 from workers.engine.shuffle import ROUNDS, HostOrders, on_host, rows_at
 from workers.layers import layer_for
 from workers.network import Stack
@@ -73,8 +70,8 @@ def zero_arrays(sig: Signature) -> dict[str, np.ndarray]:
 class Compiled:
     """A `members=K` layer, its optimizer, the group's arrays on the device and the compiled epoch.
 
-    Kept in a small cache: the next group with the same signature loads its parameters and data
-    into the same model and reuses the compiled step (no second XLA compile). Each epoch takes
+    Kept in a small cache (`workers.engine.factory`): the next group with the same signature loads
+    its parameters and data into the same model and reuses the compiled step (no second XLA compile). Each epoch takes
     only its number from the host: every batch's rows come from `workers.engine.shuffle` inside
     the compiled loop. The backend forms differ only in how that loop is compiled.
     """
@@ -119,18 +116,6 @@ class Compiled:
             v.assign(ops.cast(learning_rate, v.dtype) if lr else ops.zeros(v.shape, v.dtype))
         self.put_data(arrays)
         self.put_orders(arrays)
-
-    def warm(self) -> None:
-        """Compile the epoch and the final evaluation now, by running them once on a group of zeros
-        (every member a padding member: weight 0, nothing learned); the next `load` resets it all."""
-        from workers.engine import diagnostics
-
-        sig = self.sig
-        with keras.device(sig.device):
-            self.put_data(zero_arrays(sig))
-            self.put_orders(zero_arrays(sig))
-            ops.convert_to_numpy(self.epoch(1)[0])
-            diagnostics.metrics(self, [0])
 
     def put_orders(self, arrays: dict[str, np.ndarray]) -> None:
         """On a device whose orders the host draws (`shuffle.on_host`), take the group's keys and
@@ -209,36 +194,3 @@ class Compiled:
         """The epoch's sums as `epoch` returns them: mean loss and non-zero fraction per member."""
         sig = self.sig
         return loss_sum / sig.n_train, grad_abs, live / (sig.n_train * sig.features)
-
-
-_CACHE: OrderedDict[Signature, Compiled] = OrderedDict()
-CACHE_SIZE = 4  # compiled models kept per worker process
-_CACHE_LOCK = threading.Lock()  # guards _CACHE and _BUILDING
-_BUILDING: dict[Signature, threading.Lock] = {}  # one lock per signature being built
-
-
-def compiled_for(sig: Signature, warm: bool = False) -> Compiled:
-    """The cached compiled model for `sig`, built on first use by this backend's loop; with `warm`,
-    also compiled now (`Compiled.warm`). Safe from several threads: a signature is built once, and
-    a caller asking for one that another thread is building (a worker's start-up warm-up) waits
-    for it and gets it ready, while other signatures go ahead."""
-    with _CACHE_LOCK:
-        building = _BUILDING.setdefault(sig, threading.Lock())
-    with building:
-        with _CACHE_LOCK:
-            if sig in _CACHE:
-                _CACHE.move_to_end(sig)
-                return _CACHE[sig]
-        if BACKEND == "jax":
-            from workers.engine.jax import JaxCompiled as form
-        else:
-            from workers.engine.tensorflow import TensorFlowCompiled as form  # type: ignore[assignment]
-        model = form(sig)
-        if warm:
-            model.warm()
-        with _CACHE_LOCK:
-            _CACHE[sig] = model
-            _BUILDING.pop(sig, None)
-            while len(_CACHE) > CACHE_SIZE:
-                _CACHE.popitem(last=False)
-        return model

@@ -17,7 +17,10 @@ class TensorFlowCompiled(Compiled):
 
     def __init__(self, sig: Signature) -> None:
         super().__init__(sig)
-        var = lambda shape, dtype=tf.float32: tf.Variable(tf.zeros(shape, dtype), trainable=False)  # noqa: E731
+
+        def var(shape: int | tuple[int, ...], dtype: Any = tf.float32) -> Any:
+            return tf.Variable(tf.zeros(shape, dtype), trainable=False)
+
         k, f, m = sig.k, sig.features, sig.y_width
         with tf.device(sig.device):
             self.x, self.y = var((k, sig.n_train, f)), var((k, sig.n_train, m))
