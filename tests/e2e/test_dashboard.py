@@ -189,6 +189,7 @@ def test_job_svg_draws_log_loss_and_every_parameter() -> None:
     assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 
 
+@pytest.mark.heavy  # minutes on 2 cores: .ci/run runs it after the README's command (pytest -m heavy)
 def test_a_10000_job_sweep_page_draws_every_job_and_lists_the_first_rows(page: Any, service: Service) -> None:
     # "gpu" jobs: the service's CPU worker leaves them queued, and the test settles them at once
     sigmas = [round(0.1 + 0.8 * i / 9999, 6) for i in range(10_000)]
