@@ -96,7 +96,7 @@ class BodyLimit:
         limit = self.limit_for(scope)
         err = TooLarge.at("body", f"is larger than the limit of {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             return await _answer(err, scope, send)
         size, over, answered = 0, False, False
 

@@ -216,6 +216,7 @@ class JobRequest(Strict):
             return self
         if self.layer is None:
             self.layer = BumpLayer()
+            self.model_fields_set.discard("layer")  # a default, not what the client sent (the fingerprint)
         t, d = self.training, self.data
         if t.loss not in ("mse", "mae", "huber"):
             raise ValueError(f"training.loss {t.loss} needs a network: give model.layers")

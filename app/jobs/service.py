@@ -31,10 +31,20 @@ def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-# Request fields added since the first release (each None by default), newest first. Releases before
-# 0007 fingerprinted the filled-in request, so a row they stored hashes these fields as the release
-# that wrote it knew them: the first release had none of them.
-ADDED_SINCE_FIRST_RELEASE = (("training", "early_stopping"),)
+# Request fields added since the first release, with their defaults, one group per release, newest
+# first. Releases before 0007 fingerprinted the filled-in request, so a row they stored hashes the
+# fields as the release that wrote it knew them: the networks' fields came with 0007 itself (so no
+# stored hash has them), early stopping with the release before, the first release had neither.
+ADDED_SINCE_FIRST_RELEASE: tuple[tuple[tuple[str | None, str, Any], ...], ...] = (
+    (
+        (None, "model", None),
+        ("training", "metrics", []),
+        ("data", "target", None),
+        ("data", "features", None),
+        ("data", "normalize", None),
+    ),
+    (("training", "early_stopping", None),),
+)
 
 
 def fingerprint(req: JobRequest) -> str:
@@ -47,10 +57,16 @@ def older_fingerprints(req: JobRequest) -> set[str]:
     """The fingerprints earlier releases stored for `req`: its filled-in form as each knew it."""
     full = req.model_dump(mode="json")
     found = {digest(full)}
-    for section, name in ADDED_SINCE_FIRST_RELEASE:
-        if full[section].get(name) is not None:
-            break  # a release without this field could not have been sent it
-        full = {**full, section: {k: v for k, v in full[section].items() if k != name}}
+    for release in ADDED_SINCE_FIRST_RELEASE:
+        for section, name, default in release:
+            part = full if section is None else full[section]
+            if name in part and part[name] != default:
+                return found  # a release without this field could not have been sent it
+        for section, name, _ in release:
+            if section is None:
+                full = {k: v for k, v in full.items() if k != name}
+            else:
+                full = {**full, section: {k: v for k, v in full[section].items() if k != name}}
         found.add(digest(full))
     return found
 
@@ -268,7 +284,7 @@ def list_jobs(
     if sweep_id:
         stmt = stmt.where(Job.sweep_id == sweep_id)
     if page_token:
-        if not page_token.isdigit() or int(page_token) >= 2**63:
+        if not (page_token.isascii() and page_token.isdigit()) or int(page_token) >= 2**63:
             raise InvalidInput.at("page_token", "not a token returned by this endpoint")
         stmt = stmt.where(Job.seq < int(page_token))
     jobs = list(session.scalars(stmt))

@@ -50,7 +50,7 @@ def _job(session: Session, name: str, version: str | None) -> Job:
     """The version a path names: latest, a number, or a label."""
     if version is None:
         return service.version_job(session, name, None)
-    if version.isdigit():
+    if version.isascii() and version.isdigit():
         return service.version_job(session, name, int(version))
     return service.version_job(session, name, service.label_version(session, name, version))
 

@@ -44,7 +44,7 @@ def parse(body: bytes, header_length: str | None) -> Parsed:
     validate the JSON and hand each binary input its `binary_data_size` bytes, in input order."""
     size = len(body)
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
             raise InvalidInput(
                 f"{HEADER_LENGTH}: {header_length!r} is not a length within the body's {len(body)} bytes"
             )

@@ -93,7 +93,7 @@ def apply(base: dict[str, Any], point: dict[str, Any], where: str) -> dict[str, 
 
 def _index(items: list[Any], key: str, where: str) -> int:
     """A list index from a path part, within the list."""
-    if not key.isdigit() or int(key) >= len(items):
+    if not (key.isascii() and key.isdigit()) or int(key) >= len(items):
         raise InvalidInput.at(where, f"{key} is not an index of a list of {len(items)} items in the base request")
     return int(key)
 
@@ -180,7 +180,7 @@ def get(session: Session, sweep_id: str, limit: int, page_token: str | None = No
         raise NotFound(f"no sweep with id {sweep_id!r}")
     after = -1
     if page_token is not None:
-        if not page_token.isdigit() or int(page_token) >= 2**63:
+        if not (page_token.isascii() and page_token.isdigit()) or int(page_token) >= 2**63:
             raise InvalidInput.at("page_token", "not a token returned by this endpoint")
         after = int(page_token)
     counts = dict(
