@@ -668,26 +668,35 @@ async function modelsView(root) {
     h("h2", {}, m.name), endpoints(m), h("table", { class: "versions" },
       h("thead", {}, h("tr", {}, VERSION_COLUMNS.map((c) => h("th", {}, c === "actions" ? "" : c.replace("-", " "))))),
       h("tbody", {}, m.versions.map((v) => versionRow(m, v, render)))));
+  const empty = () => h("p", { class: "muted" }, "No models yet: a model appears when a job succeeds.");
+  const page = (after) => api(`v1/models?limit=${PAGE}${after ? `&page_token=${encodeURIComponent(after)}` : ""}`);
   /** The next page of models (`GET /v1/models` is paged by name), appended below the ones shown. */
   async function load() {
     more.disabled = true;
     try {
-      const next = token ? `&page_token=${encodeURIComponent(token)}` : "";
-      const page = await api(`v1/models?limit=${PAGE}${next}`);
-      list.append(...page.models.map(section));
-      token = page.next_page_token;
+      const next = await page(token);
+      list.append(...next.models.map(section));
+      token = next.next_page_token;
       more.hidden = !token;
-      if (!list.children.length) list.append(h("p", { class: "muted" }, "No models yet: a model appears when a job succeeds."));
+      if (!list.children.length) list.append(empty());
     } finally {
       more.disabled = false;
     }
   }
-  /** After a change to a version: the pages read so far, read again. */
+  /** After a change to a version: the pages read so far, read again, then shown in one swap (the
+   * list never stands empty in between). */
   async function render() {
     const shown = Math.max(list.querySelectorAll("section.model").length, 1);
-    list.replaceChildren();
-    token = null;
-    do { await load(); } while (token && list.querySelectorAll("section.model").length < shown);
+    const sections = [];
+    let after = null;
+    do {
+      const next = await page(after);
+      sections.push(...next.models.map(section));
+      after = next.next_page_token;
+    } while (after && sections.length < shown);
+    list.replaceChildren(...(sections.length ? sections : [empty()]));
+    token = after;
+    more.hidden = !token;
   }
   await load();
 }
