@@ -18,7 +18,8 @@ from app.outbox.models import Delivery
 from tests.conftest import Service, seed_job, wait_for
 from tests.mlflow_server import MlflowServer, read_back
 
-pytestmark = [pytest.mark.slow, pytest.mark.heavy]
+# The first run installs `mlflow server` into a venv of its own (minutes); the test itself takes ~5 minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.heavy, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture

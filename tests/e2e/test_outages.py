@@ -89,6 +89,7 @@ def test_an_outage_of_two_leases_pauses_a_running_job_which_then_succeeds(pg_ser
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(900)  # about 3 minutes of outages and training
 @pytest.mark.timeout(1200)
 def test_outages_of_8_30_and_45_seconds_with_a_lease_of_20_each_end_succeeded(
     pg_server_url: str, tmp_path: Path
@@ -112,6 +113,7 @@ SWEEP_JOBS, SWEEP_EPOCHS = 2000, 8
 
 
 @pytest.mark.heavy
+@pytest.mark.timeout(900)  # about 3 minutes of outages and training
 @pytest.mark.timeout(1500)
 def test_a_2000_job_sweep_through_a_worker_killed_and_an_outage_longer_than_a_lease_succeeds_once_each(
     pg_server_url: str, tmp_path: Path

@@ -17,7 +17,8 @@ from tests.conftest import Service
 from tests.integration.test_hostile_requests import succeeded
 from tests.triton_server import TritonServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.heavy]
+# The first run downloads the Triton wheels (up to 900 s allowed for it).
+pytestmark = [pytest.mark.slow, pytest.mark.heavy, pytest.mark.timeout(1200)]
 HEADER = "Inference-Header-Content-Length"
 BUMP = {"sigma": 0.5}
 GAUSS = {"a": [1.0, 2.0], "b": [1.0, 0.5], "c": [0.1, 0.2]}
