@@ -1,13 +1,14 @@
 """A database outage as its clients see it, without stopping a server other tests share: a TCP proxy
-in front of PostgreSQL that a test cuts (every open connection reset, new ones refused) and
-restores on the same port."""
+in front of PostgreSQL (on TCP, or on the Unix socket of the tests' own throwaway server) that a test
+cuts (every open connection reset, new ones refused) and restores on the same port."""
 
 from __future__ import annotations
 
 import socket
 import struct
 import threading
-from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import make_url
 
 from tests.conftest import free_port
 
@@ -18,11 +19,16 @@ class Proxy:
     """Forwards 127.0.0.1:`port` to the database of `url`; `via` is `url` through it."""
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        parsed = make_url(url)
+        socket_dir = parsed.query.get("host")
+        port = parsed.port or 5432
+        # A Unix socket (`?host=/dir`, as the throwaway server listens) or a TCP address.
+        self.target: str | tuple[str, int] = (
+            f"{socket_dir}/.s.PGSQL.{port}" if isinstance(socket_dir, str) else (parsed.host or "127.0.0.1", port)
+        )
         self.port = free_port()
-        userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
-        self.via = urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{self.port}"))
+        via = parsed.set(host="127.0.0.1", port=self.port).difference_update_query(["host"])
+        self.via = via.render_as_string(hide_password=False)
         self.lock = threading.Lock()
         self.open: list[socket.socket] = []
         self.listener: socket.socket | None = None
@@ -66,7 +72,11 @@ class Proxy:
                 return
             client.settimeout(None)
             try:
-                server = socket.create_connection(self.target)
+                if isinstance(self.target, str):
+                    server = socket.socket(socket.AF_UNIX)
+                    server.connect(self.target)
+                else:
+                    server = socket.create_connection(self.target)
             except OSError:
                 client.close()
                 continue
