@@ -15,7 +15,7 @@ from app.dashboard.plots import job_svg
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.jobs import service
-from app.jobs.schemas import HistoryItem
+from app.jobs.resource import HistoryItem
 from app.responses import ERRORS
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -16,7 +16,8 @@ from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.jobs import service
 from app.jobs.models import FINISHED, JobStatus
-from app.jobs.schemas import History, HistoryItem, JobList, JobOut, JobRequest
+from app.jobs.resource import History, HistoryItem, JobList, JobOut
+from app.jobs.schemas import JobRequest
 from app.responses import ERRORS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -22,7 +22,8 @@ from app.errors import Conflict, InvalidInput, NotFound, TooLarge
 from app.ids import new_id
 from app.jobs import netprep
 from app.jobs.models import FINISHED, HistoryRow, Job, JobStatus
-from app.jobs.schemas import JobList, JobOut, JobRequest
+from app.jobs.resource import JobList, JobOut
+from app.jobs.schemas import JobRequest
 from app.settings import Settings
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
-from app.jobs.schemas import Metrics, Params
+from app.jobs.resource import Metrics, Params
 
 Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 SIGNATURE = "serving_default"  # the one signature of every model, as Keras exports it

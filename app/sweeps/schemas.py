@@ -31,16 +31,8 @@ from typing_extensions import TypedDict
 
 from app.jobs.fields import Bounded, NonNegative
 from app.jobs.models import JobStatus
-from app.jobs.schemas import (
-    FUNCTION_DEFAULTS,
-    NONNEGATIVE,
-    JobError,
-    JobRequest,
-    Metrics,
-    Params,
-    Progress,
-    SyntheticData,
-)
+from app.jobs.resource import JobError, Metrics, Params, Progress
+from app.jobs.schemas import FUNCTION_DEFAULTS, NONNEGATIVE, JobRequest, SyntheticData
 
 EXAMPLE: dict[str, Any] = {
     "base": {"data": {"kind": "synthetic", "function": "bump", "n": 100000}, "training": {"epochs": 3}},

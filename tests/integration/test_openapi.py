@@ -24,6 +24,7 @@ from app.auth import is_open
 from app.datasets.models import Dataset
 from app.db import session_scope, utcnow
 from app.errors import is_v2
+from app.jobs import resource
 from app.jobs import schemas as jobs
 from app.jobs.models import Job
 from app.main import create_app
@@ -184,11 +185,11 @@ def branches(union: Any, tag: str) -> dict[str, Any]:
 
 
 PAIRS = [
-    (jobs.JobRequest, jobs.JobSpec),
-    (jobs.Training, jobs.TrainingSpec),
-    (jobs.EarlyStopping, jobs.EarlyStoppingSpec),
-    *((model, branches(jobs.LayerSpec, "type")[t]) for t, model in branches(jobs.Layer, "type").items()),
-    *((model, branches(jobs.DataSpec, "kind")[t]) for t, model in branches(jobs.Data, "kind").items()),
+    (jobs.JobRequest, resource.JobSpec),
+    (jobs.Training, resource.TrainingSpec),
+    (jobs.EarlyStopping, resource.EarlyStoppingSpec),
+    *((model, branches(resource.LayerSpec, "type")[t]) for t, model in branches(jobs.Layer, "type").items()),
+    *((model, branches(resource.DataSpec, "kind")[t]) for t, model in branches(jobs.Data, "kind").items()),
 ]
 
 
