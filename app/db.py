@@ -28,12 +28,17 @@ SQLITE_BUSY_MS = 30_000  # writers wait this long for the single SQLite write lo
 SQLITE_SYNCHRONOUS = "FULL"
 # libpq: give up connecting after 10 s, and on a connection whose peer went silent (a host cut off
 # from the network) after 30 s, instead of the kernel's minutes: callers then retry or answer 503.
+# The server's side of the same cut: a session left idle inside a transaction for 30 s (its client
+# cut off between two statements) is ended, so the row locks it held (a fenced write's FOR UPDATE)
+# do not block the other workers' reaper for the server's TCP keepalive (hours). Every bumpfit
+# transaction is a short unit of work.
 PG_CONNECT = {
     "connect_timeout": 10,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
     "tcp_user_timeout": 30_000,
+    "options": "-c idle_in_transaction_session_timeout=30000",
 }
 
 
