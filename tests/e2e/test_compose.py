@@ -53,6 +53,20 @@ class Stack:
         )
         return r.stdout[-6000:]
 
+    def new_key(self) -> str:
+        """A new submit key, its hash appended to `.env` as the compose quick start does; the key itself."""
+        keys = subprocess.run(
+            "docker compose run --rm --no-deps -T api keys new --scope submit --dotenv >> .env",
+            shell=True,
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert keys.returncode == 0, keys.stderr
+        return keys.stderr.strip().rsplit(" ", 1)[-1]
+
     def container(self, service: str) -> str:
         return self("ps", "-q", service).strip()
 
@@ -102,17 +116,7 @@ def test_the_readme_quick_start_gives_a_stack_that_trains_survives_kills_and_res
     with open(stack.root / ".env", "a") as env:
         env.write(f"BUMPFIT_PORT={port}\nBUMPFIT_LEASE_SECONDS=5\n")
     timed("build", timings, stack, "build", timeout=1200)
-    keys = subprocess.run(
-        "docker compose run --rm --no-deps -T api keys new --scope submit --dotenv >> .env",
-        shell=True,
-        cwd=stack.root,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert keys.returncode == 0, keys.stderr
-    key = keys.stderr.strip().rsplit(" ", 1)[-1]
+    key = stack.new_key()
     assert key.startswith("bf_") and key not in (stack.root / ".env").read_text()  # only the hash is stored
     timed("up --wait", timings, stack, "up", "-d", "--wait", timeout=600)
 

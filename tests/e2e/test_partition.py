@@ -30,17 +30,7 @@ def test_a_worker_cut_off_mid_job_loses_it_to_another_and_its_late_writes_are_re
     with open(stack.root / ".env", "a") as env:
         env.write(f"BUMPFIT_PORT={port}\nBUMPFIT_LEASE_SECONDS={LEASE}\nBUMPFIT_CPU_WORKERS=3\n")
     stack("build", timeout=1200)
-    keys = subprocess.run(
-        "docker compose run --rm --no-deps -T api keys new --scope submit --dotenv >> .env",
-        shell=True,
-        cwd=stack.root,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert keys.returncode == 0, keys.stderr
-    key = keys.stderr.strip().rsplit(" ", 1)[-1]
+    key = stack.new_key()
     stack("up", "-d", timeout=600)  # not --wait: three workers compiling at once can miss a health check
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {key}"})
 
