@@ -229,3 +229,16 @@ def test_a_new_tensorflow_worker_loads_epochs_compiled_by_an_earlier_one(tmp_pat
     assert compiled1 >= 1 and loaded1 == 0  # the first process compiled its epochs (and saved them)
     assert compiled2 == 0 and loaded2 == compiled1  # the second compiled nothing: it loaded each one
     assert sigma1 == sigma2
+
+
+def test_a_job_request_dumped_whole_trains_as_one_layer() -> None:
+    """A spec dumped from a JobRequest with its defaults (`model: null`, as the benches make it) is a
+    single layer's job, not a network's."""
+    from app.jobs.schemas import JobRequest
+
+    request = {"data": {"kind": "synthetic"}, "training": {"epochs": 1, "seed": 3}}
+    dumped = JobRequest.model_validate(request).model_dump(mode="json")
+    assert dumped["model"] is None
+    x, y = data.synthetic("bump", {"sigma": 0.5}, 2000, (-1, 1), 0.0, 1)
+    (result,) = train_group([Member("j", dumped, x, y)])
+    assert not result.error and set(result.params) == {"sigma"}

@@ -262,8 +262,8 @@ GROUPS: dict[str, type[Group]] = {}  # a spec key -> the group that trains such 
 
 
 def make_group(members: list[Member], device: str) -> Group:
-    """The group for these members: the kind registered for a key of their spec, else a single layer's."""
-    kind = next((cls for key, cls in GROUPS.items() if key in members[0].spec), Group)
+    """The group for these members: the kind registered for a key their spec sets, else a single layer's."""
+    kind = next((cls for key, cls in GROUPS.items() if members[0].spec.get(key) is not None), Group)
     return kind(members, device)
 
 
