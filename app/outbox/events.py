@@ -42,9 +42,10 @@ def _job_data(job: Any) -> dict[str, Any]:
 
 
 def ended(session: Session, job_ids: Iterable[str]) -> None:
-    """Record the end of each of these jobs that has ended, and of each sweep they finished."""
+    """Record the end of each of these jobs that has ended, and of each sweep they finished, where a
+    webhook or MLflow will deliver it (with neither, a group's end writes and reads nothing more)."""
     ids = list(job_ids)
-    if not ids:
+    if not ids or not _targets(session):
         return
     cols = (Job.id, Job.status, Job.model_name, Job.model_version, Job.metrics, Job.error, Job.sweep_id)
     jobs = [j for j in session.execute(select(*cols).where(Job.id.in_(ids))) if j.status in JOB_EVENTS]
@@ -71,14 +72,26 @@ def labels_changed(session: Session, model_name: str) -> None:
         _write(session, [(f"msg_{uuid.uuid4().hex}", LABELS, model_name[:32], {"name": model_name})])
 
 
+def _targets(session: Session) -> dict[str, list[str]]:
+    """Event type -> where its deliveries go: each webhook that subscribed to it, and MLflow when on."""
+    targets: dict[str, list[str]] = {}
+    for hook_id, kinds in session.execute(select(Webhook.id, Webhook.events)).tuples():
+        for kind in kinds:
+            targets.setdefault(kind, []).append(f"webhook:{hook_id}")
+    if _mlflow():
+        for kind in (*WEBHOOK_EVENTS, LABELS):
+            targets.setdefault(kind, []).append(MLFLOW)
+    return targets
+
+
 def _write(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
-    """Insert the events (an id already there is skipped: each job ends once) and their deliveries:
-    one per webhook that subscribed to the type, and one for MLflow when it is on. Multi-row
-    statements, so a group's end costs as many statements whatever its size."""
+    """Insert the events that have somewhere to go (an id already there is skipped: each job ends
+    once) and their deliveries: one per webhook that subscribed to the type, and one for MLflow when
+    it is on. Multi-row statements, so a group's end costs as many statements whatever its size."""
+    targets = _targets(session)
+    events = [e for e in events if targets.get(e[1])]
     if not events:
         return
-    hooks = session.execute(select(Webhook.id, Webhook.events)).all()
-    mlflow = _mlflow()
     now = utcnow()
     upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stamp = now.isoformat().replace("+00:00", "Z")
@@ -100,10 +113,7 @@ def _write(session: Session, events: list[tuple[str, str, str, dict[str, Any]]])
     deliveries = [
         {"event_id": event_id, "target": target, "next_attempt_at": now}
         for event_id in new
-        for target in [
-            *(f"webhook:{h.id}" for h in hooks if kinds[event_id] in h.events),
-            *([MLFLOW] if mlflow else []),
-        ]
+        for target in targets[kinds[event_id]]
     ]
     for i in range(0, len(deliveries), ROWS_PER_INSERT):
         session.execute(insert(Delivery).values(deliveries[i : i + ROWS_PER_INSERT]))

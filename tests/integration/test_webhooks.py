@@ -142,3 +142,15 @@ def test_a_dead_receiver_is_given_up_after_max_attempts(
 def test_backoff_doubles_up_to_its_cap() -> None:
     s = Settings(outbox_retry_seconds=1, outbox_retry_max_seconds=5)
     assert [backoff(s, n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
+
+
+def test_ends_nobody_listens_for_write_no_event(client: TestClient, db_url: str) -> None:
+    only_sweeps = client.post("/v1/webhooks", json={"url": "https://example.com/h", "events": ["sweep.done"]}).json()
+    first = client.post("/v1/jobs", json=seed_job(n=100)).json()["id"]
+    run_job(db_url, first, "succeeded")  # a job alone: no sweep.done, and no hook takes job.succeeded
+    assert client.delete(f"/v1/webhooks/{only_sweeps['id']}").status_code == 204
+    second = client.post("/v1/jobs", json=seed_job(n=100)).json()["id"]
+    run_job(db_url, second, "failed")  # no webhook at all
+    with session_scope(db_url, readonly=True) as s:
+        assert s.scalars(select(OutboxEvent.id)).all() == [] and deliveries(db_url) == []
+        assert set(s.scalars(select(Job.status).where(Job.id.in_([first, second])))) == {"succeeded", "failed"}
