@@ -1,6 +1,6 @@
 """`.keras` artifacts. Keras saves a model of each shape once; a job's file is that archive with the
 job's parameter values written over the template's, where HDF5 says each dataset's bytes lie
-(tens of microseconds a job instead of 10 ms)."""
+(tens of microseconds a job instead of 10 ms), deflated."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def artifact(layer_type: str, features: int, per_feature: bool, params: dict[str
         values = np.broadcast_to(np.asarray(params[name], "<f4"), (size,)).tobytes()
         weights[offset : offset + len(values)] = values
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
+    # Deflated (fast level): a tenth of the bytes to store (about 1.4 kB, not 11), for 30 us a job.
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, data in members.items():
             archive.writestr(name, bytes(weights) if name == WEIGHTS else data)
     return out.getvalue()
