@@ -105,7 +105,7 @@ def _write(session: Session, events: list[tuple[str, str, str, dict[str, Any]]])
         }
         for event_id, kind, subject, data in events
     ]
-    kinds = {row["id"]: row["type"] for row in rows}
+    kinds = {event_id: kind for event_id, kind, _, _ in events}
     new: list[str] = []
     for i in range(0, len(rows), ROWS_PER_INSERT):
         stmt = upsert(OutboxEvent).values(rows[i : i + ROWS_PER_INSERT]).on_conflict_do_nothing()
