@@ -26,9 +26,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_job_totals")),
     )
     pg = op.get_bind().dialect.name == "postgresql"
-    for statement in totals.recount(totals.POSTGRESQL_SECONDS if pg else totals.SQLITE_SECONDS):
-        op.execute(statement)
-    for statement in totals.create_postgresql() if pg else totals.create_sqlite():
+    for statement in [*totals.recount(pg), *totals.create(pg)]:
         op.execute(statement)
 
 

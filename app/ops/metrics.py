@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -40,8 +41,8 @@ class QueueCollector(Collector):
             "bumpfit_queue_depth", "Jobs waiting for a worker", value=kept.get(f"jobs:{JobStatus.QUEUED}", 0)
         )
         yield GaugeMetricFamily("bumpfit_epochs_trained", "Epochs recorded over all jobs", value=kept.get("epochs", 0))
-        count = kept.get("duration:count", 0)
-        buckets = [(str(b), kept.get(f"duration:le:{b}", 0)) for b in BUCKETS] + [("+Inf", count)]
+        cumulative = list(itertools.accumulate(kept.get(f"duration:bucket:{le}", 0) for le in (*BUCKETS, "+Inf")))
+        buckets = list(zip([*map(str, BUCKETS), "+Inf"], cumulative, strict=True))
         yield HistogramMetricFamily(
             "bumpfit_job_duration_seconds",
             "Claim to finish, finished jobs",

@@ -1,123 +1,147 @@
 """Running totals of the jobs table for /metrics, kept by database triggers as rows change.
 
-A scrape reads a few rows whatever the number of finished jobs: jobs by state, epochs recorded,
-and the claim-to-finish durations of finished jobs as a histogram. Triggers (migration 0009) keep
-them on every insert, update and delete of a job, whichever process writes it; each change is an
-upsert, so a row that is missing (a test that emptied the table) is made again.
+A scrape reads a few rows whatever the number of finished jobs. The keys: `jobs:<status>` (jobs by
+state), `epochs` (epochs recorded), `duration:sum`, and `duration:bucket:<le>` (finished jobs whose
+claim-to-finish time falls in that bucket, not cumulative, so a job's end changes one key; /metrics
+adds them up). Triggers (migrations 0009 and 0011) keep them on every insert, update and delete of
+a job, whichever process writes it; each change is an upsert, so a missing row (a test that emptied
+the table) is made again, and a missing key reads as 0.
+
+- PostgreSQL: statement triggers with transition tables, one upsert of the summed changes per
+  statement whatever its rows. Row triggers updating the same few rows once per job in one
+  transaction cost more than the statement that fired them (each update of a row adds a version
+  that the next one walks past).
+- SQLite has only row triggers: two to four upserts for a job that changes state.
 """
 
 from __future__ import annotations
 
 FINISHED_STATES = ("succeeded", "failed", "cancelled")
-BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 300, 1800)  # seconds; +Inf is the count
+BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 300, 1800)  # seconds; the +Inf bucket holds the rest
+SECONDS = {  # a job's claim-to-finish time, over a row `{row}` (empty: unqualified columns)
+    "postgresql": "EXTRACT(EPOCH FROM ({row}finished_at - {row}started_at))",
+    "sqlite": "(julianday({row}finished_at) - julianday({row}started_at)) * 86400.0",
+}
+
+
+def _done(row: str = "") -> str:
+    """SQL: the job in `row` (a prefix such as `NEW.`) has finished, with both of its times."""
+    finished = ", ".join(f"'{s}'" for s in FINISHED_STATES)
+    return f"{row}status IN ({finished}) AND {row}started_at IS NOT NULL AND {row}finished_at IS NOT NULL"
+
+
+def _bucket(seconds: str) -> str:
+    """SQL: the `duration:bucket:<le>` key of a duration."""
+    whens = " ".join(f"WHEN {seconds} <= {b} THEN '{b}'" for b in BUCKETS)
+    return f"'duration:bucket:' || CASE {whens} ELSE '+Inf' END"
+
+
+def contributions(relation: str, dialect: str, sign: str = "") -> str:
+    """SQL rows (key, amount): what the jobs in `relation` add to the totals (`sign` "-": take away)."""
+    seconds = SECONDS[dialect].format(row="")
+    return " UNION ALL ".join(
+        [
+            f"SELECT 'jobs:' || status AS key, {sign}COUNT(*) AS amount FROM {relation} GROUP BY status",
+            f"SELECT 'epochs', {sign}SUM(progress_epoch) FROM {relation}",
+            f"SELECT 'duration:sum', {sign}SUM({seconds}) FROM {relation} WHERE {_done()}",
+            f"SELECT {_bucket(seconds)}, {sign}COUNT(*) FROM {relation} WHERE {_done()} GROUP BY 1",
+        ]
+    )
+
+
+def add(rows: str) -> str:
+    """Add the (key, amount) `rows` to the totals: one upsert, keys in order (two writers lock them
+    in the same order), no-op changes left out."""
+    return (
+        f"INSERT INTO job_totals (key, value) SELECT key, SUM(amount) FROM ({rows}) AS c WHERE true "
+        "GROUP BY key HAVING SUM(amount) <> 0 ORDER BY key "
+        "ON CONFLICT (key) DO UPDATE SET value = job_totals.value + excluded.value"
+    )
 
 
 def upsert(key: str, amount: str, guard: str = "true") -> str:
-    """Add `amount` to the total `key` (SQL expressions) where `guard` holds."""
+    """Add `amount` to the total `key` (SQL expressions) where `guard` holds (a row trigger's step)."""
     return (
         f"INSERT INTO job_totals (key, value) SELECT {key}, {amount} WHERE {guard} "
         "ON CONFLICT (key) DO UPDATE SET value = job_totals.value + excluded.value;"
     )
 
 
-def statements(rows: list[tuple[str, str]], seconds: dict[str, str], postgresql: bool) -> list[str]:
-    """A row trigger's statements for the state and duration totals: each (row, sign) in `rows`
-    takes its share away (sign "-", OLD) or adds it ("", NEW). `seconds` gives each row's
-    duration in the dialect's SQL; PostgreSQL skips the duration statements with an IF."""
-    finished = ", ".join(f"'{s}'" for s in FINISHED_STATES)
-    out = []
-    for row, sign in rows:
-        out.append(upsert(f"'jobs:' || {row}.status", f"{sign}1"))
-        done = f"{row}.status IN ({finished}) AND {row}.started_at IS NOT NULL AND {row}.finished_at IS NOT NULL"
-        d = seconds[row]
-        guard = "true" if postgresql else done
-        durations = [upsert("'duration:count'", f"{sign}1", guard), upsert("'duration:sum'", f"{sign}({d})", guard)]
-        durations += [upsert(f"'duration:le:{b}'", f"{sign}1", f"{guard} AND ({d}) <= {b}") for b in BUCKETS]
-        out += [f"IF {done} THEN", *durations, "END IF;"] if postgresql else durations
-    return out
-
-
-EPOCHS = {  # the epochs total, per event
-    "INSERT": upsert("'epochs'", "NEW.progress_epoch"),
-    "DELETE": upsert("'epochs'", "-OLD.progress_epoch"),
-    "EPOCHS": upsert("'epochs'", "NEW.progress_epoch - OLD.progress_epoch"),
-}
-STATE_COLUMNS = ("status", "started_at", "finished_at")
-
-
-def triggers(seconds: dict[str, str], postgresql: bool) -> list[tuple[str, str, str, list[str]]]:
-    """(name, event clause, WHEN condition, statements) of each trigger: inserts and deletes; a
-    change of state or times; a change of epoch (every epoch of every job: one statement)."""
-    changed = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in STATE_COLUMNS)
+def _row_change(row: str, sign: str) -> list[str]:
+    """A SQLite row trigger's steps for the job in `row` (NEW or OLD) entering (sign "") or leaving
+    ("-") the state and duration totals."""
+    seconds = SECONDS["sqlite"].format(row=f"{row}.")
+    done = _done(f"{row}.")
     return [
-        ("job_totals_insert", "INSERT", "", [*statements([("NEW", "")], seconds, postgresql), EPOCHS["INSERT"]]),
-        ("job_totals_delete", "DELETE", "", [*statements([("OLD", "-")], seconds, postgresql), EPOCHS["DELETE"]]),
-        (
-            "job_totals_state",
-            f"UPDATE OF {', '.join(STATE_COLUMNS)}",
-            changed,
-            statements([("OLD", "-"), ("NEW", "")], seconds, postgresql),
-        ),
-        (
-            "job_totals_epochs",
-            "UPDATE OF progress_epoch",
-            "OLD.progress_epoch IS DISTINCT FROM NEW.progress_epoch",
-            [EPOCHS["EPOCHS"]],
-        ),
+        upsert(f"'jobs:' || {row}.status", f"{sign}1"),
+        upsert("'duration:sum'", f"{sign}({seconds})", done),
+        upsert(_bucket(seconds), f"{sign}1", done),
     ]
 
 
 def create_sqlite() -> list[str]:
-    """The SQLite triggers."""
-    seconds = {row: f"(julianday({row}.finished_at) - julianday({row}.started_at)) * 86400.0" for row in ("NEW", "OLD")}
+    """The SQLite row triggers: inserts, deletes, a change of state or times, a change of epoch."""
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in ("status", "started_at", "finished_at"))
+    triggers = [
+        ("job_totals_insert", "INSERT", "", [*_row_change("NEW", ""), upsert("'epochs'", "NEW.progress_epoch")]),
+        ("job_totals_delete", "DELETE", "", [*_row_change("OLD", "-"), upsert("'epochs'", "-OLD.progress_epoch")]),
+        (
+            "job_totals_state",
+            "UPDATE OF status, started_at, finished_at",
+            changed,
+            [*_row_change("OLD", "-"), *_row_change("NEW", "")],
+        ),
+        (
+            "job_totals_epochs",
+            "UPDATE OF progress_epoch",
+            "OLD.progress_epoch IS NOT NEW.progress_epoch",
+            [upsert("'epochs'", "NEW.progress_epoch - OLD.progress_epoch")],
+        ),
+    ]
     out = []
-    for name, on, when, body in triggers(seconds, postgresql=False):
-        cond = f" WHEN {when.replace('IS DISTINCT FROM', 'IS NOT')}" if when else ""
-        text = "\n  ".join(body)
-        out.append(f"CREATE TRIGGER {name} AFTER {on} ON jobs FOR EACH ROW{cond}\nBEGIN\n  {text}\nEND")
+    for name, on, when, body in triggers:
+        cond = f" WHEN {when}" if when else ""
+        steps = "\n  ".join(body)
+        out.append(f"CREATE TRIGGER {name} AFTER {on} ON jobs FOR EACH ROW{cond}\nBEGIN\n  {steps}\nEND")
     return out
 
 
 def create_postgresql() -> list[str]:
-    """The PostgreSQL trigger functions and triggers."""
-    seconds = {row: f"EXTRACT(EPOCH FROM ({row}.finished_at - {row}.started_at))" for row in ("NEW", "OLD")}
+    """The PostgreSQL trigger functions and statement triggers."""
+    new, old = contributions("new_rows", "postgresql"), contributions("old_rows", "postgresql", "-")
     out = []
-    for name, on, when, body in triggers(seconds, postgresql=True):
-        text = "\n  ".join(body)
+    for event, tables, rows in (
+        ("insert", "NEW TABLE AS new_rows", new),
+        ("delete", "OLD TABLE AS old_rows", old),
+        ("update", "OLD TABLE AS old_rows NEW TABLE AS new_rows", f"{new} UNION ALL {old}"),
+    ):
+        name = f"job_totals_{event}"
         out.append(
-            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  {text}\n  RETURN NULL;\nEND\n$$"
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  {add(rows)};\n"
+            "  RETURN NULL;\nEND\n$$"
         )
-        cond = f" WHEN ({when})" if when else ""
-        out.append(f"CREATE TRIGGER {name} AFTER {on} ON jobs FOR EACH ROW{cond} EXECUTE FUNCTION {name}()")
+        out.append(
+            f"CREATE TRIGGER {name} AFTER {event.upper()} ON jobs REFERENCING {tables} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"
+        )
     return out
 
 
+def create(postgresql: bool) -> list[str]:
+    """The triggers for the dialect."""
+    return create_postgresql() if postgresql else create_sqlite()
+
+
 def drop(postgresql: bool) -> list[str]:
-    """Statements removing the triggers (and PostgreSQL's functions)."""
+    """Statements removing the triggers (and PostgreSQL's functions), of this form and of 0009's first."""
     out = []
-    for part in ("insert", "delete", "state", "epochs"):
+    for part in ("insert", "delete", "update", "state", "epochs"):
         out.append(f"DROP TRIGGER IF EXISTS job_totals_{part}" + (" ON jobs" if postgresql else ""))
         if postgresql:
             out.append(f"DROP FUNCTION IF EXISTS job_totals_{part}()")
     return out
 
 
-def recount(seconds: str) -> list[str]:
-    """Statements that set the totals from the jobs as they are (the migration runs them once);
-    `seconds` is a job's duration in the dialect's SQL over the row `jobs`."""
-    finished = ", ".join(f"'{s}'" for s in FINISHED_STATES)
-    done = f"status IN ({finished}) AND started_at IS NOT NULL AND finished_at IS NOT NULL"
-    add = "INSERT INTO job_totals (key, value) "
-    out = [
-        "DELETE FROM job_totals",
-        add + "SELECT 'jobs:' || status, COUNT(*) FROM jobs GROUP BY status",
-        add + "SELECT 'epochs', COALESCE(SUM(progress_epoch), 0) FROM jobs",
-        add + f"SELECT 'duration:count', COUNT(*) FROM jobs WHERE {done}",
-        add + f"SELECT 'duration:sum', COALESCE(SUM({seconds}), 0) FROM jobs WHERE {done}",
-    ]
-    out += [add + f"SELECT 'duration:le:{b}', COUNT(*) FROM jobs WHERE {done} AND ({seconds}) <= {b}" for b in BUCKETS]
-    return out
-
-
-SQLITE_SECONDS = "(julianday(jobs.finished_at) - julianday(jobs.started_at)) * 86400.0"
-POSTGRESQL_SECONDS = "EXTRACT(EPOCH FROM (jobs.finished_at - jobs.started_at))"
+def recount(postgresql: bool) -> list[str]:
+    """Statements that set the totals from the jobs as they are (the migrations run them)."""
+    return ["DELETE FROM job_totals", add(contributions("jobs", "postgresql" if postgresql else "sqlite"))]

@@ -76,3 +76,42 @@ def test_0007_unmarks_an_upload_that_the_first_form_of_0005_marked_by_its_name(d
         conn.execute(text("UPDATE datasets SET inline = true"))
     migrate.upgrade(db_url)
     assert inline_flags(db_url) == {"d0": True, "d3": False}
+
+
+def test_0011_recounts_totals_0009_kept_in_its_first_form(db_url: str) -> None:
+    from tests.integration.test_queue import kept_totals, recounted
+
+    migrate.downgrade(db_url, "0010")
+    pg = db_url.startswith("postgresql")
+    with engine_for(db_url).begin() as conn:  # 0009's first form: cumulative keys, and a trigger that keeps them
+        conn.execute(text("INSERT INTO job_totals (key, value) VALUES ('duration:le:1', 7), ('duration:count', 9)"))
+        stale = "INSERT INTO job_totals (key, value) VALUES ('duration:count', 1) ON CONFLICT (key) DO NOTHING"
+        if pg:
+            body = f"BEGIN {stale}; RETURN NULL; END"
+            conn.execute(text(f"CREATE FUNCTION job_totals_state() RETURNS trigger LANGUAGE plpgsql AS $$ {body} $$"))
+            each_row = "FOR EACH ROW EXECUTE FUNCTION job_totals_state()"
+            conn.execute(text(f"CREATE TRIGGER job_totals_state AFTER UPDATE ON jobs {each_row}"))
+        else:
+            conn.execute(text("DROP TRIGGER job_totals_state"))
+            conn.execute(text(f"CREATE TRIGGER job_totals_state AFTER UPDATE ON jobs BEGIN {stale}; END"))
+        columns = (
+            "id, status, spec, request_hash, fuse_key, device_request, model_name, epochs, progress_epoch, "
+            "warnings, attempts, max_attempts, cancel_requested, created_at, started_at, finished_at"
+        )
+        now = "CURRENT_TIMESTAMP"
+        values = f"'j1', 'succeeded', '{{}}', 'h', 'f', 'auto', 'm', 3, 3, '[]', 1, 3, false, {now}, {now}, {now}"
+        conn.execute(text(f"INSERT INTO jobs ({columns}) VALUES ({values})"))
+    migrate.upgrade(db_url)
+    assert kept_totals(db_url) == recounted(db_url)
+    assert set(kept_totals(db_url)) == {"jobs:succeeded", "epochs", "duration:bucket:0.5"}
+    if pg:
+        query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'jobs'::regclass AND NOT tgisinternal"
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    with engine_for(db_url).connect() as conn:
+        names = set(conn.execute(text(query)).scalars())
+    assert names == (
+        {"job_totals_insert", "job_totals_delete", "job_totals_update"}
+        if pg
+        else {"job_totals_insert", "job_totals_delete", "job_totals_state", "job_totals_epochs"}
+    )

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from app import functions, queue
 from app.db import session_scope
 from app.jobs.models import Job
+from app.ops import totals
+from app.ops.models import JobTotal
 from tests.conftest import seed_job
 
 
@@ -313,3 +316,24 @@ def test_metrics_read_totals_the_database_keeps_as_jobs_change(client: TestClien
     m = metrics()
     assert m[("bumpfit_jobs", "succeeded")] == 1 and m[("bumpfit_job_duration_seconds_count", "")] == 2
     assert m[("bumpfit_epochs_trained", "")] == 3
+    with session_scope(db_url) as s:  # a job ended long ago: its duration's bucket, once
+        finished = s.scalars(select(Job.finished_at).where(Job.id == ids[1])).one()
+        s.execute(update(Job).where(Job.id == ids[1]).values(started_at=finished - timedelta(seconds=45)))
+    m = metrics()
+    assert [m[("bumpfit_job_duration_seconds_bucket", le)] for le in ("30", "60", "+Inf")] == [1, 2, 2]
+    assert 45 <= m[("bumpfit_job_duration_seconds_sum", "")] < 60
+    assert kept_totals(db_url) == recounted(db_url)
+
+
+def kept_totals(url: str) -> dict[str, float]:
+    """The totals the triggers kept, keys at 0 left out."""
+    with session_scope(url, readonly=True) as s:
+        return {k: round(v, 6) for k, v in s.execute(select(JobTotal.key, JobTotal.value)).tuples() if v}
+
+
+def recounted(url: str) -> dict[str, float]:
+    """The same totals counted from the jobs table as it is."""
+    with session_scope(url, readonly=True) as s:
+        dialect = s.get_bind().dialect.name
+        rows = text(f"SELECT key, SUM(amount) FROM ({totals.contributions('jobs', dialect)}) AS c GROUP BY key")
+        return {k: round(float(v), 6) for k, v in s.execute(rows).tuples() if v}
