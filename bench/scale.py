@@ -5,10 +5,10 @@ and PostgreSQL, beside the engine's in-process time for the same work. Loopback 
     python -m bench.scale --jobs 100000 [--db sqlite,postgresql]   # one large sweep, memory too
 
 Each job: synthetic bump data, n 1,000, 3 epochs, batch 32, Adam 1e-3 (its own sigma and seeds).
-Per size, on a warm service (the same sweep once, untimed): submission to last job finished, the
-marginal ms per job against the smallest size,
-the engine's in-process time for the same jobs (train_group in groups of BUMPFIT_MAX_FUSE), their
-ratio, and each worker's peak resident memory (VmHWM).
+Per size, on a warm service (the same sweep untimed until every worker has trained some of it):
+submission to last job finished, the marginal ms per job against the smallest size, the engine's
+in-process time for the same jobs (train_group in groups of BUMPFIT_MAX_FUSE), their ratio, and
+each worker's peak resident memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -62,14 +62,21 @@ def through_api(url: str, size: int, workers: int) -> tuple[float, list[float], 
     engine = create_engine(url)
     try:
         wait_for(lambda: len(svc.http.get("/v1/workers").json()["workers"]) >= workers, 120, "the workers")
-        # A warm service: the same sweep once untimed, so each worker has compiled the group sizes it gets.
-        warm = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=300).json()["id"]
-        wait_for(
-            lambda: svc.http.get(f"/v1/sweeps/{warm}", params={"limit": 1}).json()["done"],
-            TIMEOUT_S,
-            "the warm-up sweep",
-            every=0.5,
-        )
+        # A warm service: the same sweep untimed until every worker has trained some of it (so each has
+        # compiled the group sizes it gets; else the timed sweep may pay a compile on the other worker).
+        ran: set[str] = set()
+        for _ in range(10 * workers):
+            warm = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=300).json()["id"]
+            wait_for(
+                lambda warm=warm: svc.http.get(f"/v1/sweeps/{warm}", params={"limit": 1}).json()["done"],
+                TIMEOUT_S,
+                "the warm-up sweep",
+                every=0.1,
+            )
+            with engine.connect() as c:
+                ran |= set(c.execute(select(Job.worker).where(Job.sweep_id == warm).distinct()).scalars())
+            if len(ran) >= workers:
+                break
         start = time.time()
         r = svc.http.post("/v1/sweeps", json=sweep_body(size), timeout=300)
         r.raise_for_status()
