@@ -13,6 +13,7 @@ from app.sweeps.schemas import SweepCreated, SweepList, SweepOut, SweepRequest
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 MAX_ROWS = 10_000  # rows of a sweep in one answer
+MAX_STRIDE = 1_000_000
 
 
 @router.post("", response_model=SweepCreated, status_code=201, summary="Submit a sweep", responses=ERRORS)
@@ -36,8 +37,17 @@ def get(
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="rows in one answer")] = MAX_ROWS,
     page_token: str | None = None,
+    stride: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_STRIDE,
+            description="every `stride`-th job in point order, from the first (1: every job): a sample "
+            "spread over a sweep larger than one answer, for charts; `limit` and `page_token` apply to it",
+        ),
+    ] = 1,
 ) -> Response:
     """Counts by status and a row per job with its grid values, status, learned params and final
     metrics: every row for sweeps of up to `limit` (default 10,000) jobs, else pages."""
     # Already the response model's shape (SweepOut), serialized once: not validated again row by row.
-    return Response(service.get(session, sweep_id, limit, page_token), media_type="application/json")
+    return Response(service.get(session, sweep_id, limit, page_token, stride), media_type="application/json")

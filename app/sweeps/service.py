@@ -167,9 +167,10 @@ def job_row(
     return row
 
 
-def get(session: Session, sweep_id: str, limit: int, page_token: str | None = None) -> bytes:
+def get(session: Session, sweep_id: str, limit: int, page_token: str | None = None, stride: int = 1) -> bytes:
     """The sweep (`SweepOut` as JSON): its counts by status and a page of rows in point order
-    (every row while the sweep has at most `limit` jobs). The database builds each row's JSON from
+    (every row while the sweep has at most `limit` jobs; with `stride` k, every k-th job from the
+    first, a sample spread over the whole sweep). The database builds each row's JSON from
     the stored columns and the rows are spliced into the answer (an orjson fragment): nothing is
     decoded and encoded again, so 10,000 rows cost little more than their bytes."""
     # The stored request holds every point: only its base and grid are read (the rows have the points).
@@ -188,16 +189,13 @@ def get(session: Session, sweep_id: str, limit: int, page_token: str | None = No
         .tuples()
         .all()
     )
-    rows = (
-        session.connection()
-        .execute(  # Core rows: each job's JSON object built by the database
-            select(Job.seq, row_json(session))
-            .where(Job.sweep_id == sweep_id, Job.seq > after)
-            .order_by(Job.seq)
-            .limit(limit + 1)
-        )
-        .all()
-    )
+    stmt = select(Job.seq, row_json(session)).where(Job.sweep_id == sweep_id, Job.seq > after)
+    if stride > 1:  # each job's position in the sweep, then every stride-th one's row
+        position = func.row_number().over(order_by=Job.seq) - 1
+        picked = select(Job.seq, position.label("pos")).where(Job.sweep_id == sweep_id).subquery()
+        stmt = stmt.join(picked, picked.c.seq == Job.seq).where(picked.c.pos % stride == 0)
+    # Core rows: each job's JSON object built by the database
+    rows = session.connection().execute(stmt.order_by(Job.seq).limit(limit + 1)).all()
     envelope = SweepOut.model_construct(
         id=sweep[0],
         created_at=sweep[1],

@@ -31,9 +31,11 @@ DOCS_IMAGES = ROOT / "docs" / "images"  # the README's and the docs' pictures of
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """A real `bumpfit serve` with one worker on a SQLite file."""
+    """A real `bumpfit serve` with one worker on a SQLite file, taking sweeps of up to 20,000 jobs
+    (a dashboard test draws one past the 10,000 its charts show)."""
     tmp = tmp_path_factory.mktemp("service")
-    svc = Service(f"sqlite:///{tmp / 'bumpfit.db'}", workers=1, log=tmp / "serve.log")
+    env = {"BUMPFIT_MAX_SWEEP_JOBS": "20000"}
+    svc = Service(f"sqlite:///{tmp / 'bumpfit.db'}", workers=1, env=env, log=tmp / "serve.log")
     yield svc
     svc.stop()
 

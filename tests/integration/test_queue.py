@@ -284,6 +284,23 @@ def test_a_sweep_inserted_chunk_by_chunk_keeps_its_order_and_a_bad_point_creates
     )
 
 
+def test_a_sweeps_stride_samples_every_kth_job_over_the_whole_sweep_and_pages(client: TestClient) -> None:
+    points: list[dict[str, Any]] = [{"training.seed": i} for i in range(25)]
+    sweep = client.post("/v1/sweeps", json={"base": seed_job(), "points": points}).json()
+    path = f"/v1/sweeps/{sweep['id']}"
+    sample = client.get(path, params={"stride": 4}).json()
+    assert [r["id"] for r in sample["jobs"]] == sweep["jobs"][::4] and sample["next_page_token"] is None
+    assert sample["counts"] == {"queued": 25}  # counts stay the whole sweep's
+    first = client.get(path, params={"stride": 4, "limit": 5}).json()
+    rest = client.get(path, params={"stride": 4, "limit": 5, "page_token": first["next_page_token"]}).json()
+    assert [r["point"]["training.seed"] for r in first["jobs"] + rest["jobs"]] == list(range(0, 25, 4))
+    assert rest["next_page_token"] is None
+    assert client.get(path, params={"stride": 1}).json()["jobs"] == client.get(path).json()["jobs"]
+    for bad in (0, -1, "x", 10**7):
+        r = client.get(path, params={"stride": bad})
+        assert r.status_code == 422 and "stride" in r.json()["error"]["message"], r.text
+
+
 def test_metrics_read_totals_the_database_keeps_as_jobs_change(client: TestClient, db_url: str) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 

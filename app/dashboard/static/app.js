@@ -4,7 +4,8 @@
 // It talks only to the JSON API it is served by; the vendored uPlot draws the charts.
 
 const RELIST_MS = 2000; // how often the jobs list and a running sweep re-read the API
-const TABLE_ROWS = 500; // rows of a sweep's table at a time; its charts draw the first page (10,000 jobs)
+const TABLE_ROWS = 500; // rows of a sweep's table at a time
+const CHART_JOBS = 10000; // a sweep's charts draw at most this many jobs: past that, every k-th (GET ?stride=k)
 const PAGE = 50; // rows per page of the sweeps, datasets and models lists
 const MAX_STREAMS = 3; // event streams the jobs list keeps open (browsers allow ~6 connections per host)
 const T_MAX = 80; // app/functions.py: past exp(-80) the bump is written as 0
@@ -494,9 +495,9 @@ async function sweepView(root, id) {
   root.append(h("div", { class: "toolbar more" }, more));
 
   /** The table: the first `shown` rows read so far; "More jobs" while the sweep has more. */
-  function renderTable(sweep) {
+  function renderTable(sweep, stride) {
     tableNote.textContent = total > shown ? `The first ${Math.min(shown, rows.length)} of ${total} jobs.` : "";
-    if (total > sweep.jobs.length) tableNote.textContent += ` The charts show the first ${sweep.jobs.length} jobs.`;
+    if (stride > 1) tableNote.textContent += ` The charts show one job in ${stride}, spread from the first to the last.`;
     else if (total > shown) tableNote.textContent += " The charts show all.";
     more.hidden = !(rows.length > shown || token);
     tbody.replaceChildren(...rows.slice(0, shown).map((r) => {
@@ -509,7 +510,7 @@ async function sweepView(root, id) {
       ].map((c) => h("td", {}, c)));
     }));
   }
-  let last = null;
+  let last = null, lastStride = 1;
   /** The next TABLE_ROWS rows: from the rows read, else the sweep's next page (GET is paged by 10,000). */
   async function showMore() {
     shown += TABLE_ROWS;
@@ -518,7 +519,7 @@ async function sweepView(root, id) {
       rows = rows.concat(page.jobs);
       token = page.next_page_token;
     }
-    renderTable(last);
+    renderTable(last, lastStride);
   }
 
   async function load() {
@@ -534,15 +535,17 @@ async function sweepView(root, id) {
     total = Object.values(sweep.counts).reduce((a, b) => a + b, 0);
     head.replaceChildren(h("h1", {}, `Sweep ${sweep.id}`), h("span", { class: "muted", id: "sweep-counts" },
       `${total} jobs: ${counts}`), cancelAll);
-    // The charts draw the first page (up to 10,000 jobs); the table lists TABLE_ROWS at a time.
+    // The table lists TABLE_ROWS at a time; the charts draw every job, or past CHART_JOBS every k-th.
     rows = sweep.jobs.concat(rows.slice(sweep.jobs.length));
     if (token === null || rows.length <= sweep.jobs.length) token = sweep.next_page_token;
-    renderTable(sweep);
+    lastStride = total > CHART_JOBS ? Math.ceil(total / CHART_JOBS) : 1;
+    renderTable(sweep, lastStride);
     if (sweep.request.base?.model) {
       titles[0].textContent = "Each network's score against the swept value";
       titles[1].textContent = "Mean score per value";
     }
-    drawSweep(scatter, errors, sweep);
+    const sample = lastStride > 1 ? (await api(`${path}?stride=${lastStride}&limit=${CHART_JOBS}`)).jobs : sweep.jobs;
+    drawSweep(scatter, errors, { ...sweep, jobs: sample });
     root.dataset.done = String(sweep.done);
     if (sweep.done && timer) clearInterval(timer);
   }
