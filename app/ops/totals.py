@@ -11,7 +11,7 @@ the table) is made again, and a missing key reads as 0.
   statement whatever its rows. Row triggers updating the same few rows once per job in one
   transaction cost more than the statement that fired them (each update of a row adds a version
   that the next one walks past).
-- SQLite has only row triggers: two to four upserts for a job that changes state.
+- SQLite has only row triggers: two upserts for a job that changes state, two more when it ends.
 """
 
 from __future__ import annotations
@@ -67,29 +67,43 @@ def upsert(key: str, amount: str, guard: str = "true") -> str:
     )
 
 
-def _row_change(row: str, sign: str) -> list[str]:
-    """A SQLite row trigger's steps for the job in `row` (NEW or OLD) entering (sign "") or leaving
-    ("-") the state and duration totals."""
+def _state(row: str, sign: str) -> str:
+    """A SQLite row trigger's step for the job in `row` (NEW or OLD) entering (sign "") or leaving
+    ("-") its state's total."""
+    return upsert(f"'jobs:' || {row}.status", f"{sign}1")
+
+
+def _duration(row: str, sign: str) -> list[str]:
+    """The same for the duration totals, where the job in `row` has finished."""
     seconds = SECONDS["sqlite"].format(row=f"{row}.")
     done = _done(f"{row}.")
-    return [
-        upsert(f"'jobs:' || {row}.status", f"{sign}1"),
-        upsert("'duration:sum'", f"{sign}({seconds})", done),
-        upsert(_bucket(seconds), f"{sign}1", done),
-    ]
+    return [upsert("'duration:sum'", f"{sign}({seconds})", done), upsert(_bucket(seconds), f"{sign}1", done)]
 
 
 def create_sqlite() -> list[str]:
-    """The SQLite row triggers: inserts, deletes, a change of state or times, a change of epoch."""
+    """The SQLite row triggers: inserts, deletes, a change of state or times (its durations only
+    where the job had finished or has now: a claim does not evaluate them), a change of epoch."""
     changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in ("status", "started_at", "finished_at"))
+    times = "UPDATE OF status, started_at, finished_at"
     triggers = [
-        ("job_totals_insert", "INSERT", "", [*_row_change("NEW", ""), upsert("'epochs'", "NEW.progress_epoch")]),
-        ("job_totals_delete", "DELETE", "", [*_row_change("OLD", "-"), upsert("'epochs'", "-OLD.progress_epoch")]),
         (
-            "job_totals_state",
-            "UPDATE OF status, started_at, finished_at",
-            changed,
-            [*_row_change("OLD", "-"), *_row_change("NEW", "")],
+            "job_totals_insert",
+            "INSERT",
+            "",
+            [_state("NEW", ""), *_duration("NEW", ""), upsert("'epochs'", "NEW.progress_epoch")],
+        ),
+        (
+            "job_totals_delete",
+            "DELETE",
+            "",
+            [_state("OLD", "-"), *_duration("OLD", "-"), upsert("'epochs'", "-OLD.progress_epoch")],
+        ),
+        ("job_totals_state", times, "OLD.status IS NOT NEW.status", [_state("OLD", "-"), _state("NEW", "")]),
+        (
+            "job_totals_durations",
+            times,
+            f"({changed}) AND (({_done('OLD.')}) OR ({_done('NEW.')}))",
+            [*_duration("OLD", "-"), *_duration("NEW", "")],
         ),
         (
             "job_totals_epochs",
@@ -135,7 +149,7 @@ def create(postgresql: bool) -> list[str]:
 def drop(postgresql: bool) -> list[str]:
     """Statements removing the triggers (and PostgreSQL's functions), of this form and of 0009's first."""
     out = []
-    for part in ("insert", "delete", "update", "state", "epochs"):
+    for part in ("insert", "delete", "update", "state", "durations", "epochs"):
         out.append(f"DROP TRIGGER IF EXISTS job_totals_{part}" + (" ON jobs" if postgresql else ""))
         if postgresql:
             out.append(f"DROP FUNCTION IF EXISTS job_totals_{part}()")

@@ -113,5 +113,5 @@ def test_0011_recounts_totals_0009_kept_in_its_first_form(db_url: str) -> None:
     assert names == (
         {"job_totals_insert", "job_totals_delete", "job_totals_update"}
         if pg
-        else {"job_totals_insert", "job_totals_delete", "job_totals_state", "job_totals_epochs"}
+        else {"job_totals_insert", "job_totals_delete", "job_totals_state", "job_totals_durations", "job_totals_epochs"}
     )
