@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook as Signer
 
@@ -37,16 +37,17 @@ def backoff(settings: Settings, attempts: int) -> float:
     return float(min(settings.outbox_retry_seconds * 2 ** max(attempts - 1, 0), settings.outbox_retry_max_seconds))
 
 
+def due(now: datetime) -> Select[str, str, datetime]:
+    """The deliveries due at `now`."""
+    return select(Delivery.event_id, Delivery.target, Delivery.next_attempt_at).where(
+        Delivery.status == "pending", Delivery.next_attempt_at <= now
+    )
+
+
 def claim(session: Session, now: datetime) -> list[tuple[str, str]]:
     """Take up to BATCH due deliveries for a lease: [(event id, target)]."""
-    due = session.execute(
-        select(Delivery.event_id, Delivery.target, Delivery.next_attempt_at)
-        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
-        .order_by(Delivery.next_attempt_at)
-        .limit(BATCH)
-    ).all()
     taken = []
-    for event_id, target, at in due:
+    for event_id, target, at in session.execute(due(now).order_by(Delivery.next_attempt_at).limit(BATCH)).all():
         stmt = (
             update(Delivery)
             .where(Delivery.event_id == event_id, Delivery.target == target, Delivery.status == "pending")
@@ -122,7 +123,11 @@ class Dispatcher:
         return "done", None
 
     def run_once(self) -> int:
-        """Claim and make the due deliveries; how many were tried."""
+        """Claim and make the due deliveries; how many were tried. Looks first in a read-only
+        transaction: a round with nothing due takes no write lock (SQLite's is the workers')."""
+        with session_scope(self.url, readonly=True) as s:
+            if s.execute(due(utcnow()).limit(1)).first() is None:
+                return 0
         with session_scope(self.url) as s:
             taken = claim(s, utcnow())
         for event_id, target in taken:

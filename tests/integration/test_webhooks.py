@@ -5,6 +5,7 @@ local receiver, verified with the `standardwebhooks` library, with retries and b
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 
 from app import queue
 from app.auth import new_key
-from app.db import session_scope
+from app.db import engine_for, session_scope
 from app.jobs.models import Job
 from app.main import create_app
 from app.outbox.dispatch import Dispatcher, backoff
@@ -154,3 +155,16 @@ def test_ends_nobody_listens_for_write_no_event(client: TestClient, db_url: str)
     with session_scope(db_url, readonly=True) as s:
         assert s.scalars(select(OutboxEvent.id)).all() == [] and deliveries(db_url) == []
         assert set(s.scalars(select(Job.status).where(Job.id.in_([first, second])))) == {"succeeded", "failed"}
+
+
+def test_a_round_with_nothing_due_takes_no_write_lock(db_url: str, dispatcher: Dispatcher) -> None:
+    """On SQLite the write lock is the workers': an idle dispatcher must not queue for it."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's single write lock")
+    rounds: list[int] = []
+    with engine_for(db_url).begin() as writer:  # another process's write transaction, held
+        writer.execute(update(Job).where(Job.id == "none").values(status="queued"))
+        looker = threading.Thread(target=lambda: rounds.append(dispatcher.run_once()), daemon=True)
+        looker.start()
+        looker.join(timeout=5)
+    assert rounds == [0]
