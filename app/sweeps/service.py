@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -130,7 +129,9 @@ def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCrea
     data = base.get("data")
     if isinstance(data, dict) and data.get("kind") == "inline" and not touches_data(points):
         base = store_base_data(session, base, settings)
-    request = {**req.model_dump(mode="json"), "base": base}
+    # Stored without its points: each job keeps its own (`point`), so a read of the sweep does not
+    # parse them all again to echo the base and the grid.
+    request = {"base": base, "grid": req.grid}
     sweep = Sweep(id=new_id(), request=request, job_count=len(points))
     session.add(sweep)
     session.flush()  # the jobs reference it
@@ -210,29 +211,37 @@ def get(session: Session, sweep_id: str, limit: int, page_token: str | None = No
 
 
 def row_json(session: Session) -> Any:
-    """A job's `SweepRow` as JSON text, built by the database from the stored columns (the JSON
-    columns embedded as stored: nothing decoded and encoded again)."""
-    empty: Any
-    embed: Callable[[Any], Any]
+    """A job's `SweepRow` as JSON text, built by the database from the stored columns. PostgreSQL
+    splices the text of its `json` columns (which it validated when they were written) between the
+    keys: no JSON function runs per row (`json_build_object` took three times as long). The id
+    (hex) and the status (one of five words) need no escaping. SQLite's TEXT columns are checked
+    as they are embedded (`json()`)."""
     if is_postgres(session):
-        build, embed, empty = func.json_build_object, lambda c: c, literal_column("'{}'::json")
-    else:
-        build, embed, empty = func.json_object, func.json, func.json("{}")
-    progress = build("epoch", Job.progress_epoch, "epochs", Job.epochs)
+
+        def raw(c: Any, empty: str) -> Any:
+            return func.coalesce(cast(c, Text), literal_column(f"'{empty}'"))
+
+        parts = [
+            '{"id":"', Job.id, '","point":', raw(Job.point, "{}"), ',"status":"', Job.status, '","params":',
+            raw(Job.params, "null"), ',"metrics":', raw(Job.metrics, "null"), ',"error":', raw(Job.error, "null"),
+            ',"progress":{"epoch":', cast(Job.progress_epoch, Text), ',"epochs":', cast(Job.epochs, Text), "}}",
+        ]  # fmt: skip
+        return func.concat(*parts)
+    progress = func.json_object("epoch", Job.progress_epoch, "epochs", Job.epochs)
     return cast(
-        build(
+        func.json_object(
             "id",
             Job.id,
             "point",
-            func.coalesce(embed(Job.point), empty),
+            func.coalesce(func.json(Job.point), func.json("{}")),
             "status",
             Job.status,
             "params",
-            embed(Job.params),
+            func.json(Job.params),
             "metrics",
-            embed(Job.metrics),
+            func.json(Job.metrics),
             "error",
-            embed(Job.error),
+            func.json(Job.error),
             "progress",
             progress,
         ),
