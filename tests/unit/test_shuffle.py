@@ -74,8 +74,11 @@ def test_groups_of_nearby_sizes_share_one_compiled_step() -> None:
 
 def test_a_cpu_draws_each_members_order_on_the_host_from_its_own_keys_and_the_epoch() -> None:
     keys = np.stack([shuffle.draw_keys(np.random.default_rng(s)) for s in range(3)])
-    orders = shuffle.HostOrders(keys, np.array([1, 1, 0], np.int32), 1000)
-    first, second = orders.get(1), orders.get(2)  # the second was drawn ahead, in the thread
+    orders = shuffle.HostOrders(keys, np.array([1, 1, 0], np.int32), 1000, epochs=2)
+    first = orders.get(1)
+    assert orders.ahead is not None and orders.ahead[0] == 2  # the second is drawn ahead, in the thread
+    second = orders.get(2)
+    assert orders.ahead is None  # and nothing past the last epoch
     orders.close()
     assert first.shape == (3, 1000) and first.dtype == np.int32
     assert all(np.array_equal(np.sort(row), np.arange(1000)) for row in (*first, *second))

@@ -55,6 +55,6 @@ def warm_up(model: Compiled) -> None:
     sig = model.sig
     with keras.device(sig.device):
         model.put_data(zero_arrays(sig))
-        model.put_orders(zero_arrays(sig))
+        model.put_orders(zero_arrays(sig), 1)
         ops.convert_to_numpy(model.epoch(1)[0])
         diagnostics.metrics(model, [0])

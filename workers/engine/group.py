@@ -132,7 +132,7 @@ class Group:
         inits = {p: np.stack([s[p] for s in starts + pad]).reshape(self.sig.k, 1, size) for p in starts[0]}
         self.model = compiled_for(self.sig)
         with keras.device(device):
-            self.model.load(self.arrays(keys), inits, t["learning_rate"])
+            self.model.load(self.arrays(keys), inits, t["learning_rate"], self.epochs)
         self.layer = self.model.layer
         self.host_seconds: list[float] = []  # each epoch's host work after its compiled step (bench/gpu.py)
 

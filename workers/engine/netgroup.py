@@ -86,7 +86,7 @@ class NetworkGroup(Group):
         pad = [starts[0]] * (self.sig.k - self.k)
         inits = {name: np.stack([s[name] for s in starts + pad]).reshape(var.shape) for name, var in named.items()}
         with keras.device(device):
-            self.model.load(self.arrays(keys), inits, t["learning_rate"])
+            self.model.load(self.arrays(keys), inits, t["learning_rate"], self.epochs)
         self.layer = self.model.layer
         self.thresholds: dict[str, tuple[str, ...]] = self.layer.thresholds()
         self.best: dict[int, dict[str, np.ndarray]] = {}  # early stopping's best weights, by member

@@ -118,8 +118,8 @@ class HostOrders:
     _pool = ThreadPoolExecutor(1, thread_name_prefix="row-order")  # one drawing thread per process
     _lock = threading.Lock()
 
-    def __init__(self, keys: np.ndarray, flags: np.ndarray, n: int) -> None:
-        self.keys, self.flags, self.n = np.asarray(keys), np.asarray(flags), n
+    def __init__(self, keys: np.ndarray, flags: np.ndarray, n: int, epochs: int) -> None:
+        self.keys, self.flags, self.n, self.epochs = np.asarray(keys), np.asarray(flags), n, epochs
         self.ahead: tuple[int, Future[np.ndarray]] | None = (1, self._pool.submit(self.draw, 1))
 
     def draw(self, epoch: int) -> np.ndarray:
@@ -131,14 +131,15 @@ class HostOrders:
 
     def get(self, epoch: int) -> np.ndarray:
         """The orders of `epoch` (drawn ahead when it follows the one asked before), and the next
-        epoch's started in the background."""
+        epoch's started in the background (none after the last)."""
         with self._lock:
             ahead, self.ahead = self.ahead, None
         order = ahead[1].result() if ahead is not None and ahead[0] == epoch else self.draw(epoch)
         if ahead is not None and ahead[0] != epoch:
             ahead[1].cancel()
-        with self._lock:
-            self.ahead = (epoch + 1, self._pool.submit(self.draw, epoch + 1))
+        if epoch < self.epochs:
+            with self._lock:
+                self.ahead = (epoch + 1, self._pool.submit(self.draw, epoch + 1))
         return order
 
     def close(self) -> None:

@@ -106,8 +106,11 @@ class Compiled:
             return self.layer.named()
         return {p: getattr(self.layer, p) for p in self.layer.PARAMS}
 
-    def load(self, arrays: dict[str, np.ndarray], inits: dict[str, np.ndarray], learning_rate: float) -> None:
-        """Put a group's starting parameters and arrays in place and reset the optimizer's state."""
+    def load(
+        self, arrays: dict[str, np.ndarray], inits: dict[str, np.ndarray], learning_rate: float, epochs: int
+    ) -> None:
+        """Put a group's starting parameters and arrays (for `epochs` epochs) in place and reset the
+        optimizer's state."""
         named = self.named()
         for name, value in inits.items():
             named[name].assign(value.astype(np.float32))
@@ -115,15 +118,15 @@ class Compiled:
             lr = v is self.optimizer.learning_rate
             v.assign(ops.cast(learning_rate, v.dtype) if lr else ops.zeros(v.shape, v.dtype))
         self.put_data(arrays)
-        self.put_orders(arrays)
+        self.put_orders(arrays, epochs)
 
-    def put_orders(self, arrays: dict[str, np.ndarray]) -> None:
+    def put_orders(self, arrays: dict[str, np.ndarray], epochs: int) -> None:
         """On a device whose orders the host draws (`shuffle.on_host`), take the group's keys and
-        shuffle flags for them; elsewhere the compiled epoch computes them."""
+        shuffle flags for its `epochs` epochs; elsewhere the compiled epoch computes them."""
         if self.orders is not None:
             self.orders.close()
         on = on_host(self.sig.device)
-        self.orders = HostOrders(arrays["keys"], arrays["shuffle"], self.sig.n_train) if on else None
+        self.orders = HostOrders(arrays["keys"], arrays["shuffle"], self.sig.n_train, epochs) if on else None
 
     def order(self, number: int) -> np.ndarray | None:
         """Epoch `number`'s orders drawn by the host (K, n_train), or None where the device computes them."""
