@@ -80,6 +80,29 @@ def test_concurrent_claims_never_take_a_job_twice(client: TestClient, db_url: st
     assert sorted(taken) == sorted(ids)
 
 
+def test_an_epoch_written_again_after_a_commit_that_landed_keeps_one_history_row(
+    client: TestClient, db_url: str
+) -> None:
+    ids = submit(client, 3)
+    token, _ = claim(db_url)
+    with session_scope(db_url) as s:
+        queue.cancel(s, ids[2])  # asked to stop: still held, its flag comes back
+    row = {"epoch": 1, "loss": 0.1, "val_loss": None, "params": {"sigma": 0.3}, "seconds": 0.1}
+    with session_scope(db_url) as s:
+        assert queue.add_epoch(s, token, {ids[0]: row}) == {ids[0]: False}
+    again = {"epoch": 1, "loss": 0.1, "val_loss": None, "params": {"sigma": 0.31}, "seconds": 0.1}
+    with session_scope(db_url) as s:  # the retry: ids[0]'s row landed, the others' did not
+        written = queue.add_epoch(s, token, {i: again for i in [*ids, "lost"]}, again=True)
+    assert written == {ids[0]: False, ids[1]: False, ids[2]: True}
+    histories = [client.get(f"/v1/jobs/{i}/history").json()["history"] for i in ids]
+    assert [[(h["epoch"], h["params"]) for h in rows] for rows in histories] == [
+        [(1, {"sigma": 0.3})],
+        [(1, {"sigma": 0.31})],
+        [(1, {"sigma": 0.31})],
+    ]
+    assert [job(db_url, i).progress_epoch for i in ids] == [1, 1, 1]
+
+
 def test_lost_lease_fences_every_write(client: TestClient, db_url: str) -> None:
     (job_id,) = submit(client)
     old, _ = claim(db_url, lease=0.01)
