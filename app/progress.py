@@ -54,36 +54,19 @@ def held(session: Session, token: str) -> dict[str, bool]:
 
 
 def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]], again: bool = False) -> dict[str, bool]:
-    """Record one finished epoch of the jobs in `rows` still held under `token`: their progress in
-    one `UPDATE ... FROM` fenced by the lease, whose RETURNING names the jobs still held (locked
-    until commit on PostgreSQL, as `held` locks them), then their history rows in one `INSERT ...
-    SELECT`. Returns those jobs as `held` does; jobs not returned were lost and got nothing.
-    `again`: a retry after a failed commit that may have landed, so history rows already there are
-    skipped (each epoch's row is written once; progress is written the same again)."""
-    fresh = {job_id: finite(row) for job_id, row in rows.items()}
+    """Record one finished epoch of the jobs in `rows` still held under `token` (their progress and
+    history rows, two multi-row statements whatever their number); returns those jobs as `held`
+    does. Jobs not returned were lost and got nothing. `again`: a retry after a failed commit that
+    may have landed, so history rows already there are skipped (each epoch's row is written once)."""
+    owned = {job_id: cancel for job_id, cancel in held(session, token).items() if job_id in rows}
+    fresh = {job_id: finite(rows[job_id]) for job_id in owned}
+    if again and fresh:
+        recorded = session.execute(select(HistoryRow.job_id, HistoryRow.epoch).where(HistoryRow.job_id.in_(fresh)))
+        for job_id, epoch in recorded:
+            if fresh[job_id]["epoch"] == epoch:
+                del fresh[job_id]
     if not fresh:
-        return {}
-    history = [{"job_id": job_id, **row} for job_id, row in fresh.items()]
-    columns = {"job_id": "text", "epoch": "int", "loss": "float", "val_loss": "float", "seconds": "float"}
-    v = bulk.rows(session, {**columns, "params": "json", "metrics": "json"}, history)
-    progress = (
-        update(JOBS)
-        .where(JOBS.c.id == v.c.job_id, JOBS.c.lease_token == token, JOBS.c.status == JobStatus.RUNNING)
-        .values(progress_epoch=v.c.epoch, params=v.c.params)
-        .returning(JOBS.c.id, JOBS.c.cancel_requested)
-    )
-    owned = {job_id: bool(cancel) for job_id, cancel in session.execute(progress)}
-    new = set(owned)
-    if again and owned:
-        recorded = session.execute(select(HistoryRow.job_id, HistoryRow.epoch).where(HistoryRow.job_id.in_(owned)))
-        new -= {job_id for job_id, epoch in recorded if fresh[job_id]["epoch"] == epoch}
-    if new:
-        names = [*columns, "params", "metrics"]
-        picks = select(*(v.c[c] for c in names), literal(utcnow(), UTCDateTime()))
-        if new != set(fresh):  # a job lost, or its row already written: only the others' rows
-            picks = picks.where(v.c.job_id.in_(new))
-        session.execute(insert(HistoryRow).from_select([*names, "timestamp"], picks))
-    return owned
+        return owned
     history = [{"job_id": job_id, **row} for job_id, row in fresh.items()]
     columns = {"job_id": "text", "epoch": "int", "loss": "float", "val_loss": "float", "seconds": "float"}
     v = bulk.rows(session, {**columns, "params": "json", "metrics": "json"}, history)
