@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -31,9 +32,14 @@ def test_a_throwaway_server_serves_and_is_removed_at_the_end() -> None:
 
 
 def alive(pid: int) -> bool:
-    """True while a process `pid` exists."""
+    """True while a process `pid` runs. One that has exited but is not reaped yet (a zombie: in a
+    container whose first process does not reap orphans, the daemonized server stays one) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
