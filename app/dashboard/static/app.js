@@ -462,7 +462,7 @@ function drawSweep(scatter, errors, sweep) {
   const rows = sweep.jobs.map((r) => ({ r, target: targetSigma(sweep, r), learned: first(r.params?.sigma) }))
     .filter((p) => p.target != null).sort((a, b) => a.target - b.target);
   if (!rows.length) {
-    const jobs = sweep.jobs.map((r, i) => [i + 1, positive(r.metrics?.loss)]);
+    const jobs = sweep.jobs.map((r, i) => [i * (sweep.stride ?? 1) + 1, positive(r.metrics?.loss)]);
     draw(scatter, { xLabel: "job", yLabel: "final loss (log)", log: true, series: [{ label: "loss", points: true }] },
       [jobs.map((j) => j[0]), jobs.map((j) => j[1])]);
     return placeholder(errors, "Not a sweep over the bump's sigma: no target to compare with.");
@@ -545,7 +545,7 @@ async function sweepView(root, id) {
       titles[1].textContent = "Mean score per value";
     }
     const sample = lastStride > 1 ? (await api(`${path}?stride=${lastStride}&limit=${CHART_JOBS}`)).jobs : sweep.jobs;
-    drawSweep(scatter, errors, { ...sweep, jobs: sample });
+    drawSweep(scatter, errors, { ...sweep, jobs: sample, stride: lastStride });
     root.dataset.done = String(sweep.done);
     if (sweep.done && timer) clearInterval(timer);
   }
