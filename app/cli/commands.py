@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -80,11 +80,15 @@ class WorkerPool:
                     log.warning("worker pid %s exited with %s; starting another", p.pid, p.returncode)
                     self.procs[i] = self.spawn(i)
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
+        """SIGTERM every worker now (each ends its epoch and hands its jobs back); no waiting."""
         self.stopping.set()
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
+
+    def stop(self) -> None:
+        self.ask_to_stop()
         for p in self.procs:
             try:
                 p.wait(STOP_GRACE_SECONDS)
@@ -94,17 +98,23 @@ class WorkerPool:
 
 class _Server:
     """uvicorn's server, except that SIGTERM/SIGINT end `serve` cleanly (exit 0 after the workers
-    have handed their jobs back) instead of being re-raised once the API has stopped."""
+    have handed their jobs back) instead of being re-raised once the API has stopped, and call
+    `on_signal` at once (the workers start handing back while the API shuts down)."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, on_signal: Callable[[], None]) -> None:
         import uvicorn
 
         self.server = uvicorn.Server(config)
         self.server.capture_signals = self._capture  # type: ignore[method-assign]
+        self.on_signal = on_signal
+
+    def _handle(self, sig: int, frame: Any) -> None:
+        self.on_signal()
+        self.server.handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def _capture(self) -> Iterator[None]:
-        previous = {s: signal.signal(s, self.server.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
@@ -161,7 +171,7 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
         create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None
     )
     try:
-        _Server(config).run()
+        _Server(config, on_signal=pool.ask_to_stop).run()
     finally:
         outbox.stop()
         pool.stop()
