@@ -13,6 +13,7 @@ from collections.abc import Callable
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import pages
 from app.auth import check_key
 from app.errors import BumpfitError, TooLarge, shaped
 from app.ops.metrics import LATENCY, REQUESTS
@@ -96,7 +97,7 @@ class BodyLimit:
         limit = self.limit_for(scope)
         err = TooLarge.at("body", f"is larger than the limit of {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        if declared is not None and (pages.decimal(declared.decode("latin-1")) or 0) > limit:
             return await _answer(err, scope, send)
         size, over, answered = 0, False, False
 

@@ -1,4 +1,6 @@
-"""Keyset pagination by (created_at, id), newest first, for tables without a sequence column."""
+"""Page tokens: keyset pagination by (created_at, id), newest first, for tables without a sequence
+column; a row's sequence number for those with one; and the ASCII-decimal check they share with
+other numbers read from text (headers, path parts)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,21 @@ from sqlalchemy import and_, or_
 
 from app.errors import InvalidInput
 from app.ids import ID_PATTERN
+
+
+def decimal(text: str) -> int | None:
+    """The number a string of ASCII digits spells, else None (`'¹'.isdigit()` is true, and `int`
+    refuses it)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def seq_after(page_token: str) -> int:
+    """The sequence number a `next_page_token` of a sequence-ordered list carries (422 naming it
+    when it is not one)."""
+    seq = decimal(page_token)
+    if seq is None or seq >= 2**63:
+        raise InvalidInput.at("page_token", "not a token returned by this endpoint")
+    return seq
 
 
 def token(created_at: datetime, row_id: str) -> str:

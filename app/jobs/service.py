@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import data as datalib
-from app import queue
+from app import pages, queue
 from app.datasets import service as datasets
 from app.datasets.models import Dataset
 from app.db import utcnow
@@ -285,9 +285,7 @@ def list_jobs(
     if sweep_id:
         stmt = stmt.where(Job.sweep_id == sweep_id)
     if page_token:
-        if not (page_token.isascii() and page_token.isdigit()) or int(page_token) >= 2**63:
-            raise InvalidInput.at("page_token", "not a token returned by this endpoint")
-        stmt = stmt.where(Job.seq < int(page_token))
+        stmt = stmt.where(Job.seq < pages.seq_after(page_token))
     jobs = list(session.scalars(stmt))
     token = str(jobs[limit - 1].seq) if len(jobs) > limit else None
     return JobList(jobs=[to_out(j) for j in jobs[:limit]], next_page_token=token)

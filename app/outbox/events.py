@@ -45,14 +45,15 @@ def ended(session: Session, job_ids: Iterable[str]) -> None:
     """Record the end of each of these jobs that has ended, and of each sweep they finished, where a
     webhook or MLflow will deliver it (with neither, a group's end writes and reads nothing more)."""
     ids = list(job_ids)
-    if not ids or not _targets(session):
+    targets = _targets(session) if ids else {}
+    if not targets:
         return
     cols = (Job.id, Job.status, Job.model_name, Job.model_version, Job.metrics, Job.error, Job.sweep_id)
     jobs = [j for j in session.execute(select(*cols).where(Job.id.in_(ids))) if j.status in JOB_EVENTS]
     events = [(f"msg_{j.id}_{j.status}", JOB_EVENTS[j.status], j.id, _job_data(j)) for j in jobs]
     for sweep in sorted({j.sweep_id for j in jobs if j.sweep_id}):
         events.extend(sweep_done(session, sweep))
-    _write(session, events)
+    _write(session, events, targets)
 
 
 def sweep_done(session: Session, sweep_id: str) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -69,7 +70,8 @@ def sweep_done(session: Session, sweep_id: str) -> list[tuple[str, str, str, dic
 def labels_changed(session: Session, model_name: str) -> None:
     """A model's labels changed: MLflow, when on, sets its aliases to match."""
     if _mlflow():
-        _write(session, [(f"msg_{uuid.uuid4().hex}", LABELS, model_name[:32], {"name": model_name})])
+        event = (f"msg_{uuid.uuid4().hex}", LABELS, model_name[:32], {"name": model_name})
+        _write(session, [event], _targets(session))
 
 
 def _targets(session: Session) -> dict[str, list[str]]:
@@ -84,11 +86,11 @@ def _targets(session: Session) -> dict[str, list[str]]:
     return targets
 
 
-def _write(session: Session, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+def _write(session: Session, events: list[tuple[str, str, str, dict[str, Any]]], targets: dict[str, list[str]]) -> None:
     """Insert the events that have somewhere to go (an id already there is skipped: each job ends
     once) and their deliveries: one per webhook that subscribed to the type, and one for MLflow when
-    it is on. Multi-row statements, so a group's end costs as many statements whatever its size."""
-    targets = _targets(session)
+    it is on (`targets`, as `_targets` reads them). Multi-row statements, so a group's end costs as
+    many statements whatever its size."""
     events = [e for e in events if targets.get(e[1])]
     if not events:
         return

@@ -12,7 +12,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.orm import Session
 
-from app import __version__
+from app import __version__, pages
 from app.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.errors import InvalidInput, is_v2
 from app.jobs.models import Job
@@ -50,8 +50,8 @@ def _job(session: Session, name: str, version: str | None) -> Job:
     """The version a path names: latest, a number, or a label."""
     if version is None:
         return service.version_job(session, name, None)
-    if version.isascii() and version.isdigit():
-        return service.version_job(session, name, int(version))
+    if (number := pages.decimal(version)) is not None:
+        return service.version_job(session, name, number)
     return service.version_job(session, name, service.label_version(session, name, version))
 
 

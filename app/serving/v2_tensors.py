@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import ValidationError
 
+from app import pages
 from app.errors import InvalidInput, TooLarge
 from app.serving.v2_schemas import InferRequest, InferResponse, RequestInput, ResponseOutput
 
@@ -44,11 +45,12 @@ def parse(body: bytes, header_length: str | None) -> Parsed:
     validate the JSON and hand each binary input its `binary_data_size` bytes, in input order."""
     size = len(body)
     if header_length is not None:
-        if not (header_length.isascii() and header_length.isdigit()) or int(header_length) > len(body):
+        length = pages.decimal(header_length)
+        if length is None or length > len(body):
             raise InvalidInput(
                 f"{HEADER_LENGTH}: {header_length!r} is not a length within the body's {len(body)} bytes"
             )
-        size = int(header_length)
+        size = length
     try:
         request = InferRequest.model_validate_json(body[:size])
     except ValidationError as exc:

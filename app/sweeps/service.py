@@ -92,9 +92,10 @@ def apply(base: dict[str, Any], point: dict[str, Any], where: str) -> dict[str, 
 
 def _index(items: list[Any], key: str, where: str) -> int:
     """A list index from a path part, within the list."""
-    if not (key.isascii() and key.isdigit()) or int(key) >= len(items):
+    index = pages.decimal(key)
+    if index is None or index >= len(items):
         raise InvalidInput.at(where, f"{key} is not an index of a list of {len(items)} items in the base request")
-    return int(key)
+    return index
 
 
 def _item(items: list[Any], key: str, where: str) -> Any:
@@ -180,11 +181,7 @@ def get(session: Session, sweep_id: str, limit: int, page_token: str | None = No
     ).first()
     if sweep is None:
         raise NotFound(f"no sweep with id {sweep_id!r}")
-    after = -1
-    if page_token is not None:
-        if not (page_token.isascii() and page_token.isdigit()) or int(page_token) >= 2**63:
-            raise InvalidInput.at("page_token", "not a token returned by this endpoint")
-        after = int(page_token)
+    after = -1 if page_token is None else pages.seq_after(page_token)
     counts = dict(
         session.execute(select(Job.status, func.count()).where(Job.sweep_id == sweep_id).group_by(Job.status))
         .tuples()

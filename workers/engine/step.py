@@ -71,8 +71,9 @@ class Compiled:
     """A `members=K` layer, its optimizer, the group's arrays on the device and the compiled epoch.
 
     Kept in a small cache (`workers.engine.factory`): the next group with the same signature loads
-    its parameters and data into the same model and reuses the compiled step (no second XLA compile). Each epoch takes
-    only its number from the host: every batch's rows come from `workers.engine.shuffle` inside
+    its parameters and data into the same model and reuses the compiled step (no second XLA
+    compile). Each epoch takes its number from the host and, on a CPU, the members' row orders the
+    host drew (`HostOrders`); elsewhere every batch's rows come from `workers.engine.shuffle` inside
     the compiled loop. The backend forms differ only in how that loop is compiled.
     """
 
