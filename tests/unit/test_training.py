@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -175,10 +176,14 @@ def test_one_diverging_or_cancelled_member_does_not_touch_the_others() -> None:
 
 
 def test_artifacts_saved_one_after_another_each_hold_their_own_parameters(tmp_path: Path) -> None:
-    # the export model is reused between saves: no job may get another job's values
+    # the export model is reused between saves: no job may get another job's values; each archive is
+    # whole (every member's CRC and size right: the weights' are written over the template's)
     for i, sigma in enumerate((0.25, 0.75, 0.5)):
         path = tmp_path / f"{i}.keras"
         path.write_bytes(save_artifact(bump_member(sigma, n=100), {"sigma": sigma}))
+        with zipfile.ZipFile(path) as archive:
+            assert archive.testzip() is None
+            assert archive.namelist() == ["metadata.json", "config.json", "model.weights.h5"]
         layer = keras.saving.load_model(path).layers[0]
         assert keras.ops.convert_to_numpy(layer.sigma).tolist() == [np.float32(sigma)]
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -17,13 +19,29 @@ import numpy as np
 from workers.layers import build_model
 
 WEIGHTS = "model.weights.h5"  # the weights member of a `.keras` archive
+LEVEL = 1  # deflate's fast level: a tenth of the bytes to store (about 1.4 kB, not 11)
+LOCAL = struct.Struct("<4s5H3I2H")  # a zip local file header: its CRC at byte 14, then the sizes (as in
+# a central directory entry at byte 16), then the name's and extra field's lengths
+
+
+class Template(NamedTuple):
+    """A shape's archive as zipfile writes it (deflated, the weights member last), cut around the
+    weights' deflated bytes: `head` ends with their local header (at `local`), `tail` is the central
+    directory (the weights' entry, the last, at `central`) and the end record; `weights` is the
+    uncompressed weights file and `datasets` each parameter's (byte offset, float32 count) in it."""
+
+    head: bytes
+    local: int
+    tail: bytes
+    central: int
+    weights: bytes
+    datasets: dict[str, tuple[int, int]]
 
 
 @functools.lru_cache(maxsize=32)
-def _template(layer_type: str, features: int, per_feature: bool) -> tuple[dict[str, bytes], dict[str, tuple[int, int]]]:
-    """The archive's members as Keras writes them for this shape, and for each parameter the byte
-    offset and float32 count of its (contiguous) dataset in the weights file. Keras stores a layer's
-    variables in order as `.../vars/0`, `1`, ..."""
+def _template(layer_type: str, features: int, per_feature: bool) -> Template:
+    """Keras saves a model of this shape once; each parameter's dataset is found in the weights file.
+    Keras stores a layer's variables in order as `.../vars/0`, `1`, ..."""
     model = build_model(layer_type, features, {}, per_feature)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
@@ -38,19 +56,47 @@ def _template(layer_type: str, features: int, per_feature: bool) -> tuple[dict[s
     names = [w.name for w in model.layers[0].weights]
     if len(where) != len(names) or any(offset is None for offset, _ in where):
         raise RuntimeError(f"unexpected weights layout for {layer_type}: {len(where)} float32 datasets")
-    return members, dict(zip(names, where, strict=True))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
+        for name in sorted(members, key=lambda name: name == WEIGHTS):
+            archive.writestr(name, members[name])
+    data = out.getvalue()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo(WEIGHTS)
+    (cd_size, cd_offset), start = struct.unpack_from("<II", data, len(data) - 10), len(data) - 22
+    if data[start : start + 4] != b"PK\x05\x06" or cd_offset + cd_size != start or info.flag_bits & 0x08:
+        raise RuntimeError("unexpected zip layout of a .keras template")
+    head = info.header_offset + LOCAL.size + len(info.filename.encode()) + len(info.extra)
+    if head + info.compress_size != cd_offset:
+        raise RuntimeError("the weights are not the last member of the .keras template")
+    central = cd_offset
+    for _ in range(len(members) - 1):  # past every entry but the last (each: 46 bytes, name, extra, comment)
+        central += 46 + sum(struct.unpack_from("<3H", data, central + 28))
+    if (
+        data[central : central + 4] != b"PK\x01\x02"
+        or data[central + 46 : central + 46 + len(WEIGHTS)] != WEIGHTS.encode()
+    ):
+        raise RuntimeError("unexpected central directory in a .keras template")
+    datasets_at = dict(zip(names, where, strict=True))
+    return Template(
+        data[:head], info.header_offset, data[cd_offset:], central - cd_offset, members[WEIGHTS], datasets_at
+    )
 
 
 def artifact(layer_type: str, features: int, per_feature: bool, params: dict[str, Any]) -> bytes:
-    """The `.keras` file of a one-layer model holding `params` (a number, or a list per feature)."""
-    members, datasets = _template(layer_type, features, per_feature)
-    weights = bytearray(members[WEIGHTS])
-    for name, (offset, size) in datasets.items():
+    """The `.keras` file of a one-layer model holding `params` (a number, or a list per feature):
+    the template's archive with the job's weights file deflated in place of the template's, and
+    that member's CRC and compressed size (and so where the central directory starts) set to match.
+    About 1.4 kB in some 60 microseconds, a third of zipfile's time to write the three members."""
+    t = _template(layer_type, features, per_feature)
+    weights = bytearray(t.weights)
+    for name, (offset, size) in t.datasets.items():
         values = np.broadcast_to(np.asarray(params[name], "<f4"), (size,)).tobytes()
         weights[offset : offset + len(values)] = values
-    out = io.BytesIO()
-    # Deflated (fast level): a tenth of the bytes to store (about 1.4 kB, not 11), for 30 us a job.
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for name, data in members.items():
-            archive.writestr(name, bytes(weights) if name == WEIGHTS else data)
-    return out.getvalue()
+    packed = zlib.compress(weights, LEVEL, wbits=-15)  # raw deflate, as zipfile writes a member
+    crc = zlib.crc32(weights)
+    head, tail = bytearray(t.head), bytearray(t.tail)
+    struct.pack_into("<II", head, t.local + 14, crc, len(packed))
+    struct.pack_into("<II", tail, t.central + 16, crc, len(packed))
+    struct.pack_into("<I", tail, len(tail) - 6, len(head) + len(packed))
+    return bytes(head) + packed + bytes(tail)
