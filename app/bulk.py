@@ -7,9 +7,9 @@ statement and one bound parameter whatever the number of jobs, instead of one ex
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -43,9 +43,11 @@ TYPES: dict[str, TypeEngine[Any]] = {
 def rows(session: Session, columns: dict[str, str], values: list[dict[str, Any]], name: str = "v") -> FromClause:
     """`values` (dicts keyed by `columns`, whose types are "text", "int", "float", "bool" or "json") as a
     table named `name` with those columns and `ord`, each row's index in `values` (to keep their
-    order), bound as a single JSON array."""
+    order), bound as a single JSON array. NumPy numbers are taken; a NaN or an infinity anywhere (a
+    diverged epoch's loss or parameters) is stored as null: JSON has no such numbers."""
     numbered = [{**row, "ord": i} for i, row in enumerate(values)]
-    data = bindparam(f"{name}_rows", json.dumps(numbered, allow_nan=False), type_=String())
+    text = orjson.dumps(numbered, option=orjson.OPT_SERIALIZE_NUMPY).decode()  # non-finite: null
+    data = bindparam(f"{name}_rows", text, type_=String())
     columns = {**columns, "ord": "int"}
     if is_postgres(session):
         recordset = func.json_to_recordset(cast(data, JSON()))

@@ -13,7 +13,6 @@ from sqlalchemy import Table, and_, delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from app import bulk
-from app.data import finite
 from app.db import UTCDateTime, utcnow
 from app.jobs.models import HistoryRow, Job, JobStatus
 from app.wake import is_postgres
@@ -59,7 +58,7 @@ def add_epoch(session: Session, token: str, rows: dict[str, dict[str, Any]], aga
     does. Jobs not returned were lost and got nothing. `again`: a retry after a failed commit that
     may have landed, so history rows already there are skipped (each epoch's row is written once)."""
     owned = {job_id: cancel for job_id, cancel in held(session, token).items() if job_id in rows}
-    fresh = {job_id: finite(rows[job_id]) for job_id in owned}
+    fresh = {job_id: rows[job_id] for job_id in owned}
     if again and fresh:
         recorded = session.execute(select(HistoryRow.job_id, HistoryRow.epoch).where(HistoryRow.job_id.in_(fresh)))
         for job_id, epoch in recorded:
