@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -115,3 +116,18 @@ def test_0011_recounts_totals_0009_kept_in_its_first_form(db_url: str) -> None:
         if pg
         else {"job_totals_insert", "job_totals_delete", "job_totals_state", "job_totals_durations", "job_totals_epochs"}
     )
+
+
+def test_0012_leaves_room_on_jobs_pages_for_heap_only_updates(db_url: str) -> None:
+    # an epoch's progress update of a running job then writes no index entries on PostgreSQL
+    def options() -> list[str]:
+        with engine_for(db_url).connect() as conn:
+            return list(conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'jobs'")).scalar_one() or [])
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a fillfactor is PostgreSQL's")
+    assert options() == ["fillfactor=70"]
+    migrate.downgrade(db_url, "0011")
+    assert options() == []
+    migrate.upgrade(db_url)
+    assert options() == ["fillfactor=70"]
