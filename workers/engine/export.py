@@ -20,8 +20,10 @@ from workers.layers import build_model
 
 WEIGHTS = "model.weights.h5"  # the weights member of a `.keras` archive
 LEVEL = 1  # deflate's fast level: a tenth of the bytes to store (about 1.4 kB, not 11)
-LOCAL = struct.Struct("<4s5H3I2H")  # a zip local file header: its CRC at byte 14, then the sizes (as in
-# a central directory entry at byte 16), then the name's and extra field's lengths
+# Zip headers: a local one is 30 bytes (its CRC at byte 14, the compressed size at 18) before the
+# member's name and extra field; a central directory entry 46 (CRC at 16, compressed size at 20, and
+# the lengths of its name, extra field and comment at 28) before those three.
+LOCAL_HEADER, CENTRAL_HEADER = 30, 46
 
 
 class Template(NamedTuple):
@@ -40,8 +42,8 @@ class Template(NamedTuple):
 
 @functools.lru_cache(maxsize=32)
 def _template(layer_type: str, features: int, per_feature: bool) -> Template:
-    """Keras saves a model of this shape once; each parameter's dataset is found in the weights file.
-    Keras stores a layer's variables in order as `.../vars/0`, `1`, ..."""
+    """This shape's template: Keras saves a model of the shape once, and each parameter's dataset is
+    found in its weights file (Keras stores a layer's variables in order as `.../vars/0`, `1`, ...)."""
     model = build_model(layer_type, features, {}, per_feature)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
@@ -63,23 +65,21 @@ def _template(layer_type: str, features: int, per_feature: bool) -> Template:
     data = out.getvalue()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         info = archive.getinfo(WEIGHTS)
-    (cd_size, cd_offset), start = struct.unpack_from("<II", data, len(data) - 10), len(data) - 22
-    if data[start : start + 4] != b"PK\x05\x06" or cd_offset + cd_size != start or info.flag_bits & 0x08:
+    end = len(data) - 22  # the end record (no comment): the central directory's size and offset at 12
+    cd_size, cd_offset = struct.unpack_from("<II", data, end + 12)
+    if data[end : end + 4] != b"PK\x05\x06" or cd_offset + cd_size != end or info.flag_bits & 0x08:
         raise RuntimeError("unexpected zip layout of a .keras template")
-    head = info.header_offset + LOCAL.size + len(info.filename.encode()) + len(info.extra)
-    if head + info.compress_size != cd_offset:
+    packed_at = info.header_offset + LOCAL_HEADER + len(info.filename.encode()) + len(info.extra)
+    if packed_at + info.compress_size != cd_offset:
         raise RuntimeError("the weights are not the last member of the .keras template")
     central = cd_offset
-    for _ in range(len(members) - 1):  # past every entry but the last (each: 46 bytes, name, extra, comment)
-        central += 46 + sum(struct.unpack_from("<3H", data, central + 28))
-    if (
-        data[central : central + 4] != b"PK\x01\x02"
-        or data[central + 46 : central + 46 + len(WEIGHTS)] != WEIGHTS.encode()
-    ):
+    for _ in range(len(members) - 1):  # past every entry but the weights', the last
+        central += CENTRAL_HEADER + sum(struct.unpack_from("<3H", data, central + 28))
+    if data[central + CENTRAL_HEADER : central + CENTRAL_HEADER + len(WEIGHTS)] != WEIGHTS.encode():
         raise RuntimeError("unexpected central directory in a .keras template")
     datasets_at = dict(zip(names, where, strict=True))
     return Template(
-        data[:head], info.header_offset, data[cd_offset:], central - cd_offset, members[WEIGHTS], datasets_at
+        data[:packed_at], info.header_offset, data[cd_offset:], central - cd_offset, members[WEIGHTS], datasets_at
     )
 
 
@@ -98,5 +98,5 @@ def artifact(layer_type: str, features: int, per_feature: bool, params: dict[str
     head, tail = bytearray(t.head), bytearray(t.tail)
     struct.pack_into("<II", head, t.local + 14, crc, len(packed))
     struct.pack_into("<II", tail, t.central + 16, crc, len(packed))
-    struct.pack_into("<I", tail, len(tail) - 6, len(head) + len(packed))
+    struct.pack_into("<I", tail, len(tail) - 22 + 16, len(head) + len(packed))  # the central directory's offset
     return bytes(head) + packed + bytes(tail)
