@@ -1,5 +1,6 @@
 """Deleting what users no longer need: finished jobs, model versions, datasets, and the optional
-retention of finished jobs. Services never commit; a label keeps what it points at."""
+retention of finished jobs and delivered events. Services never commit; a label keeps what it
+points at."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.jobs import service as jobs
 from app.jobs.models import FINISHED, Artifact, HistoryRow, Job, JobStatus
+from app.outbox.models import Delivery, OutboxEvent
 from app.serving import labels
 from app.serving import service as serving
 from app.serving.models import ModelExport, ModelLabel
@@ -126,4 +128,17 @@ def expire(session: Session, days: float, batch: int = 1000) -> int:
     )
     if ids:
         _remove(session, ids)
+    return len(ids)
+
+
+def expire_events(session: Session, days: float, batch: int = 1000) -> int:
+    """Delete up to `batch` outbox events written more than `days` ago that no target waits for any
+    more (each delivery done, or dead after its attempts), with their deliveries (the same
+    BUMPFIT_RETENTION_DAYS); returns how many."""
+    waiting = select(Delivery.event_id).where(Delivery.status == "pending")
+    old = OutboxEvent.created_at < utcnow() - timedelta(days=days)
+    ids = list(session.scalars(select(OutboxEvent.id).where(old, OutboxEvent.id.not_in(waiting)).limit(batch)))
+    if ids:
+        session.execute(delete(Delivery).where(Delivery.event_id.in_(ids)))
+        session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
     return len(ids)

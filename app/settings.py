@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     max_fuse: int = Field(512, ge=1, description="jobs one worker trains in one compiled model")
     worker_device: Literal["auto", "cpu", "gpu"] = "auto"
     retention_days: float | None = Field(
-        None, gt=0, description="delete finished jobs older than this that no label keeps; unset: keep all"
+        None,
+        gt=0,
+        description="delete finished jobs older than this that no label keeps, and outbox events every "
+        "target took or gave up on; unset: keep all",
     )
     warmup_shapes: int = Field(
         3,

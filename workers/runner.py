@@ -194,9 +194,10 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------------
 
     def housekeep(self) -> None:
-        """Reap expired leases and apply retention. After a database error the reaper waits a lease,
-        so workers that held jobs through an outage renew their leases before anyone reaps them;
-        a retention conflict (a label set meanwhile) waits for the next round."""
+        """Reap expired leases and apply retention (finished jobs, then delivered events). After a
+        database error the reaper waits a lease, so workers that held jobs through an outage renew
+        their leases before anyone reaps them; a retention conflict (a label set meanwhile) waits
+        for the next round."""
         if time.monotonic() - self.db_failed_at < self.settings.lease_seconds:
             return
         with session_scope(self.url) as s:
@@ -212,6 +213,10 @@ class Worker:
                 return
             if expired:
                 log.info("retention: deleted %d finished jobs", expired)
+            with session_scope(self.url) as s:
+                events = lifecycle.expire_events(s, self.settings.retention_days)
+            if events:
+                log.info("retention: deleted %d delivered events", events)
 
     def claim(self) -> tuple[str, list[Job]]:
         """Claim the next group of fusable jobs this worker can run (none when the queue is empty)."""

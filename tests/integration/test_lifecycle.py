@@ -18,6 +18,7 @@ from app.datasets.models import Dataset
 from app.db import session_scope, utcnow
 from app.jobs.models import Artifact, HistoryRow, Job
 from app.main import create_app
+from app.outbox.models import Delivery, OutboxEvent
 from app.serving.models import ModelLabel
 from app.settings import Settings
 from tests.conftest import seed_job
@@ -303,6 +304,29 @@ def test_retention_removes_old_finished_jobs_that_no_label_keeps(client: TestCli
     assert count(db_url, Dataset) == 2  # the expired job's inline data went with it
     with session_scope(db_url) as s:
         assert lifecycle.expire(s, 30) == 0
+
+
+def test_retention_removes_old_events_that_no_target_waits_for(db_url: str) -> None:
+    from workers.runner import Worker
+
+    long_ago, now = utcnow() - timedelta(days=40), utcnow()
+    events = {  # id: (written, its deliveries' statuses)
+        "done-old": (long_ago, ["done"]),
+        "dead-old": (long_ago, ["dead", "done"]),
+        "bare-old": (long_ago, []),
+        "waiting-old": (long_ago, ["done", "pending"]),  # a target still waits: kept
+        "done-new": (now, ["done"]),
+    }
+    with session_scope(db_url) as s:
+        for event_id, (written, statuses) in events.items():
+            s.add(OutboxEvent(id=event_id, type="job.succeeded", subject="j", payload={}, created_at=written))
+            s.flush()
+            s.add_all(Delivery(event_id=event_id, target=f"webhook:{i}", status=st) for i, st in enumerate(statuses))
+    Worker(Settings(database_url=db_url, retention_days=30)).housekeep()
+    with session_scope(db_url) as s:
+        assert set(s.scalars(select(OutboxEvent.id))) == {"waiting-old", "done-new"}
+        assert sorted(s.scalars(select(Delivery.event_id))) == ["done-new", "waiting-old", "waiting-old"]
+        assert lifecycle.expire_events(s, 30) == 0
 
 
 def test_labels_and_deletes_need_a_submit_key(db_url: str) -> None:
