@@ -57,6 +57,7 @@ def test_events_stream_ends_with_the_finished_job(service: Service) -> None:
     assert events[-1] == "event: end" and "event: progress" in events
 
 
+@pytest.mark.heavy  # 15-35 s on 2 slow cores; .ci/run runs it after the README's command (pytest -m heavy)
 def test_killed_worker_job_is_reclaimed_and_succeeds(service: Service) -> None:
     job_id = service.http.post("/v1/jobs", json=seed_job(**LONG)).json()["id"]
     job = service.wait_job(job_id, until=("running",))
@@ -81,6 +82,7 @@ def test_cancel_queued_running_and_finished(service: Service) -> None:
     assert service.http.get(f"/v1/jobs/{queued}").json()["attempts"] == 0
 
 
+@pytest.mark.heavy  # 15-35 s on 2 slow cores; .ci/run runs it after the README's command (pytest -m heavy)
 def test_sigterm_hands_running_jobs_back_and_a_restart_finishes_them(db_url: str, tmp_path: Path) -> None:
     svc = Service(db_url, workers=1, log=tmp_path / "a.log")
     # long enough to be stopped mid-way (SIGTERM waits for the epoch's end), short enough to finish after
@@ -153,6 +155,7 @@ def test_early_stopping_ends_a_job_early_with_its_best_epoch(service: Service) -
     assert job["params"] == best["params"] and abs(job["params"]["sigma"] - 0.4) < 1e-2
 
 
+@pytest.mark.heavy  # 15-35 s on 2 slow cores; .ci/run runs it after the README's command (pytest -m heavy)
 def test_a_fused_job_that_stops_early_succeeds_while_the_others_train_on(service: Service) -> None:
     never_better = {"min_delta": 1e6, "patience": 1}  # no epoch improves by 1e6: stops after epoch 2
     base = seed_job(n=20000, epochs=400)

@@ -47,6 +47,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts(tmp_pat
         svc.stop()
 
 
+@pytest.mark.heavy  # 15-35 s on 2 slow cores; .ci/run runs it after the README's command (pytest -m heavy)
 def test_postgresql_restart_gives_503_then_the_service_recovers(tmp_path: Path) -> None:
     # A server of the test's own: stopping the session's (or the machine's) would fail other tests.
     with postgres.throwaway() as pg:

@@ -74,6 +74,7 @@ def test_the_engine_tests_pass_on_the_jax_backend() -> None:
     assert " passed" in run.stdout and "failed" not in run.stdout
 
 
+@pytest.mark.heavy  # 15-35 s on 2 slow cores; .ci/run runs it after the README's command (pytest -m heavy)
 def test_jax_and_tensorflow_forms_learn_the_same_parameters() -> None:
     assert keras.backend.backend() == "tensorflow"
     run = subprocess.run(
@@ -124,6 +125,7 @@ def test_the_jax_form_keeps_its_compiled_epochs_on_disk(tmp_path: Path) -> None:
     assert sigma1 == sigma2 and any(cache.iterdir())
 
 
+@pytest.mark.heavy  # 15-35 s on 2 slow cores; .ci/run runs it after the README's command (pytest -m heavy)
 @pytest.mark.slow
 def test_serve_runs_its_workers_on_the_jax_backend(tmp_path: Path) -> None:
     svc = Service(f"sqlite:///{tmp_path}/jax.db", workers=1, log=tmp_path / "serve.log", env={"KERAS_BACKEND": "jax"})

@@ -72,6 +72,7 @@ def outage_service(pg_server_url: str, tmp_path: Path, lease: float) -> tuple[Pr
     return proxy, Service(proxy.via, workers=1, log=tmp_path / "serve.log", env=env)
 
 
+@pytest.mark.heavy  # 15-35 s on 2 slow cores; .ci/run runs it after the README's command (pytest -m heavy)
 @pytest.mark.slow
 def test_an_outage_of_two_leases_pauses_a_running_job_which_then_succeeds(pg_server_url: str, tmp_path: Path) -> None:
     proxy, svc = outage_service(pg_server_url, tmp_path, lease=2)
