@@ -20,6 +20,7 @@ from app.serving.router import router as serving_router
 from app.serving.v2_router import router as v2_router
 from app.settings import Settings, get_settings
 from app.sweeps.router import router as sweeps_router
+from app.sweeps.service import Answers
 
 MULTIPART_OVERHEAD = 64 * 1024  # room for the multipart framing around an upload at the upload limit
 UPLOAD_PATH = "/v1/datasets"
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = parse_keys(settings.api_keys)
+    app.state.sweep_answers = Answers(int(settings.sweep_cache_mb * 2**20))
     app.state.registries = (REGISTRY, CollectorRegistry())
     app.state.registries[1].register(QueueCollector(settings.database_url))
     handlers.install(app)

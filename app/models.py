@@ -1,4 +1,4 @@
-"""Every ORM model, imported in one place for Alembic and for create_all in tests."""
+"""Every ORM model, imported in one place for Alembic and the tests."""
 
 from app.datasets.models import Dataset
 from app.db import Base

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     max_features: int = Field(64, gt=0)
     max_compute: int = Field(2_000_000_000, gt=0, description="n x epochs x features for one job")
     max_sweep_jobs: int = Field(10_000, gt=0)
+    sweep_cache_mb: float = Field(
+        128,
+        ge=0,
+        description="memory each API process keeps finished sweeps' whole answers in (GET /v1/sweeps/{id}), "
+        "sent again until a job of the sweep changes; 0: none",
+    )
     max_predict_instances: int = Field(100_000, gt=0)
 
     def masked(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.responses import ERRORS
@@ -35,6 +35,7 @@ def list_sweeps(
 def get(
     sweep_id: str,
     session: ReadSessionDep,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="rows in one answer")] = MAX_ROWS,
     page_token: str | None = None,
     stride: Annotated[
@@ -48,6 +49,9 @@ def get(
     ] = 1,
 ) -> Response:
     """Counts by status and a row per job with its grid values, status, learned params and final
-    metrics: every row for sweeps of up to `limit` (default 10,000) jobs, else pages."""
+    metrics: every row for sweeps of up to `limit` (default 10,000) jobs, else pages. A finished
+    sweep's whole answer is kept in memory (`BUMPFIT_SWEEP_CACHE_MB`) and sent again until a job of
+    it changes."""
     # Already the response model's shape (SweepOut), serialized once: not validated again row by row.
-    return Response(service.get(session, sweep_id, limit, page_token, stride), media_type="application/json")
+    answers = request.app.state.sweep_answers
+    return Response(service.get(session, sweep_id, limit, page_token, stride, answers), media_type="application/json")

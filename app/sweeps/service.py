@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from pydantic import ValidationError
 from sqlalchemy import Text, cast, func, literal_column, select
 from sqlalchemy.orm import Session
@@ -169,15 +171,55 @@ def job_row(
     return row
 
 
-def get(session: Session, sweep_id: str, limit: int, page_token: str | None = None, stride: int = 1) -> bytes:
+class Answers:
+    """Finished sweeps' whole answers as sent, by sweep id and `answer_version` (which a trigger
+    raises whenever a finished job of the sweep changes or is deleted), dropping the least recently
+    used past `max_bytes`: a finished sweep's rows are read and its answer built once per version
+    and API process. Each process keeps its own and checks the version in the database each time."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._bodies: LRUCache[tuple[str, int], tuple[bytes, int]] = LRUCache(max_bytes, getsizeof=lambda v: len(v[0]))
+        self._lock = threading.Lock()
+
+    def get(self, sweep_id: str, version: int, limit: int) -> bytes | None:
+        """The answer kept at `version`, if it holds at most `limit` rows."""
+        with self._lock:
+            body, rows = self._bodies.get((sweep_id, version), (None, 0))
+        return body if rows <= limit else None
+
+    def put(self, sweep_id: str, version: int, body: bytes, rows: int) -> None:
+        """Keep a finished sweep's whole answer of `rows` rows, built from rows read after `version`."""
+        if len(body) <= self._bodies.maxsize:
+            with self._lock:
+                self._bodies[sweep_id, version] = (body, rows)
+
+
+def get(
+    session: Session,
+    sweep_id: str,
+    limit: int,
+    page_token: str | None = None,
+    stride: int = 1,
+    answers: Answers | None = None,
+) -> bytes:
     """The sweep (`SweepOut` as JSON): its counts by status and a page of rows in point order
     (every row while the sweep has at most `limit` jobs; with `stride` k, every k-th job from the
     first, a sample spread over the whole sweep). The database builds each row's JSON from
     the stored columns and the rows are spliced into the answer (an orjson fragment): nothing is
-    decoded and encoded again, so 10,000 rows cost little more than their bytes."""
+    decoded and encoded again. A finished sweep's whole answer is kept in `answers` and sent from
+    there while the sweep's `answer_version` stays what it was when its rows were read."""
+    whole = answers is not None and page_token is None and stride == 1
+    if whole:
+        version = session.scalar(select(Sweep.answer_version).where(Sweep.id == sweep_id))
+        kept = None if version is None else answers.get(sweep_id, version, limit)  # type: ignore[union-attr]
+        if kept is not None:
+            return kept
     # The stored request holds every point: only its base and grid are read (the rows have the points).
+    # The version is read before the rows: a change after it raises it, so the rows are at least as new.
     sweep = session.execute(
-        select(Sweep.id, Sweep.created_at, Sweep.request["base"], Sweep.request["grid"]).where(Sweep.id == sweep_id)
+        select(Sweep.id, Sweep.created_at, Sweep.request["base"], Sweep.request["grid"], Sweep.answer_version).where(
+            Sweep.id == sweep_id
+        )
     ).first()
     if sweep is None:
         raise NotFound(f"no sweep with id {sweep_id!r}")
@@ -194,17 +236,21 @@ def get(session: Session, sweep_id: str, limit: int, page_token: str | None = No
         stmt = stmt.join(picked, picked.c.seq == Job.seq).where(picked.c.pos % stride == 0)
     # Core rows: each job's JSON object built by the database
     rows = session.connection().execute(stmt.order_by(Job.seq).limit(limit + 1)).all()
+    done = all(status in FINISHED for status in counts)
     envelope = SweepOut.model_construct(
         id=sweep[0],
         created_at=sweep[1],
         counts=counts,
         request=SweepRequestEcho(base=sweep[2], grid=sweep[3]),
-        done=all(status in FINISHED for status in counts),
+        done=done,
         next_page_token=str(rows[limit - 1].seq) if len(rows) > limit else None,
         jobs=[],
     ).model_dump(mode="json")
     envelope["jobs"] = orjson.Fragment("[" + ",".join(r[1] for r in rows[:limit]) + "]")
-    return orjson.dumps(envelope)
+    body = orjson.dumps(envelope)
+    if whole and done and len(rows) <= limit:
+        answers.put(sweep_id, sweep[4], body, len(rows))  # type: ignore[union-attr]
+    return body
 
 
 def row_json(session: Session) -> Any:

@@ -106,9 +106,9 @@ def test_0011_recounts_totals_0009_kept_in_its_first_form(db_url: str) -> None:
     assert kept_totals(db_url) == recounted(db_url)
     assert set(kept_totals(db_url)) == {"jobs:succeeded", "epochs", "duration:bucket:0.5"}
     if pg:
-        query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'jobs'::regclass AND NOT tgisinternal"
+        query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'jobs'::regclass AND tgname LIKE 'job_totals%'"
     else:
-        query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'job_totals%'"
     with engine_for(db_url).connect() as conn:
         names = set(conn.execute(text(query)).scalars())
     assert names == (

@@ -17,6 +17,7 @@ from app.db import session_scope
 from app.jobs.models import Job
 from app.ops import totals
 from app.ops.models import JobTotal
+from app.sweeps.models import Sweep
 from tests.conftest import seed_job
 
 
@@ -322,6 +323,50 @@ def test_a_sweeps_stride_samples_every_kth_job_over_the_whole_sweep_and_pages(cl
     for bad in (0, -1, "x", 10**7):
         r = client.get(path, params={"stride": bad})
         assert r.status_code == 422 and "stride" in r.json()["error"]["message"], r.text
+
+
+def test_a_finished_sweeps_answer_is_kept_and_never_sent_once_a_job_of_it_changes(
+    client: TestClient, db_url: str
+) -> None:
+    from app.sweeps import service
+
+    sweep = client.post("/v1/sweeps", json={"base": seed_job(), "points": [{"training.seed": i} for i in range(4)]})
+    sweep_id, ids = sweep.json()["id"], sweep.json()["jobs"]
+    path = f"/v1/sweeps/{sweep_id}"
+    answers: service.Answers = client.app.state.sweep_answers  # type: ignore[attr-defined]
+
+    def version() -> int:
+        with session_scope(db_url) as s:
+            return int(s.scalar(select(Sweep.answer_version).where(Sweep.id == sweep_id)) or 0)
+
+    claim(db_url)
+    for i, job_id in enumerate(ids[:3]):
+        finish(db_url, job_id, {"sigma": 0.1 * i})
+    assert not client.get(path).json()["done"] and answers.get(sweep_id, version(), 10_000) is None  # rows change
+    finish(db_url, ids[3], {"sigma": 0.3})
+    first = client.get(path)
+    assert first.json()["done"] and first.json()["counts"] == {"succeeded": 4}
+    assert answers.get(sweep_id, version(), 10_000) == first.content  # kept as sent
+    answers.put(sweep_id, version(), b'{"kept": true}', 4)
+    assert client.get(path).json() == {"kept": True}  # and sent from there
+    assert client.get(path, params={"limit": 4}).json() == {"kept": True}  # still every row in one answer
+    assert len(client.get(path, params={"limit": 3}).json()["jobs"]) == 3  # a page is built
+    assert len(client.get(path, params={"stride": 2}).json()["jobs"]) == 2
+    # A finished job of the sweep deleted (here, or through another API process): never the kept answer.
+    assert client.delete(f"/v1/jobs/{ids[0]}").status_code == 204
+    after = client.get(path).json()
+    assert [r["id"] for r in after["jobs"]] == ids[1:] and after["counts"] == {"succeeded": 3}
+    assert client.get(path).json() == after
+    with session_scope(db_url) as s:  # a finished job changed in place (a model version deleted) also counts
+        s.execute(update(Job).where(Job.id == ids[1]).values(params={"sigma": 0.9}))
+    assert client.get(path).json()["jobs"][0]["params"] == {"sigma": 0.9}
+    # An answer built from rows read before a change, kept after it, is never sent.
+    with session_scope(db_url, readonly=True) as s:
+        stale = service.Answers(2**20)
+        service.get(s, sweep_id, 10_000, answers=stale)
+    assert client.delete(f"/v1/jobs/{ids[1]}").status_code == 204
+    client.app.state.sweep_answers = stale  # type: ignore[attr-defined]
+    assert [r["id"] for r in client.get(path).json()["jobs"]] == ids[2:]
 
 
 def test_metrics_read_totals_the_database_keeps_as_jobs_change(client: TestClient, db_url: str) -> None:
