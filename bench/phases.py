@@ -4,6 +4,10 @@ every SQL statement timed through SQLAlchemy's cursor events. Phases nest: `run_
 others but the claim, and `Group.run` the compiled epochs, the epoch writes and the metrics.
 
     python -m bench.phases [--jobs 5000] [--db sqlite,postgresql]
+    python -m bench.phases --seed-table --db sqlite   # the seed's 99 jobs, once, compiles included
+
+With --seed-table the sweep is bench/sweep's (n 100,000, 3/5/10 epochs), drained once by a worker
+that has compiled nothing, as bench/sweep's API and engine runs are.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import workers.runner as runner
 from app import migrate, queue
 from app.main import create_app
 from app.settings import Settings
+from bench.common import seed_table as table
 from bench.scale import PG, sweep_body
-from workers.engine import diagnostics
+from bench.sweep import sweep_body as seed_sweep
+from workers.engine import diagnostics, factory
 from workers.engine import group as groups
 
 PHASES = [  # (owner, attribute, label)
@@ -55,7 +61,7 @@ def timed(seconds: collections.Counter[str], label: str, fn: Any) -> Any:
     return wrapper
 
 
-def measure(url: str, jobs: int) -> None:
+def measure(url: str, jobs: int, seed_table: bool = False) -> None:
     migrate.upgrade(url)
     settings = Settings(database_url=url)
     phases: collections.Counter[str] = collections.Counter()
@@ -74,11 +80,13 @@ def measure(url: str, jobs: int) -> None:
     try:
         with TestClient(create_app(settings)) as client:
             worker = runner.Worker(settings)
-            for _ in range(2):  # the first sweep compiles and warms; the second is measured
+            body = seed_sweep(table()) if seed_table else sweep_body(jobs)
+            factory._CACHE.clear()  # nothing compiled by an earlier measure
+            for _ in range(1 if seed_table else 2):  # the first sweep compiles and warms; the second is measured
                 phases.clear()
                 statements.clear()
                 start = time.perf_counter()
-                client.post("/v1/sweeps", json=sweep_body(jobs)).raise_for_status()
+                client.post("/v1/sweeps", json=body).raise_for_status()
                 submitted = time.perf_counter() - start
                 while True:
                     token, claimed = worker.claim()
@@ -91,7 +99,7 @@ def measure(url: str, jobs: int) -> None:
         event.remove(Engine, "after_cursor_execute", after)
         for owner, name, _ in PHASES:
             setattr(owner, name, getattr(owner, name).__wrapped__)
-    print(f"{jobs:,} jobs: submitted in {submitted:.2f} s, all done in {total:.2f} s")
+    print(f"{len(body['points']):,} jobs: submitted in {submitted:.2f} s, all done in {total:.2f} s")
     for label in sorted((label for *_, label in PHASES), key=lambda label: -phases[label]):
         print(f"  {phases[label]:6.2f} s  {label}")
     print("  statements (the slowest ten, in all):")
@@ -104,19 +112,20 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=5000)
     ap.add_argument("--db", default="sqlite,postgresql")
     ap.add_argument("--pg", default=PG)
+    ap.add_argument("--seed-table", action="store_true", help="bench/sweep's 99 jobs, once, compiles included")
     args = ap.parse_args()
     for db in args.db.split(","):
         print(db)
         if db == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
-                measure(f"sqlite:///{tmp}/phases.db", args.jobs)
+                measure(f"sqlite:///{tmp}/phases.db", args.jobs, args.seed_table)
             continue
         name = f"bumpfit_phases_{uuid.uuid4().hex[:8]}"
         admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{name}"'))
         try:
-            measure(args.pg.rsplit("/", 1)[0] + f"/{name}", args.jobs)
+            measure(args.pg.rsplit("/", 1)[0] + f"/{name}", args.jobs, args.seed_table)
         finally:
             with admin.connect() as c:
                 c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

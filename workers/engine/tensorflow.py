@@ -26,8 +26,8 @@ class TensorFlowCompiled(Compiled):
             self.x, self.y = var((k, sig.n_train, f)), var((k, sig.n_train, m))
             self.xv, self.yv = var((k, sig.n_val, f)), var((k, sig.n_val, m))
             self.keys, self.shuffle, self.weight = var((k, ROUNDS), tf.int32), var(k, tf.int32), var(k)
-        self._epoch = tf.function(self._epoch_fn, jit_compile=True)
-        self._evaluate = tf.function(self._evaluate_fn)  # used once an epoch: not worth an XLA compile
+        self._epoch = tf.function(self._epoch_fn, jit_compile=True, autograph=False)
+        self._evaluate = tf.function(self._evaluate_fn, autograph=False)  # used once an epoch: not worth an XLA compile
 
     def put_data(self, arrays: dict[str, np.ndarray]) -> None:
         for name, a in arrays.items():
