@@ -208,12 +208,6 @@ def get(
     the stored columns and the rows are spliced into the answer (an orjson fragment): nothing is
     decoded and encoded again. A finished sweep's whole answer is kept in `answers` and sent from
     there while the sweep's `answer_version` stays what it was when its rows were read."""
-    whole = answers is not None and page_token is None and stride == 1
-    if whole:
-        version = session.scalar(select(Sweep.answer_version).where(Sweep.id == sweep_id))
-        kept = None if version is None else answers.get(sweep_id, version, limit)  # type: ignore[union-attr]
-        if kept is not None:
-            return kept
     # The stored request holds every point: only its base and grid are read (the rows have the points).
     # The version is read before the rows: a change after it raises it, so the rows are at least as new.
     sweep = session.execute(
@@ -223,6 +217,10 @@ def get(
     ).first()
     if sweep is None:
         raise NotFound(f"no sweep with id {sweep_id!r}")
+    keep = answers if page_token is None and stride == 1 else None  # only a whole answer is kept
+    kept = None if keep is None else keep.get(sweep_id, sweep[4], limit)
+    if kept is not None:
+        return kept
     after = -1 if page_token is None else pages.seq_after(page_token)
     counts = dict(
         session.execute(select(Job.status, func.count()).where(Job.sweep_id == sweep_id).group_by(Job.status))
@@ -248,8 +246,8 @@ def get(
     ).model_dump(mode="json")
     envelope["jobs"] = orjson.Fragment("[" + ",".join(r[1] for r in rows[:limit]) + "]")
     body = orjson.dumps(envelope)
-    if whole and done and len(rows) <= limit:
-        answers.put(sweep_id, sweep[4], body, len(rows))  # type: ignore[union-attr]
+    if keep is not None and done and len(rows) <= limit:
+        keep.put(sweep_id, sweep[4], body, len(rows))
     return body
 
 
