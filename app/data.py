@@ -40,9 +40,28 @@ def bound_problem(value: float, bound: float) -> str:
     return "values must fit in float32" if bound >= FLOAT32_MAX else f"values must lie within +-{bound:g}"
 
 
-def as_matrix(values: Any, field: str, max_points: int, max_features: int, bound: float = FLOAT32_MAX) -> np.ndarray:
+def check_cells(field: str, has: str, rows: int, columns: int, max_cells: int | None) -> None:
+    """Refuse an array of rows x columns values over `max_cells` (None: no such limit), naming the
+    field and the limit; `has` starts the message ("has", "x has", "has at least")."""
+    if max_cells is not None and rows * columns > max_cells:
+        raise TooLarge.at(
+            field,
+            f"{has} {rows} rows x {columns} columns = {rows * columns} values, "
+            f"more than the limit max_cells = {max_cells}",
+        )
+
+
+def as_matrix(
+    values: Any,
+    field: str,
+    max_points: int,
+    max_features: int,
+    bound: float = FLOAT32_MAX,
+    *,
+    max_cells: int | None = None,
+) -> np.ndarray:
     """A list of numbers (n) or of equal-length lists (n, F) -> float32 array (n, F), every value
-    finite and within +-bound."""
+    finite and within +-bound, at most max_points rows, max_features columns and max_cells values."""
     if not isinstance(values, list | np.ndarray) or len(values) == 0:
         raise InvalidInput.at(field, "must be a non-empty list")
     if len(values) > max_points:
@@ -61,6 +80,7 @@ def as_matrix(values: Any, field: str, max_points: int, max_features: int, bound
         raise InvalidInput.at(field, "items must be numbers or non-empty lists of numbers")
     if arr.shape[1] > max_features:
         raise TooLarge.at(field, f"has {arr.shape[1]} features, more than the limit {max_features}")
+    check_cells(field, "has", arr.shape[0], arr.shape[1], max_cells)
     bad = first_bad(arr, bound)
     if bad is not None:
         raise InvalidInput.at(f"{field}[{bad[0]}]", bound_problem(float(arr[bad]), bound))
@@ -68,12 +88,19 @@ def as_matrix(values: Any, field: str, max_points: int, max_features: int, bound
 
 
 def pair(
-    x: Any, y: Any, field: str, max_points: int, max_features: int, bound: float = functions.DATA_MAX
+    x: Any,
+    y: Any,
+    field: str,
+    max_points: int,
+    max_features: int,
+    bound: float = functions.DATA_MAX,
+    *,
+    max_cells: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate training data x and y together: same length, y shaped like x (the layers are
-    element-wise), every value within +-bound."""
-    xa = as_matrix(x, f"{field}.x", max_points, max_features, bound)
-    ya = as_matrix(y, f"{field}.y", max_points, max_features, bound)
+    element-wise), every value within +-bound, each array within the limits of `as_matrix`."""
+    xa = as_matrix(x, f"{field}.x", max_points, max_features, bound, max_cells=max_cells)
+    ya = as_matrix(y, f"{field}.y", max_points, max_features, bound, max_cells=max_cells)
     if len(xa) != len(ya):
         raise InvalidInput.at(field, f"x has {len(xa)} rows but y has {len(ya)}")
     if ya.shape[1] != xa.shape[1]:

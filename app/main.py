@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         f"Limits: request bodies up to {body_limit(settings)} bytes; uploads up to "
         f"{settings.max_upload_bytes} bytes (an .npz's arrays also once inflated); "
         f"{settings.max_points} samples a job, {settings.max_inline_points} inline, "
-        f"{settings.max_features} features, {settings.max_sweep_jobs} jobs a sweep, "
+        f"{settings.max_features} features, {settings.max_cells} values an array (rows x columns), "
+        f"{settings.max_sweep_jobs} jobs a sweep, "
         f"{settings.max_predict_instances} instances a prediction. Over a limit: 413 naming it. "
         'Every error is `{"error": {"type", "message", "details"}}`; an unexpected one '
         "is a 500 naming the request id (also in every response's `X-Request-ID` header).",

@@ -174,9 +174,15 @@ def standardize(x: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.nda
     return ((x - mean) / np.maximum(np.sqrt(variance), np.float32(EPSILON))).astype(np.float32)  # type: ignore[no-any-return]
 
 
+def destandardize(z: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """`standardize` undone, as Keras's `Normalization(invert=True)`: z * max(sqrt(variance), epsilon) + mean."""
+    return (z * np.maximum(np.sqrt(variance), np.float32(EPSILON)) + mean).astype(np.float32)  # type: ignore[no-any-return]
+
+
 def forward(layers: list[dict[str, Any]], weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """The network on raw feature rows x (n, F) in float32: normalisation (`mean`, `variance` in
-    `weights`, when stored), then each layer with its weights (`<name>/kernel`, `<name>/sigma`, ...)."""
+    `weights`, when stored), then each layer with its weights (`<name>/kernel`, `<name>/sigma`, ...),
+    then the outputs in y's units (`target_mean`, `target_variance`, when stored: data.normalize_target)."""
     out = x.astype(np.float32)
     if "mean" in weights:
         out = standardize(out, weights["mean"], weights["variance"])
@@ -194,6 +200,8 @@ def forward(layers: list[dict[str, Any]], weights: dict[str, np.ndarray], x: np.
                 family = families.get(kind)
                 out = family.evaluate(np, out, {p: weights[f"{name}/{p}"] for p in family.params})
             out = out.astype(np.float32)
+        if "target_mean" in weights:
+            out = destandardize(out, weights["target_mean"], weights["target_variance"])
     return out
 
 

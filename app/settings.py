@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
 ENV_FILE = "BUMPFIT_ENV_FILE"  # names a file of BUMPFIT_* lines to read (docker compose's .env, say)
+DEFAULT_MAX_CELLS = 128_000_000  # 2,000,000 rows x 64 columns, the largest array the old column cap let in
 
 
 def public_url(url: str) -> str:
@@ -74,7 +75,18 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_points: int = Field(2_000_000, gt=0, description="samples in one job's data")
     max_inline_points: int = Field(200_000, gt=0, description="samples sent inline in a job body")
-    max_features: int = Field(64, gt=0)
+    max_features: int = Field(
+        4096,
+        gt=0,
+        description="columns of x in an upload, a job's data or a prediction's rows; the size of a table "
+        "is bounded by max_cells and the byte limits",
+    )
+    max_cells: int = Field(
+        DEFAULT_MAX_CELLS,
+        gt=0,
+        description="values in one array (x or y: rows x columns) of an upload or of a job's inline data; "
+        "512 MiB as float32",
+    )
     max_compute: int = Field(2_000_000_000, gt=0, description="n x epochs x features for one job")
     max_sweep_jobs: int = Field(10_000, gt=0)
     sweep_cache_mb: float = Field(

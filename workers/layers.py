@@ -138,3 +138,30 @@ def set_params(model: keras.Model, params: dict[str, Any]) -> None:
     layer = model.layers[0]
     for name, value in params.items():
         getattr(layer, name).assign(ops.reshape(ops.convert_to_tensor(value, "float32"), (-1,)))
+
+
+@keras.saving.register_keras_serializable(package="bumpfit")
+class Standardize(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
+    """Keras's `Normalization` formula, (x - mean) / max(sqrt(variance), epsilon), or its inverse
+    with `invert=True`, whose mean and variance are weights: every `.keras` file of one network
+    shape has the same config, so the artifact writer patches only the weights
+    (`workers.engine.export`). Keras's own layer keeps given statistics in its config."""
+
+    def __init__(self, invert: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.invert = invert
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        shape = (input_shape[-1],)
+        self.mean = self.add_weight(name="mean", shape=shape, initializer="zeros", trainable=False)
+        self.variance = self.add_weight(name="variance", shape=shape, initializer="ones", trainable=False)
+
+    def call(self, inputs: Any) -> Any:
+        scale = ops.maximum(ops.sqrt(self.variance), keras.backend.epsilon())
+        return inputs * scale + self.mean if self.invert else (inputs - self.mean) / scale
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "invert": self.invert}

@@ -17,7 +17,7 @@ import numpy as np
 from keras import ops
 
 from app import families, networks
-from workers.layers import layer_for
+from workers.layers import Standardize, layer_for
 
 
 class MembersDense(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
@@ -52,6 +52,7 @@ def _activation(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
     return keras.layers.Activation(spec["activation"], name=name)
 
 
+TARGET_LAYER = "target_normalization"  # the artifact's last layer with data.normalize_target: y's units again
 Builder = Callable[[dict[str, Any], str, int], keras.layers.Layer]
 # The fused layer of each type: (its spec, its name, K) -> a layer over (K, batch, in).
 FUSED: dict[str, Builder] = {"dense": _dense, "activation": _activation, **{f: _threshold for f in networks.THRESHOLDS}}
@@ -125,19 +126,43 @@ def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.
     return out
 
 
+# The statistics a network's weights may hold, each a `Standardize` layer of the plain model:
+# the features' (first, `data.normalize`) and the target's (last, inverted: outputs back in y's
+# units, `data.normalize_target`).
+STATISTICS: dict[str, tuple[str, bool]] = {"mean": ("normalization", False), "target_mean": (TARGET_LAYER, True)}
+
+
+def plain_model(layers: list[dict[str, Any]], features: int, stats: list[str]) -> tuple[keras.Model, list[str]]:
+    """The network as a plain Keras Sequential (what `keras.saving.load_model` opens), unset, and
+    the name in a member's weights of each of its weights, in `model.weights` order: a
+    `Standardize` layer first for each of `stats` (`STATISTICS`) that is not inverted, then the
+    layers, then the inverted ones."""
+
+    def standardize(key: str) -> tuple[keras.layers.Layer, list[str]]:
+        name, _ = STATISTICS[key]
+        prefix = key[: -len("mean")]
+        return Standardize(invert=STATISTICS[key][1], name=name), [f"{prefix}mean", f"{prefix}variance"]
+
+    first = [standardize(key) for key in stats if not STATISTICS[key][1]]
+    last = [standardize(key) for key in stats if STATISTICS[key][1]]
+    body = [PLAIN[s["type"]](s, name) for s, name in zip(layers, networks.names(layers), strict=True)]
+    model = keras.Sequential(
+        [keras.Input(shape=(features,)), *(lay for lay, _ in first), *body, *(lay for lay, _ in last)]
+    )
+    names = [n for _, ns in first for n in ns]
+    names += [
+        f"{layer.name}/{slot}" for layer in body for slot in slots(layer) if getattr(layer, slot, None) is not None
+    ]
+    names += [n for _, ns in last for n in ns]
+    if len(names) != len(model.weights):
+        raise RuntimeError(f"{len(model.weights)} weights in the plain network, {len(names)} named")
+    return model, names
+
+
 def plain(layers: list[dict[str, Any]], features: int, weights: dict[str, np.ndarray]) -> keras.Model:
-    """The network as a plain Keras Sequential holding one member's `weights` (and, when they hold
-    `mean` and `variance`, a Normalization layer first): what `keras.saving.load_model` opens."""
-    parts: list[Any] = [keras.Input(shape=(features,))]
-    if "mean" in weights:
-        parts.append(
-            keras.layers.Normalization(mean=weights["mean"], variance=weights["variance"], name="normalization")
-        )
-    parts += [PLAIN[s["type"]](s, name) for s, name in zip(layers, networks.names(layers), strict=True)]
-    model = keras.Sequential(parts)
-    for layer in model.layers:
-        for slot in slots(layer):
-            var = getattr(layer, slot, None)
-            if var is not None:
-                var.assign(np.reshape(weights[f"{layer.name}/{slot}"], var.shape))
+    """The network as a plain Keras Sequential holding one member's `weights` (with, when they hold
+    statistics such as `mean` and `variance`, a `Standardize` layer)."""
+    model, names = plain_model(layers, features, [key for key in STATISTICS if key in weights])
+    for var, name in zip(model.weights, names, strict=True):
+        var.assign(np.reshape(weights[name], var.shape))
     return model

@@ -27,6 +27,7 @@ from app.jobs.schemas import JobRequest
 from workers.engine import export
 from workers.engine.factory import compiled_for
 from workers.engine.group import signature
+from workers.engine.netgroup import net_signature
 from workers.engine.step import Signature
 from workers.layers import layer_for
 
@@ -36,6 +37,15 @@ RECENT_GROUPS = 200  # ... and the latest groups among them whose shapes count
 CPU_WARMUP_CORES = 4  # a CPU worker on fewer cores does not warm up: the compile would slow its first jobs
 MAX_VALUES = 2**24  # skip shapes whose data take more than this many floats per array (64 MB)
 DEFAULT_SPEC = JobRequest.model_validate({"data": {"kind": "synthetic"}}).model_dump(mode="json")
+
+
+def spec_signature(spec: dict[str, Any], k: int, device: str) -> Signature:
+    """The signature of a group of k jobs of this stored spec: a network's (its architecture, and
+    its data's rows, features and target columns) or a single layer's."""
+    d = spec["data"]
+    if spec.get("model") is not None:
+        return net_signature(spec, k, d["n"], d["features"], d["outputs"], device)
+    return signature(spec, k, d["n"], d["features"], device)
 
 
 def shapes(session: Session, device: str, count: int) -> list[Signature]:
@@ -60,9 +70,8 @@ def shapes(session: Session, device: str, count: int) -> list[Signature]:
     )
     seen: Counter[Signature] = Counter()
     for job_id, k in groups:
-        spec = specs[job_id]
         try:
-            seen[signature(spec, k, spec["data"]["n"], spec["data"]["features"], device)] += 1
+            seen[spec_signature(specs[job_id], k, device)] += 1
         except (KeyError, TypeError):  # a row from before `data.n`/`features` were stored
             continue
     default = signature(DEFAULT_SPEC, 1, DEFAULT_SPEC["data"]["n"], 1, device)
@@ -72,8 +81,10 @@ def shapes(session: Session, device: str, count: int) -> list[Signature]:
 
 
 def warm(sig: Signature) -> None:
-    """Compile `sig`'s epoch and evaluation, and build its `.keras` template."""
+    """Compile `sig`'s epoch and evaluation, and build a single layer's `.keras` template."""
     compiled_for(sig, warm=True)
+    if sig.net:  # a network's template is built by its group's first artifact: the signature does
+        return  # not say which statistics (data.normalize, normalize_target) its model holds
     params = {name: 0.0 for name in layer_for(sig.layer_type).PARAMS}
     export.artifact(sig.layer_type, sig.features, sig.per_feature, params)
 

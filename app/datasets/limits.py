@@ -9,6 +9,7 @@ import numpy as np
 from app import functions
 from app.data import bound_problem, first_bad
 from app.errors import InvalidInput
+from app.settings import DEFAULT_MAX_CELLS
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,8 @@ class Limits:
 
     max_bytes: int  # the file, and an .npz's arrays once inflated, and x and y as float32
     max_points: int
-    max_features: int
+    max_features: int  # columns of x (a table: every column)
+    max_cells: int = DEFAULT_MAX_CELLS  # values in x, and in y: rows x columns
     bound: float = functions.DATA_MAX
 
 

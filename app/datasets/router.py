@@ -28,7 +28,7 @@ def parsed_upload(file: UploadFile, settings: SettingsDep) -> service.Parsed:
     response_model=DatasetOut,
     status_code=201,
     summary="Upload a dataset",
-    responses={413: {"description": "Over the upload limit, or over max_points / max_features"}, **ERRORS},
+    responses={413: {"description": "Over the upload limit, or over max_points / max_features / max_cells"}, **ERRORS},
 )
 def upload(parsed: Annotated[service.Parsed, Depends(parsed_upload)], session: SessionDep) -> DatasetOut:
     """Multipart field `file`: a CSV with columns x..., y... (header optional; any line ending,

@@ -39,7 +39,7 @@ def parse(filename: str, file: IO[bytes], size: int | None, settings: Settings) 
         raise TooLarge.at("file", f"is larger than the upload limit of {settings.max_upload_bytes} bytes")
     file.seek(0)
     digest = hashlib.file_digest(file, "sha256").hexdigest()  # type: ignore[arg-type]
-    limits = Limits(settings.max_upload_bytes, settings.max_points, settings.max_features)
+    limits = Limits(settings.max_upload_bytes, settings.max_points, settings.max_features, settings.max_cells)
     x, y, columns = uploads.read(filename, file, limits)
     return Parsed(filename[:255], digest, x, y, columns)
 

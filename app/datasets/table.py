@@ -15,7 +15,7 @@ from typing import IO
 
 import numpy as np
 
-from app.data import FLOAT32_MAX, bound_problem, first_bad
+from app.data import FLOAT32_MAX, bound_problem, check_cells, first_bad
 from app.datasets.limits import Limits
 from app.errors import InvalidInput, TooLarge
 
@@ -136,6 +136,7 @@ def read_csv(f: IO[bytes], limits: Limits) -> tuple[np.ndarray, np.ndarray, list
         n += len(block)
         if n > limits.max_points:
             raise TooLarge.at("file", f"has more than {limits.max_points} data rows, the limit")
+        check_cells("file", "has at least", n, len(xcols), limits.max_cells)  # y has no more columns than x
         blocks.append(block)
     data = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
     if len(data) == 0:

@@ -18,6 +18,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.lib import format as npformat
 
+from app.data import check_cells
 from app.datasets.limits import Limits, checked
 from app.datasets.table import read_csv
 from app.errors import InvalidInput, TooLarge
@@ -105,6 +106,7 @@ def _header(zf: zipfile.ZipFile, name: str, limits: Limits) -> _Member:
         raise TooLarge.at("file", f"{name} has {shape[0]} rows, more than the limit {limits.max_points}")
     if len(shape) == 2 and shape[1] > limits.max_features:
         raise TooLarge.at("file", f"{name} has {shape[1]} features, more than the limit {limits.max_features}")
+    check_cells("file", f"{name} has", shape[0], math.prod(shape[1:]), limits.max_cells)
     return _Member(name, member, tuple(shape), bool(fortran), dtype)
 
 

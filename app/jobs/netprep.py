@@ -29,6 +29,17 @@ class Table:
     target: list[str]
 
 
+def inline_arrays(x: Any, y: Any, field: str, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Inline x and y checked as a network takes them (`field` names them in errors): as many rows,
+    each within the limits; y as wide as the target, not necessarily as x."""
+    n, cells, bound = settings.max_inline_points, settings.max_cells, datalib.FLOAT32_MAX
+    xa = datalib.as_matrix(x, f"{field}.x", n, settings.max_features, bound, max_cells=cells)
+    ya = datalib.as_matrix(y, f"{field}.y", n, 4096, bound, max_cells=cells)
+    if len(xa) != len(ya):
+        raise InvalidInput.at(field, f"x has {len(xa)} rows but y has {len(ya)}")
+    return xa, ya
+
+
 def table(session: Session, req: JobRequest, settings: Settings) -> tuple[Table, tuple[np.ndarray, np.ndarray] | None]:
     """The request's data as a network's table, and the inline arrays to store (None for a dataset).
     A dataset is read once per session (a sweep's jobs share it)."""
@@ -36,10 +47,7 @@ def table(session: Session, req: JobRequest, settings: Settings) -> tuple[Table,
     if d.kind == "synthetic":
         raise InvalidInput.at("data.kind", "a network trains on a table: upload one, or send x and y inline")
     if d.kind == "inline":
-        x = datalib.as_matrix(d.x, "data.x", settings.max_inline_points, settings.max_features, datalib.FLOAT32_MAX)
-        y = datalib.as_matrix(d.y, "data.y", settings.max_inline_points, 4096, datalib.FLOAT32_MAX)
-        if len(x) != len(y):
-            raise InvalidInput.at("data", f"x has {len(x)} rows but y has {len(y)}")
+        x, y = inline_arrays(d.x, d.y, "data", settings)
         cols = networks.default_columns(x.shape[1], y.shape[1])
         return Table(x, y, cols[: x.shape[1]], cols[x.shape[1] :]), (x, y)
     cache: dict[str, Any] = session.info.setdefault("network_tables", {})
@@ -66,7 +74,13 @@ def check(req: JobRequest, tab: Table, n: int, settings: Settings) -> int:
     if count > MAX_PARAMETERS:
         raise TooLarge.at("model.layers", f"has {count} parameters, more than the limit {MAX_PARAMETERS}")
     width = networks.widths(layers, features)[-1]
-    networks.check_targets(tab.y, req.training.loss, width, tab.target, len(layers) - 1)
+    loss = req.training.loss
+    if getattr(req.data, "normalize_target", None) and loss in networks.CLASSIFICATION:
+        raise InvalidInput.at(
+            "data.normalize_target",
+            f"standardises a regression target; training.loss {loss} takes labels or probabilities as they are",
+        )
+    networks.check_targets(tab.y, loss, width, tab.target, len(layers) - 1)
     compute = n * req.training.epochs * max(count, 1)
     if compute > settings.max_compute:
         raise TooLarge.at(
@@ -90,6 +104,8 @@ def fuse_key(req: JobRequest, n_train: int, n_val: int, features: int, outputs: 
     """What fused network jobs share: architecture, data shape and training settings."""
     assert req.model is not None
     t = req.training
+    # normalize_target only when set: the keys of jobs without it are those they had before it came
+    target = getattr(req.data, "normalize_target", None)
     return [
         "network",
         networks.architecture([lay.model_dump() for lay in req.model.layers]),
@@ -106,4 +122,5 @@ def fuse_key(req: JobRequest, n_train: int, n_val: int, features: int, outputs: 
         sorted(t.metrics),
         t.shuffle,
         req.device,
+        *([target] if target else []),
     ]

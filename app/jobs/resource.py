@@ -10,7 +10,7 @@ from typing_extensions import TypedDict
 
 from app.jobs.models import JobStatus
 from app.jobs.network import NetworkSpec
-from app.jobs.schemas import Device, Function, Loss, Monitor, Optimizer
+from app.jobs.schemas import NORMALIZE_TARGET, Device, Function, Loss, Monitor, Optimizer
 
 # What the API sends back describes stored rows. The stored JSON is validated as TypedDicts (plain
 # dicts, cheap for a page of 1,000 jobs) that take what the service and the workers wrote: lax
@@ -67,6 +67,7 @@ class DatasetDataSpec(TypedDict):
     columns: NotRequired[Annotated[list[str], Field(description="networks: the names of x's columns, in order")]]
     target: NotRequired[Annotated[list[str], Field(description="networks: the names of y's columns, in order")]]
     normalize: NotRequired[str | None]
+    normalize_target: NotRequired[Annotated[str | None, Field(description=NORMALIZE_TARGET)]]
     outputs: NotRequired[Annotated[int, Field(description="columns of y (networks)")]]
 
 
@@ -80,6 +81,7 @@ class InlineDataSpec(TypedDict):
     n: int
     features: NotRequired[int]
     normalize: NotRequired[str | None]
+    normalize_target: NotRequired[str | None]
 
 
 DataSpec = Annotated[SyntheticDataSpec | DatasetDataSpec | InlineDataSpec, Field(discriminator="kind")]

@@ -27,6 +27,11 @@ Loss = RegressionLoss | ClassificationLoss
 Normalize = Literal["standard"]
 Monitor = Literal["loss", "val_loss"]
 Device = Literal["auto", "cpu", "gpu"]
+NORMALIZE_TARGET = (
+    "networks with a regression loss: standardise y with the training split's mean and variance "
+    "inside the model, so the optimiser sees a target of mean 0 and variance 1; predictions, loss, "
+    "metrics and the artifact are in y's own units"
+)
 
 
 class BumpLayer(Strict):
@@ -107,6 +112,7 @@ class InlineData(Strict):
     normalize: Normalize | None = Field(
         None, description="networks: standardise x with the training split's statistics"
     )
+    normalize_target: Normalize | None = Field(None, description=NORMALIZE_TARGET)
 
 
 class DatasetData(Strict):
@@ -123,6 +129,7 @@ class DatasetData(Strict):
     normalize: Normalize | None = Field(
         None, description="networks: standardise x with the training split's statistics"
     )
+    normalize_target: Normalize | None = Field(None, description=NORMALIZE_TARGET)
 
 
 def _data_kind(value: Any) -> Any:
@@ -217,6 +224,8 @@ class JobRequest(Strict):
             raise ValueError(f"training.loss {t.loss} needs a network: give model.layers")
         if t.metrics:
             raise ValueError("training.metrics needs a network (a layer job reports loss, mae and r2)")
-        if getattr(d, "target", None) or getattr(d, "features", None) or getattr(d, "normalize", None):
-            raise ValueError("data.target, data.features and data.normalize need a network: give model.layers")
+        given = [f"data.{f}" for f in ("target", "features", "normalize", "normalize_target") if getattr(d, f, None)]
+        if given:
+            verb = "needs" if len(given) == 1 else "need"
+            raise ValueError(f"{' and '.join(given)} {verb} a network: give model.layers")
         return self

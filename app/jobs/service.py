@@ -35,7 +35,8 @@ def digest(obj: Any) -> str:
 # Request fields added since the first release, with their defaults, one group per release, newest
 # first. Releases before 0007 fingerprinted the filled-in request, so a row they stored hashes the
 # fields as the release that wrote it knew them: the networks' fields came with 0007 itself (so no
-# stored hash has them), early stopping with the release before, the first release had neither.
+# stored hash has them), early stopping with the release before, the first release had neither. A
+# field added since 0007 joins the first group: no filled-in request that was hashed had it either.
 ADDED_SINCE_FIRST_RELEASE: tuple[tuple[tuple[str | None, str, Any], ...], ...] = (
     (
         (None, "model", None),
@@ -43,6 +44,7 @@ ADDED_SINCE_FIRST_RELEASE: tuple[tuple[tuple[str | None, str, Any], ...], ...] =
         ("data", "target", None),
         ("data", "features", None),
         ("data", "normalize", None),
+        ("data", "normalize_target", None),
     ),
     (("training", "early_stopping", None),),
 )
@@ -114,7 +116,9 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
             raise TooLarge.at("data.n", f"{d.n} is more than the limit {settings.max_points}")
         n, features = d.n, 1
     elif d.kind == "inline":
-        inline = datalib.pair(d.x, d.y, "data", settings.max_inline_points, settings.max_features)
+        inline = datalib.pair(
+            d.x, d.y, "data", settings.max_inline_points, settings.max_features, max_cells=settings.max_cells
+        )
         n, features = inline[0].shape
     else:
         row = session.execute(select(Dataset.n, Dataset.features, Dataset.outputs).where(Dataset.id == d.id)).first()
@@ -169,13 +173,14 @@ def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict
     spec = req.model_dump(mode="json", exclude={"data": {"x", "y"}})
     if shape.inline is not None:
         ds = datasets.store_arrays(session, *shape.inline, filename="inline data")
-        spec["data"] = {"kind": "dataset", "id": ds.id, "normalize": spec["data"].get("normalize")}
+        kept = {k: spec["data"].get(k) for k in ("normalize", "normalize_target")}
+        spec["data"] = {"kind": "dataset", "id": ds.id, **kept}
     if shape.table is not None:
         spec = netprep.spec_of(spec, shape.table, shape.outputs)
     else:  # a single layer's spec as it always was
         spec.pop("model", None)
         spec["training"].pop("metrics", None)
-        for key in ("target", "features", "normalize"):
+        for key in ("target", "features", "normalize", "normalize_target"):
             spec["data"].pop(key, None)
     if spec["training"]["seed"] is None:
         spec["training"]["seed"] = secrets.randbits(32)

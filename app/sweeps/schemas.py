@@ -118,7 +118,8 @@ JobTemplate = _typed_dict(
     "A job request (the POST /v1/jobs body) whose fields may each be left out for the points to set. "
     "Each job is this base with its point's dotted paths set, then checked as a job request, so a "
     "value that every point replaces is not checked. In a sweep's answer: the base as it was sent, "
-    "with its inline data replaced by the dataset it was stored as when no point sets data.",
+    "with its inline x and y replaced by the dataset they were stored as (the data's other fields kept) "
+    "when no point sets data.",
     {name: _field_type(f) for name, f in JobRequest.model_fields.items()},
 )
 SweepPoint = _typed_dict(
@@ -185,8 +186,9 @@ class SweepRow(BaseModel):
 
 
 class SweepRequestEcho(TypedDict):
-    """The sweep request as stored: its base (inline data replaced by the dataset it was stored as,
-    when no point sets data) and its grid (null for a sweep of points: each row has its point)."""
+    """The sweep request as stored: its base (inline x and y replaced by the dataset they were stored
+    as, the data's other fields kept, when no point sets data) and its grid (null for a sweep of
+    points: each row has its point)."""
 
     base: Base
     grid: Grid | None

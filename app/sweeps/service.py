@@ -18,6 +18,7 @@ from app.datasets import service as datasets
 from app.db import utcnow
 from app.errors import BumpfitError, InvalidInput, NotFound, TooLarge, validation_details
 from app.ids import new_id
+from app.jobs import netprep
 from app.jobs import service as jobs
 from app.jobs.models import FINISHED, Job
 from app.jobs.schemas import InlineData, JobRequest
@@ -111,16 +112,22 @@ def touches_data(points: list[dict[str, Any]]) -> bool:
 
 
 def store_base_data(session: Session, base: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The base request with its inline data validated once and stored as one dataset, which every
-    job of the sweep then references instead of carrying its own copy."""
+    """The base request with its inline data validated once (as a network's when the base has a
+    `model`: y as wide as its target) and stored as one dataset, which every job of the sweep then
+    references instead of carrying its own copy; the data's other fields (`normalize` ...) stay."""
     try:
         inline = InlineData.model_validate(base["data"])
     except ValidationError as exc:
         details = validation_details(exc.errors(), "base.data")
         raise InvalidInput(f"{details[0]['loc']}: {details[0]['msg']}", details=details) from None
-    x, y = datalib.pair(inline.x, inline.y, "base.data", settings.max_inline_points, settings.max_features)
+    if base.get("model") is not None:
+        x, y = netprep.inline_arrays(inline.x, inline.y, "base.data", settings)
+    else:
+        n, features, cells = settings.max_inline_points, settings.max_features, settings.max_cells
+        x, y = datalib.pair(inline.x, inline.y, "base.data", n, features, max_cells=cells)
     ds = datasets.store_arrays(session, x, y, filename="inline data of a sweep")
-    return {**base, "data": {"kind": "dataset", "id": ds.id}}
+    kept = {k: v for k, v in base["data"].items() if k not in ("kind", "x", "y")}
+    return {**base, "data": {**kept, "kind": "dataset", "id": ds.id}}
 
 
 def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCreated:

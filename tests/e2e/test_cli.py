@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from app import queue
 from app.cli import main
+from app.db import session_scope
 from tests.conftest import ROOT, Service
 
 
@@ -172,3 +174,23 @@ def test_models_labels_deletes_and_lists(service: Service, tmp_path: Path) -> No
     created = run(service, "sweep", "--sigmas", "0.2,0.4", *SMALL).stdout.split()[1].rstrip(":")
     sweeps = run(service, "sweeps")
     assert sweeps.exit_code == 0 and created in sweeps.stdout
+
+
+def test_jobs_lists_a_network_job_with_its_layers_and_learned_params(service: Service) -> None:
+    body = {
+        "model": {"layers": [{"type": "dense", "units": 3}, {"type": "bump"}, {"type": "dense", "units": 1}]},
+        "data": {"kind": "inline", "x": [[i / 10, 1 - i / 10] for i in range(10)], "y": [[i / 20] for i in range(10)]},
+        "training": {"epochs": 2},
+        "device": "gpu",  # the service's CPU worker leaves it queued: the test settles it
+    }
+    job_id = service.http.post("/v1/jobs", json=body).json()["id"]
+    with session_scope(service.database_url) as s:
+        token, claimed = queue.claim(s, "test:1", ("gpu",), 1, 60)
+        assert [j.id for j in claimed] == [job_id]
+        params = {"bump_1": {"sigma": [0.4, 0.5, 0.7]}}
+        queue.succeed_many(s, token, {job_id: {"params": params, "metrics": {"loss": 0.25}, "warnings": []}})
+    table = run(service, "jobs")
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.stdout.splitlines() if job_id in line)
+    assert "succeeded" in row and "dense-bump-dense" in row and "0.25" in row
+    assert "bump_1.sigma=median 0.5 in [0.4, 0.7] (3 units)" in row

@@ -252,3 +252,43 @@ def test_a_finished_job_shows_its_labels_and_its_delete_button_deletes_it(page: 
     page.wait_for_function("location.hash === '#/'")
     assert service.http.get(f"/v1/jobs/{job['id']}").status_code == 404
     assert [e for e in page.errors if "Failed to load resource" not in e] == []  # the 409 answer itself
+
+
+def test_a_network_sweep_and_job_show_params_per_layer_and_the_swept_values(page: Any, service: Service) -> None:
+    net = [{"type": "dense", "units": 12}, {"type": "bump"}, {"type": "dense", "units": 1}]
+    base = {
+        "model": {"layers": net},
+        "data": {"kind": "inline", "x": [[i / 20, 1 - i / 20] for i in range(20)], "y": [[i / 40] for i in range(20)]},
+        "training": {"epochs": 2, "validation_split": 0.25, "metrics": ["mae"]},
+        "device": "gpu",  # the service's CPU worker leaves them queued: the test settles them
+    }
+    res = service.http.post("/v1/sweeps", json={"base": base, "grid": {"model.layers.1.sigma_init": [0.2, 0.7]}})
+    assert res.status_code == 201, res.text
+    ids = res.json()["jobs"]
+    with session_scope(service.database_url) as s:
+        token, jobs = queue.claim(s, "test:1", ("gpu",), 2, 60)
+        assert sorted(j.id for j in jobs) == sorted(ids)
+        results = {
+            job_id: {
+                "params": {"bump_1": {"sigma": [0.3 + i / 10 + u / 100 for u in range(12)]}},
+                "metrics": {"loss": 0.02 + i, "val_loss": 0.03 + i, "mae": 0.1, "val_mae": 0.12 + i},
+                "warnings": [],
+            }
+            for i, job_id in enumerate(ids)
+        }
+        queue.succeed_many(s, token, results)
+    page.goto(f"/#/sweeps/{res.json()['id']}")
+    page.wait_for_selector("main[data-done=true]")
+    heads = page.locator("#sweep-jobs thead th").all_text_contents()  # as written, not upper-cased by CSS
+    assert "target σ" not in heads and "learned σ" not in heads
+    row = dict(zip(heads, page.locator(f"#sweep-jobs tr[data-job-id='{ids[1]}'] td").all_inner_texts(), strict=True))
+    assert row["model.layers.1.sigma_init"] == "0.7"
+    assert row["learned"] == "bump_1.sigma=median 0.46 in [0.4, 0.51] (12 units)"
+    assert (row["loss"], row["val_loss"], row["val_mae"]) == ("1.02", "1.03", "1.12")
+    screenshot(page, "dashboard-network-sweep.png")
+    assert page.errors == []
+    page.goto(f"/#/jobs/{ids[0]}")
+    page.wait_for_selector("#network")
+    assert page.inner_text("#learned") == "bump_1.sigma=median 0.36 in [0.3, 0.41] (12 units)"
+    assert "val_mae=0.12" in page.inner_text("dl.summary")
+    assert page.errors == []

@@ -202,7 +202,7 @@ REFUSED_CSV = [
     ("only a header", b"x,y\n\n", 422, "no data rows"),
     ("one column without a header", b"1\n2\n", 422, "CSV needs columns x..., y..."),
     ("a header naming a column twice", b"a,a\n1,2\n", 422, "names a column twice"),
-    ("too many features", b",".join([b"1"] * 130) + b"\n", 413, "features, more than the limit 64"),
+    ("too many features", b",".join([b"1"] * 8194) + b"\n", 413, "features, more than the limit 4096"),
     ("binary", bytes(range(256)) * 100, 422, "file"),
 ]
 

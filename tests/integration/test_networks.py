@@ -1,12 +1,21 @@
-"""Network requests at the API (in process, no worker): what is accepted and stored, and every bad
-network or table refused with a 422 naming the layer and field, or the row and column."""
+"""Network requests at the API (in process): what is accepted and stored, and every bad network or
+table refused with a 422 naming the layer and field, or the row and column; a wide table trained by
+the worker's own code in this process, and the limits that bound a table's size."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+from app import migrate, queue
+from app.db import session_scope
+from app.main import create_app
+from app.settings import Settings
 
 TABLE = b"age,income,label\n30,1.5,0\n40,2.5,1\n50,3.5,1\n60,4.5,0\n35,2.0,1\n45,3.0,0\n"
 NET = [{"type": "dense", "units": 4}, {"type": "bump", "sigma_init": 0.3}, {"type": "dense", "units": 1}]
@@ -143,3 +152,101 @@ def test_fuse_keys_follow_the_architecture_not_the_starting_values(db: str, api:
     with create_engine(db).connect() as c:
         keys = {k: v for k, v in c.execute(text("SELECT id, fuse_key FROM jobs")).tuples() if k in ids}
     assert keys[ids[0]] == keys[ids[1]] != keys[ids[2]]
+
+
+def wide_table(rows: int = 40, features: int = 1024) -> bytes:
+    """A CSV table of `features` columns f1..fF and a 0/1 `label` (whether f1 is positive)."""
+    x = np.random.default_rng(0).normal(size=(rows, features)).round(3)
+    lines = [",".join([*(f"f{i + 1}" for i in range(features)), "label"])]
+    lines += [",".join([*map(str, row), str(int(row[0] > 0))]) for row in x]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def train_queued(settings: Settings) -> None:
+    """Train every queued job with the worker's own code, in this process."""
+    from workers.runner import Worker
+
+    worker = Worker(settings)
+    while True:
+        with session_scope(settings.database_url) as s:
+            token, claimed = queue.claim(s, worker.id, worker.accepts, 16, 60)
+            s.expunge_all()
+        if not claimed:
+            return
+        worker.run_group(token, claimed)
+
+
+def test_a_table_of_1024_features_uploads_trains_and_predicts(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'wide.db'}")
+    migrate.upgrade(settings.database_url)
+    with TestClient(create_app(settings)) as c:
+        ds = c.post("/v1/datasets", files={"file": ("wide.csv", wide_table())})
+        assert ds.status_code == 201, ds.text[:500]
+        assert (ds.json()["n"], ds.json()["features"], ds.json()["columns"][-1]) == (40, 1025, "label")
+        layers = [
+            {"type": "dense", "units": 4, "activation": "relu"},
+            {"type": "dense", "units": 1, "activation": "sigmoid"},
+        ]
+        body = job(ds.json()["id"], layers, training={"epochs": 1})
+        r = c.post("/v1/jobs", json=body)
+        assert r.status_code == 201, r.text[:500]
+        assert r.json()["spec"]["data"]["features"] == 1024
+        train_queued(settings)
+        done = c.get(f"/v1/jobs/{r.json()['id']}").json()
+        assert done["status"] == "succeeded", done.get("error")
+        rows = np.random.default_rng(1).normal(size=(3, 1024)).round(3).tolist()
+        p = c.post(f"/v1/models/{done['id']}:predict", json={"instances": rows})
+        assert p.status_code == 200, p.text[:500]
+        assert len(p.json()["predictions"]) == 3 and all(0 <= v <= 1 for v in p.json()["predictions"])
+
+
+def too_large(r: Any) -> str:
+    """The message of a 413 response."""
+    assert r.status_code == 413, r.text[:500]
+    return str(r.json()["error"]["message"])
+
+
+def test_a_table_over_the_cells_or_bytes_limit_is_refused_naming_it(db: str) -> None:
+    content, npz = wide_table(), io.BytesIO()
+    np.savez(npz, x=np.zeros((40, 1025), np.float32), y=np.zeros((40, 1), np.float32))
+    with TestClient(create_app(Settings(database_url=db, max_cells=40 * 1024))) as c:
+        r = c.post("/v1/datasets", files={"file": ("wide.csv", content)})
+        assert too_large(r).startswith(
+            "file: has at least 40 rows x 1025 columns = 41000 values, more than the limit max_cells"
+        )
+        r = c.post("/v1/datasets", files={"file": ("wide.npz", npz.getvalue())})
+        assert too_large(r).startswith(
+            "file: x has 40 rows x 1025 columns = 41000 values, more than the limit max_cells"
+        )
+        inline = {"kind": "inline", "x": [[0.0] * 1025] * 40, "y": [[0.0]] * 40}
+        r = c.post("/v1/jobs", json={"model": {"layers": NET}, "data": inline})
+        assert too_large(r).startswith(
+            "data.x: has 40 rows x 1025 columns = 41000 values, more than the limit max_cells"
+        )
+    with TestClient(create_app(Settings(database_url=db, max_upload_bytes=len(content) - 1))) as c:
+        r = c.post("/v1/datasets", files={"file": ("wide.csv", content)})
+        assert f"upload limit of {len(content) - 1} bytes" in too_large(r)
+
+
+def test_an_inline_data_network_sweep_is_accepted_keeps_normalize_and_trains(tmp_path: Path) -> None:
+    pytest.importorskip("keras")
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(40, 2))
+    data = {"kind": "inline", "x": x.tolist(), "y": (x[:, :1] * 0.1).tolist(), "normalize": "standard"}
+    train = {"epochs": 2, "batch_size": 8, "validation_split": 0.25, "metrics": ["mae"], "seed": 1}
+    base = {"model": {"layers": NET}, "data": data, "training": train}
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'sweep.db'}")
+    migrate.upgrade(settings.database_url)
+    with TestClient(create_app(settings)) as c:
+        one = c.post("/v1/jobs", json=base)  # the same request as one job: x (40, 2), y (40, 1)
+        assert one.status_code == 201, one.text
+        r = c.post("/v1/sweeps", json={"base": base, "grid": {"model.layers.1.sigma_init": [0.2, 0.6]}})
+        assert r.status_code == 201, r.text
+        stored = c.get(f"/v1/sweeps/{r.json()['id']}").json()["request"]["base"]["data"]
+        assert stored == {"kind": "dataset", "id": stored["id"], "normalize": "standard"}
+        train_queued(settings)
+        jobs = [c.get(f"/v1/jobs/{j}").json() for j in r.json()["jobs"]]
+    assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], [j["error"] for j in jobs]
+    assert [j["spec"]["model"]["layers"][1]["sigma_init"] for j in jobs] == [0.2, 0.6]
+    assert all(j["spec"]["data"]["normalize"] == one.json()["spec"]["data"]["normalize"] for j in jobs)
+    assert all(len(j["params"]["bump_1"]["sigma"]) == 4 and "val_mae" in j["metrics"] for j in jobs)

@@ -4,15 +4,29 @@ while its shape is being warmed."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import numpy as np
 from fastapi.testclient import TestClient
 
 from app.db import session_scope
 from tests.integration.test_queue import claim, submit
 from tests.unit.test_training import bump_member
 from workers import warmup
-from workers.engine import factory, step
+from workers.engine import Member, factory, step
 from workers.engine.group import Group, signature
+from workers.engine.netgroup import NetworkGroup, net_signature
+
+NET = [{"type": "dense", "units": 4}, {"type": "bump", "sigma_init": 0.3}, {"type": "dense", "units": 2}]
+NET_X = [[i / 50, 1 - i / 50, (i % 3) / 3] for i in range(50)]  # 50 rows of 3 features, 10 for validation
+NET_Y = [[i / 50, (i % 2) / 2] for i in range(50)]  # 2 target columns
+NET_TRAINING = {"epochs": 2, "batch_size": 16, "validation_split": 0.2}
+
+
+def network_job(seed: int) -> dict[str, Any]:
+    """A network request on inline data (NET_X, NET_Y)."""
+    data = {"kind": "inline", "x": NET_X, "y": NET_Y}
+    return {"model": {"layers": NET}, "data": data, "training": {**NET_TRAINING, "seed": seed}}
 
 
 def test_the_shapes_warmed_are_the_latest_most_frequent_then_the_default_jobs(client: TestClient, db_url: str) -> None:
@@ -72,3 +86,35 @@ def test_a_cpu_worker_on_a_small_host_does_not_warm_up_while_a_gpu_worker_does(d
     assert thread is not None
     stopping.set()
     thread.join(120)
+
+
+def test_network_groups_are_warmed_with_their_architecture_and_data_shape(client: TestClient, db_url: str) -> None:
+    ids = [client.post("/v1/jobs", json=network_job(seed)).json()["id"] for seed in (1, 2)]
+    claim(db_url)  # the two networks: one group, K = 2
+    submit(client, 1)
+    claim(db_url)  # then a single layer, later: first among shapes used once
+    with session_scope(db_url) as s:
+        shapes = warmup.shapes(s, "CPU:0", 4)
+    spec = client.get(f"/v1/jobs/{ids[0]}").json()["spec"]
+    assert shapes[1] == net_signature(spec, 2, 50, 3, 2, "CPU:0")
+    net = shapes[1]
+    assert (net.layer_type, net.k, net.n_train, net.n_val, net.features, net.targets) == ("network", 2, 40, 10, 3, 2)
+    assert [sig.layer_type for sig in shapes] == ["bump", "network", "bump"]  # the default job's last
+
+
+def test_a_network_shape_warmed_is_the_compile_its_group_trains_with() -> None:
+    layers = [{"activation": "linear", "use_bias": True, **lay} for lay in NET]
+    training = {"optimizer": "adam", "learning_rate": 0.01, "loss": "mse", "metrics": [], "shuffle": True}
+    spec = {
+        "model": {"layers": layers, "outputs": 2},
+        "data": {"kind": "dataset", "id": "d", "n": 50, "features": 3, "outputs": 2},
+        "training": {**training, **NET_TRAINING, "seed": 3, "early_stopping": None},
+    }
+    factory._CACHE.clear()
+    sig = net_signature(spec, 1, 50, 3, 2, "CPU:0")
+    warmup.warm(sig)
+    assert list(factory._CACHE) == [sig]
+    group = NetworkGroup([Member("n", spec, np.array(NET_X, np.float32), np.array(NET_Y, np.float32))], "CPU:0")
+    assert group.model is factory._CACHE[sig]  # not compiled again
+    result = group.run(None)[0]
+    assert result.error is None and len(result.history) == 2 and len(result.params["bump_1"]["sigma"]) == 4

@@ -109,3 +109,19 @@ def test_early_stopping_restores_a_networks_best_weights() -> None:
     bump = np.asarray(best["params"]["bump_1"]["sigma"])
     np.testing.assert_allclose(result.weights["bump_1/sigma"], bump, atol=1e-7)
     assert len(other.history) == 40  # the other member trained on
+
+
+def test_each_members_artifact_holds_its_own_weights_from_one_template(tmp_path: Any) -> None:
+    members = [net_member(s, f"t{s}", epochs=1) for s in (5, 6)]
+    results = train_group(members, artifacts=True)
+    predictions = []
+    for i, result in enumerate(results):
+        assert result.artifact is not None and result.weights_blob is not None
+        path = tmp_path / f"m{i}.keras"
+        path.write_bytes(result.artifact)
+        model = keras.saving.load_model(path)
+        raw = members[0].x[:30]
+        api = networks.forward(LAYERS, networks.unpack(result.weights_blob), raw)
+        np.testing.assert_allclose(model.predict(raw, verbose=0), api, atol=1e-6)
+        predictions.append(api)
+    assert not np.allclose(predictions[0], predictions[1])  # two seeds: two networks, not the template's

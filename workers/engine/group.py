@@ -146,7 +146,7 @@ class Group:
             return out
 
         n, f, m = sig.n_train, sig.features, sig.y_width
-        xs, ys = self.inputs(), [m.y for m in self.members]
+        xs, ys = self.inputs(), self.targets()
         return {
             "x": stack([x[:n] for x in xs], (n, f)),
             "y": stack([y[:n] for y in ys], (n, m)),
@@ -160,6 +160,10 @@ class Group:
     def inputs(self) -> list[np.ndarray]:
         """Each member's x as the model takes it."""
         return [m.x for m in self.members]
+
+    def targets(self) -> list[np.ndarray]:
+        """Each member's y as the loss takes it."""
+        return [m.y for m in self.members]
 
     def run(self, on_epoch: OnEpoch | None, on_done: OnDone | None = None) -> list[Result]:
         """Train every epoch, reporting after each; members dropped by `on_epoch` stop there.

@@ -3,7 +3,9 @@ as one compiled model, with a members axis through every layer (`workers.network
 
 Each member draws its starting weights, then its row-order keys, from its own training seed; its
 features are standardised with its own training split's statistics when it asks (`data.normalize`),
-and the statistics go into its artifact, so predictions take raw features. After every epoch each
+and the statistics go into its artifact, so predictions take raw features. With
+`data.normalize_target` its y is standardised the same way: the optimiser sees that scale, while the
+predictions, the artifact and every number reported are in y's own units. After every epoch each
 member's history row gets its threshold parameters by layer name, its validation loss and the
 metrics it asked on both splits (evaluated on the whole split after the epoch's steps).
 """
@@ -11,8 +13,6 @@ metrics it asked on both splits (evaluated on the whole split after the epoch's 
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -22,7 +22,7 @@ from keras import ops
 from app import networks
 from app.data import split
 from workers import network
-from workers.engine import netmetrics
+from workers.engine import export, netmetrics
 from workers.engine.diagnostics import num
 from workers.engine.factory import compiled_for
 from workers.engine.group import GROUPS, Group, Member, OnDone, Result, bucket
@@ -62,6 +62,15 @@ def statistics(member: Member, n_train: int) -> dict[str, np.ndarray]:
     return {"mean": mean, "variance": variance}
 
 
+def target_statistics(member: Member, n_train: int) -> dict[str, np.ndarray]:
+    """The member's target standardisation (mean, variance of y's training rows), or {} without
+    `normalize_target`."""
+    if member.spec["data"].get("normalize_target") != "standard":
+        return {}
+    mean, variance = networks.statistics(member.y[:n_train])
+    return {"target_mean": mean, "target_variance": variance}
+
+
 class NetworkGroup(Group):
     """Networks that train as one compiled model, each with its own data, seed and weights."""
 
@@ -76,6 +85,9 @@ class NetworkGroup(Group):
         n, features = members[0].x.shape
         self.sig = net_signature(first, self.k, n, features, members[0].y.shape[1], device)
         self.stats = [statistics(m, self.sig.n_train) for m in members]
+        # data.normalize_target is in the fuse key: every member of a group standardises y, or none
+        self.target_stats = [target_statistics(m, self.sig.n_train) for m in members]
+        self.scaled = bool(self.target_stats[0])
         rngs = [np.random.default_rng(m.spec["training"]["seed"]) for m in members]
         starts = [
             network.initial_weights(m.spec["model"]["layers"], features, r) for m, r in zip(members, rngs, strict=True)
@@ -100,20 +112,40 @@ class NetworkGroup(Group):
             for m, s in zip(self.members, self.stats, strict=True)
         ]
 
+    def targets(self) -> list[np.ndarray]:
+        """Each member's y, standardised when it asks: the scale its loss is minimised on."""
+        return [
+            networks.standardize(m.y, s["target_mean"], s["target_variance"]) if s else m.y
+            for m, s in zip(self.members, self.target_stats, strict=True)
+        ]
+
+    def in_units(self, prefix: str, pred: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The members' raw y of a split ("" or "val_") and their predictions (k, rows, m) back in y's units."""
+        n = self.sig.n_train
+        y = np.stack([m.y[n:] if prefix else m.y[:n] for m in self.members]).astype(np.float32)
+        mean = np.stack([s["target_mean"] for s in self.target_stats])[:, None, :]
+        variance = np.stack([s["target_variance"] for s in self.target_stats])[:, None, :]
+        return y, networks.destandardize(ops.convert_to_numpy(pred), mean, variance)
+
     def evaluate_epoch(self) -> list[dict[str, Any]]:
-        """Each member's validation loss and its metrics on both splits."""
+        """Each member's validation loss and its metrics on both splits. A group that standardises
+        y reports the loss of both splits (the training split's after the epoch's steps) and the
+        metrics in y's units: raw y against the predictions taken back to y's units."""
         k = self.k
         rows: list[dict[str, Any]] = [{"val_loss": None, "metrics": {}} for _ in range(self.sig.k)]
         splits = [("val_", self.model.xv, self.model.yv)] if self.sig.n_val else []
-        if self.metric_names:
+        if self.metric_names or self.scaled:
             splits.insert(0, ("", self.model.x, self.model.y))
         for prefix, x, y in splits:
             loss, pred = self.model.evaluate(x, y)
-            if prefix:
+            y_k, pred_k = ops.take(y, np.arange(k), axis=0), ops.take(pred, np.arange(k), axis=0)
+            if self.scaled:
+                y_k, pred_k = self.in_units(prefix, pred_k)
+                loss = self.model.member_loss(y_k, pred_k, np.ones((1, y_k.shape[1]), np.float32))
+            if prefix or self.scaled:
                 for i, v in enumerate(ops.convert_to_numpy(loss)[:k].tolist()):
-                    rows[i]["val_loss"] = num(v)
+                    rows[i][prefix + "loss"] = num(v)
             if self.metric_names:
-                y_k, pred_k = ops.take(y, np.arange(k), axis=0), ops.take(pred, np.arange(k), axis=0)
                 for name, values in netmetrics.compute(self.metric_names, self.loss, y_k, pred_k).items():
                     for i in range(k):
                         rows[i]["metrics"][prefix + name] = num(values[i])
@@ -173,7 +205,7 @@ class NetworkGroup(Group):
         for k in members:
             row = self.final_rows.get(k) or (results[k].history[-1] if results[k].history else {})
             results[k].metrics = {"loss": row.get("loss"), "val_loss": row.get("val_loss"), **row.get("metrics", {})}
-            results[k].weights = {**self.plain_weights(weights[k]), **self.stats[k]}
+            results[k].weights = {**self.plain_weights(weights[k]), **self.stats[k], **self.target_stats[k]}
         if on_done is not None:
             on_done({k: results[k] for k in members})
             for k in members:
@@ -189,15 +221,11 @@ class NetworkGroup(Group):
 
 
 def network_artifact(member: Member, result: Result) -> bytes:
-    """A network member's `.keras` file (a plain Keras Sequential, normalisation first), and its
-    weights as .npz for the API (`result.weights_blob`)."""
+    """A network member's `.keras` file (a plain Keras Sequential, normalisation first, from its
+    shape's template), and its weights as .npz for the API (`result.weights_blob`)."""
     assert result.weights is not None
-    model = network.plain(member.spec["model"]["layers"], member.x.shape[1], result.weights)
     result.weights_blob = networks.pack(result.weights)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
-        return path.read_bytes()
+    return export.network_artifact(member.spec["model"]["layers"], member.x.shape[1], result.weights)
 
 
 GROUPS["model"] = NetworkGroup

@@ -41,7 +41,16 @@ function fmt(v) {
   return a < 1e-3 || a >= 1e5 ? v.toExponential(2) : String(Number(v.toPrecision(5)));
 }
 
-const fmtParams = (p) => (p ? Object.entries(p).map(([k, v]) => `${k}=${fmt(v)}`).join("  ") : "—");
+/** A network's parameter per unit: the values when a layer has few units, else their median and range. */
+const fmtUnits = (units) => (units.length <= MAX_UNIT_LINES ? fmt(units) : `median ${fmt(quantile(units, 0.5))} ` +
+  `in [${fmt(quantile(units, 0))}, ${fmt(quantile(units, 1))}] (${units.length} units)`);
+
+/** Parameters in a line; a network's threshold layers by layer and parameter (`bump_1.sigma=...`). */
+const fmtParams = (p) => (p ? Object.entries(p).flatMap(([k, v]) => (v && typeof v === "object" && !Array.isArray(v)
+  ? Object.entries(v).map(([param, units]) => `${k}.${param}=${fmtUnits(units)}`) : [`${k}=${fmt(v)}`])).join("  ")
+  : "—");
+/** A swept value: a number or word as `fmt` writes it, an object or list as JSON. */
+const fmtValue = (v) => (v && typeof v === "object" ? JSON.stringify(v) : fmt(v));
 const fmtTime = (t) => (t ? new Date(t).toLocaleString() : "—");
 const first = (v) => (Array.isArray(v) ? v[0] : v);
 
@@ -428,7 +437,7 @@ async function jobView(root, id) {
 
 function targetSigma(sweep, row) {
   const base = sweep.request.base || {};
-  if ((base.layer?.type ?? "bump") !== "bump" || (base.data?.function ?? "bump") !== "bump") return null;
+  if (base.model || (base.layer?.type ?? "bump") !== "bump" || (base.data?.function ?? "bump") !== "bump") return null;
   return row.point["data.params.sigma"] ?? base.data?.params?.sigma ?? 0.5;
 }
 
@@ -476,20 +485,45 @@ function drawSweep(scatter, errors, sweep) {
   [x, rows.map((p) => (p.learned == null ? null : positive(Math.abs(p.learned - p.target))))]);
 }
 
+/** A sweep table's columns, [header, cell of a row]. A single layer's: its point, target and learned σ
+ * and their error; a network's: each swept path's value, the threshold parameters learned, the
+ * losses and the validation metrics the jobs asked for. */
+function sweepColumns(sweep, rows) {
+  const base = sweep.request.base || {};
+  const job = ["job", (r) => h("a", { href: `#/jobs/${r.id}` }, r.id)];
+  const state = [["status", statusBadge], ["progress", progressCell]];
+  const problem = ["problem", (r) => (r.error ? r.error.message : "")];
+  if (!base.model) {
+    const learned = (r) => first(r.params?.sigma);
+    const error = (r) => {
+      const target = targetSigma(sweep, r), l = learned(r);
+      return target != null && l != null ? Math.abs(l - target) : null;
+    };
+    return [job, ["point", (r) => Object.entries(r.point).map(([k, v]) => `${k}=${v}`).join(" ")], ...state,
+      ["target σ", (r) => fmt(targetSigma(sweep, r))], ["learned σ", (r) => fmt(learned(r))],
+      ["error", (r) => fmt(error(r))], ["final loss", (r) => fmt(r.metrics?.loss)], problem];
+  }
+  const swept = sweep.request.grid ? Object.keys(sweep.request.grid)
+    : [...new Set(rows.flatMap((r) => Object.keys(r.point)))];
+  const asked = [...new Set([base.training?.metrics ?? [], ...rows.map((r) => r.point["training.metrics"] ?? [])].flat())];
+  const metric = (name) => [name, (r) => fmt(r.metrics?.[name])];
+  return [job, ...swept.map((k) => [k, (r) => fmtValue(r.point[k])]), ...state, ["learned", (r) => fmtParams(r.params)],
+    metric("loss"), metric("val_loss"), ...asked.map((m) => metric(`val_${m}`)), problem];
+}
+
 async function sweepView(root, id) {
   const path = `v1/sweeps/${encodeURIComponent(id)}`;
   const head = h("div", { class: "toolbar" });
   const scatter = h("div", { class: "chart", id: "chart-sweep" });
   const errors = h("div", { class: "chart", id: "chart-sweep-error" });
-  const tbody = h("tbody");
+  const thead = h("thead"), tbody = h("tbody");
   const tableNote = h("p", { class: "muted", id: "sweep-table-note" });
   const titles = [h("h2", { id: "sweep-title-1" }, "Learned against target σ"), h("h2", {}, "Error per job")];
   root.append(head, h("div", { class: "cards" },
     h("section", { class: "card" }, titles[0], scatter),
     h("section", { class: "card" }, titles[1], errors)),
   h("h2", { style: "margin-top:16px" }, "Jobs"), tableNote,
-  h("table", { id: "sweep-jobs" }, h("thead", {}, h("tr", {}, ["job", "point", "status", "progress", "target σ",
-    "learned σ", "error", "final loss", "problem"].map((c) => h("th", {}, c)))), tbody));
+  h("table", { id: "sweep-jobs" }, thead, tbody));
   let timer = null, shown = TABLE_ROWS, rows = [], token = null, total = 0;
   const more = h("button", { id: "more-jobs", hidden: true, onclick: () => showMore().catch(report) }, "More jobs");
   root.append(h("div", { class: "toolbar more" }, more));
@@ -500,15 +534,10 @@ async function sweepView(root, id) {
     if (stride > 1) tableNote.textContent += ` The charts show one job in ${stride}, spread from the first to the last.`;
     else if (total > shown) tableNote.textContent += " The charts show all.";
     more.hidden = !(rows.length > shown || token);
-    tbody.replaceChildren(...rows.slice(0, shown).map((r) => {
-      const target = targetSigma(sweep, r), learned = first(r.params?.sigma);
-      const err = target != null && learned != null ? Math.abs(learned - target) : null;
-      return h("tr", { "data-job-id": r.id, "data-status": r.status }, [
-        h("a", { href: `#/jobs/${r.id}` }, r.id), Object.entries(r.point).map(([k, v]) => `${k}=${v}`).join(" "),
-        statusBadge(r), progressCell(r), fmt(target), fmt(learned), fmt(err), fmt(r.metrics?.loss),
-        r.error ? r.error.message : "",
-      ].map((c) => h("td", {}, c)));
-    }));
+    const columns = sweepColumns(sweep, rows);
+    thead.replaceChildren(h("tr", {}, columns.map(([name]) => h("th", {}, name))));
+    tbody.replaceChildren(...rows.slice(0, shown).map((r) => h("tr", { "data-job-id": r.id, "data-status": r.status },
+      columns.map(([, cell]) => h("td", {}, cell(r))))));
   }
   let last = null, lastStride = 1;
   /** The next TABLE_ROWS rows: from the rows read, else the sweep's next page (GET is paged by 10,000). */
