@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app import data as datalib
-from app import dberrors, lifecycle, networks, queue, wake
+from app import dberrors, lifecycle, networks, plan, queue, wake
 from app.datasets.models import Dataset
 from app.db import session_scope
 from app.errors import BumpfitError, InvalidInput
@@ -52,7 +52,7 @@ def load_member(session: Any, job: Job, settings: Settings, cache: dict[str, tup
     arrays = datalib.load(session, job.spec["data"], settings, cache)
     if arrays is None:
         raise InvalidInput.at("data.id", f"dataset {job.spec['data']['id']!r} no longer exists")
-    if "model" in job.spec:  # a network: its table's feature and target columns, by name
+    if plan.is_network(job.spec):  # its table's feature and target columns, by name
         d = job.spec["data"]
         columns = session.scalar(select(Dataset.columns).where(Dataset.id == d["id"]))
         x, y, _, _ = networks.table(*arrays, columns, {"target": d["target"], "features": d["columns"]})

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import plan
 from app.db import session_scope
 from app.jobs.models import Job
 from app.jobs.schemas import JobRequest
@@ -43,7 +44,7 @@ def spec_signature(spec: dict[str, Any], k: int, device: str) -> Signature:
     """The signature of a group of k jobs of this stored spec: a network's (its architecture, and
     its data's rows, features and target columns) or a single layer's."""
     d = spec["data"]
-    if spec.get("model") is not None:
+    if plan.is_network(spec):
         return net_signature(spec, k, d["n"], d["features"], d["outputs"], device)
     return signature(spec, k, d["n"], d["features"], device)
 

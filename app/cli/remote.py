@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app import plan
 from app.cli.client import (
     WATCH_INTERVAL,
     Api,
@@ -189,13 +190,6 @@ def cancel(url: str, job_id: str) -> None:
     click.echo(f"{job['id']} {job['status']}" + (" (cancel requested)" if job["status"] == JobStatus.RUNNING else ""))
 
 
-def layer_of(spec: dict[str, Any]) -> str:
-    """A job's layer type; a network's layer types in order, joined by '-' (`dense-bump-dense`)."""
-    if spec.get("model") is not None:
-        return "-".join(lay["type"] for lay in spec["model"]["layers"])
-    return str(spec["layer"]["type"])
-
-
 @click.command()
 @url_option
 @click.option("--status", type=click.Choice([s.value for s in JobStatus]))
@@ -206,8 +200,9 @@ def jobs(url: str, status: str | None, sweep_id: str | None, limit: int) -> None
     page = Api(url).call("GET", "/v1/jobs", status=status, sweep_id=sweep_id, limit=limit)
     table = Table("id", "status", "layer", "data sigma", "learned", "progress", "loss", "device", "worker", "created")
     for j in page["jobs"]:
-        layer, params = layer_of(j["spec"]), j["params"] or {}
-        learned = fmt(params.get("sigma")) if "layer" in j["spec"] and layer == "bump" else fmt_params(params)
+        job_plan, params = plan.of(j["spec"]), j["params"] or {}
+        layer = job_plan.name
+        learned = fmt(params.get("sigma")) if job_plan.single and layer == "bump" else fmt_params(params)
         progress = f"{j['progress']['epoch']}/{j['progress']['epochs']}"
         table.add_row(
             j["id"],

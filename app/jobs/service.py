@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import data as datalib
-from app import pages, queue
+from app import pages, plan, queue
 from app.datasets import service as datasets
 from app.datasets.models import Dataset
 from app.db import utcnow
@@ -105,7 +105,7 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
     """Validate the data spec against the limits and return its shape; nothing is written."""
     d = req.data
     inline = None
-    if req.model is not None:
+    if plan.is_network(req):
         tab, inline = netprep.table(session, req, settings)
         n = len(tab.x)
         n_train, n_val = _check_split(req, n)
@@ -145,7 +145,7 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
 def fuse_key(req: JobRequest, shape: Shape) -> str:
     """Jobs with equal keys can train together in one compiled model."""
     t = req.training
-    if req.model is not None:
+    if plan.is_network(req):
         return digest(netprep.fuse_key(req, shape.n_train, shape.n_val, shape.features, shape.outputs))
     assert req.layer is not None
     return digest(

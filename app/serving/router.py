@@ -119,10 +119,7 @@ def _predict(
 ) -> PredictResponse:
     job = service.version_job(session, name, version)
     field, rows = req.rows
-    if "model" in job.spec:
-        values = service.predict_network(job, service.weights(session, job), rows, settings, field)
-    else:
-        values = service.predict(job, rows, settings, field)
+    values = service.infer(session, job, rows, settings, field)
     PREDICTIONS.inc(len(values))
     out = PredictResponse(model=name, version=job.model_version or 0)
     if field == "inputs":

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from app import families, networks
+from app import families, networks, plan
 from app.data import as_matrix
 from app.errors import InvalidInput, NotFound
 from app.ids import looks_like_id
@@ -39,7 +39,7 @@ def _version(job: Job) -> Version:
     return Version(
         version=job.model_version or 0,
         job_id=job.id,
-        layer=job.spec["layer"]["type"] if "layer" in job.spec else "network",
+        layer="network" if plan.is_network(job.spec) else job.spec["layer"]["type"],
         params=job.params or {},
         metrics=job.metrics,
         created_at=job.finished_at,
@@ -143,8 +143,7 @@ def metadata(job: Job) -> Metadata:
     """TensorFlow Serving's metadata of a version: its one signature, `serving_default`, takes and
     gives float32 rows of the trained feature count (a single layer's output is as wide; a
     network's is its last layer's width)."""
-    width = job.spec["data"].get("features", 1)
-    out_width = job.spec["model"]["outputs"] if "model" in job.spec else width
+    width, out_width = job.spec["data"].get("features", 1), plan.output_width(job.spec)
 
     def tensor(name: str, size: int) -> TensorInfo:
         dims = [Dim(size="-1", name=""), Dim(size=str(size), name="")]
@@ -175,6 +174,15 @@ def weights(session: Session, job: Job) -> dict[str, np.ndarray]:
 
 _WEIGHTS: dict[str, dict[str, np.ndarray]] = {}  # by job id: a version's weights never change
 WEIGHTS_CACHE = 64  # network versions whose weights the API keeps in memory
+
+
+def infer(session: Session, job: Job, instances: list[Any], settings: Settings, field: str) -> list[Any]:
+    """The version's outputs for rows of raw features, as its `.keras` artifact computes them (a
+    network's from its stored weights, a single layer's from its parameters); errors name `field`.
+    The one prediction of the TF Serving and V2 routes."""
+    if plan.is_network(job.spec):
+        return predict_network(job, weights(session, job), instances, settings, field)
+    return predict(job, instances, settings, field)
 
 
 def predict_network(

@@ -179,10 +179,7 @@ def _infer(name: str, version: str | None, body: Parsed, session: Session, setti
     if not asked and everything_binary:
         binary = {want_out.name}
     rows, field = x.reshape(x.shape[0], -1).tolist(), f"inputs.{want_in.name}"
-    if "model" in job.spec:  # a network: its stored weights, as the TF Serving routes predict
-        values = service.predict_network(job, service.weights(session, job), rows, settings, field)
-    else:
-        values = service.predict(job, rows, settings, field)
+    values = service.infer(session, job, rows, settings, field)
     y = np.asarray(values, dtype=np.float32).reshape(x.shape[0], -1)
     if x.ndim == 1 and y.shape[1] == 1:
         y = y[:, 0]

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import Text, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from app import bulk, pages
+from app import bulk, pages, plan
 from app import data as datalib
 from app.datasets import service as datasets
 from app.db import utcnow
@@ -120,7 +120,7 @@ def store_base_data(session: Session, base: dict[str, Any], settings: Settings) 
     except ValidationError as exc:
         details = validation_details(exc.errors(), "base.data")
         raise InvalidInput(f"{details[0]['loc']}: {details[0]['msg']}", details=details) from None
-    if base.get("model") is not None:
+    if plan.is_network(base):
         x, y = netprep.inline_arrays(inline.x, inline.y, "base.data", settings)
     else:
         n, features, cells = settings.max_inline_points, settings.max_features, settings.max_cells
