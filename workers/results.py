@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import queue
 from app.db import session_scope
-from workers.engine import Member, Result
+from workers.engine import EpochReport, Member, Result
 
 
 def finish_all(url: str, token: str, pending: list[tuple[Member, Result]]) -> None:
@@ -58,3 +58,29 @@ def finish_one(url: str, token: str, member: Member, result: Result) -> None:
         except IntegrityError:
             continue  # another job of the same model name took this version number
     raise RuntimeError(f"could not assign a model version to job {member.id}")
+
+
+def write_epoch(
+    url: str, token: str, members: list[Member], report: EpochReport, again: bool, stopping: bool
+) -> list[int]:
+    """Write each member's history row (fenced) and settle members that end here: lost (another
+    worker or the reaper owns it now), diverged, cancelled, or handed back because this worker is
+    `stopping`. Returns the members the engine should drop; `again` when retrying the write."""
+    drop: list[int] = []
+    with session_scope(url) as s:
+        rows = {members[k].id: row for k, row in report.rows.items()}
+        held = queue.add_epoch(s, token, rows, again=again)
+        for k in report.rows:
+            job_id = members[k].id
+            if job_id not in held:
+                pass  # lost: another worker or the reaper owns it now
+            elif k in report.errors:
+                queue.fail(s, job_id, token, report.errors[k], params=report.rows[k]["params"])
+            elif held[job_id]:
+                queue.stop(s, job_id, token)
+            elif stopping:
+                queue.hand_back(s, job_id, token)
+            else:
+                continue
+            drop.append(k)
+    return drop

@@ -6,7 +6,6 @@ import functools
 import logging
 import os
 import random
-import select as os_select
 import signal
 import socket
 import threading
@@ -14,27 +13,25 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from app import data as datalib
-from app import dberrors, lifecycle, networks, plan, queue, wake
-from app.datasets.models import Dataset
+from app import dberrors, queue
 from app.db import session_scope
-from app.errors import BumpfitError, InvalidInput
+from app.errors import InvalidInput
 from app.jobs.models import Job
 from app.ops import service as workers
 from app.settings import Settings
 from workers import exports, warmup
 from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
-from workers.results import finish_all, finish_one
+from workers.members import load_member, retain
+from workers.results import finish_all, finish_one, write_epoch
+from workers.wakeups import Wakeups
 
 log = logging.getLogger("bumpfit.worker")
 T = TypeVar("T")
 REAP_EVERY = 5.0  # seconds between looks for jobs whose worker died
 DB_RETRY_SLEEP = 0.5  # first pause while the database is unreachable; doubles each try ...
 DB_RETRY_MAX = 5.0  # ... up to this, so a worker notices the database back within seconds
-LISTEN_RETRY_MAX = 30.0  # longest pause between tries to reopen a lost LISTEN connection
 
 
 class Stopping(Exception):
@@ -44,20 +41,6 @@ class Stopping(Exception):
 def backoff(tries: int) -> float:
     """Seconds to wait before try `tries + 1` of a database unit of work (exponential, jittered)."""
     return min(DB_RETRY_MAX, DB_RETRY_SLEEP * 2.0**tries) * random.uniform(0.5, 1.0)
-
-
-def load_member(session: Any, job: Job, settings: Settings, cache: dict[str, tuple[Any, Any]] | None = None) -> Member:
-    """The job's data as arrays; raises InvalidInput for data that cannot be trained on. A stored
-    dataset (an upload, or a sweep's inline data) is read once per claim through `cache`."""
-    arrays = datalib.load(session, job.spec["data"], settings, cache)
-    if arrays is None:
-        raise InvalidInput.at("data.id", f"dataset {job.spec['data']['id']!r} no longer exists")
-    if plan.is_network(job.spec):  # its table's feature and target columns, by name
-        d = job.spec["data"]
-        columns = session.scalar(select(Dataset.columns).where(Dataset.id == d["id"]))
-        x, y, _, _ = networks.table(*arrays, columns, {"target": d["target"], "features": d["columns"]})
-        return Member(job.id, job.spec, x, y)
-    return Member(job.id, job.spec, *arrays)
 
 
 class Worker:
@@ -77,15 +60,12 @@ class Worker:
         self.stopping = threading.Event()
         # Started by `bumpfit serve`: stop when it dies, even by kill -9, instead of living on orphaned.
         self.parent = int(os.environ.get("BUMPFIT_PARENT_PID", "0")) or None
-        # ... and it wakes this worker through a pipe when jobs are queued (SQLite has no NOTIFY).
-        self.wake_fd = int(os.environ.get("BUMPFIT_WAKE_FD", "0")) or None
         self.token: str | None = None
         self.current: list[str] = []
         # When this worker last met a database error: the reaper waits a lease after that, so the
         # workers that held jobs through an outage can renew their leases first.
         self.db_failed_at = -float("inf")
-        self.listener: Any = None
-        self.listen_tries, self.listen_next = 0, 0.0
+        self.wakeups = Wakeups(self.url, settings.poll_seconds, self.stopping)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -144,52 +124,22 @@ class Worker:
             except Exception:  # noqa: BLE001 - the heartbeat thread must outlive any one failure
                 log.exception("heartbeat failed")
 
+    @property
+    def listener(self) -> Any:
+        """The LISTEN connection, or None (`workers.wakeups`)."""
+        return self.wakeups.listener
+
     def wait_for_work(self) -> None:
-        """Sleep until a NOTIFY (PostgreSQL), a byte on the wake-up pipe, or the poll interval passes.
-        A LISTEN connection that fails is closed; `ensure_listening` reopens it."""
-        if self.listener is not None:
-            try:
-                for _ in self.listener.notifies(timeout=self.settings.poll_seconds, stop_after=1):
-                    pass
-                return
-            except Exception as exc:  # noqa: BLE001 - any failure of that connection: reopen it
-                log.warning("LISTEN connection lost (%s); reopening it, polling meanwhile", type(exc).__name__)
-                self.close_listener()
-                pause = backoff(0)
-                self.listen_next = time.monotonic() + pause
-                self.stopping.wait(min(pause, self.settings.poll_seconds))
-                return
-        if self.wake_fd is not None:
-            if os_select.select([self.wake_fd], [], [], self.settings.poll_seconds)[0]:
-                if not os.read(self.wake_fd, 4096):  # end of file: `bumpfit serve` is gone; poll
-                    self.wake_fd = None
-            return
-        self.stopping.wait(self.settings.poll_seconds)
+        """Sleep until woken or the poll interval passes (`Wakeups.wait`)."""
+        self.wakeups.wait()
 
     def ensure_listening(self) -> None:
-        """On PostgreSQL, (re)open the LISTEN connection when there is none, with backoff between
-        tries (from DB_RETRY_SLEEP up to LISTEN_RETRY_MAX seconds); polling covers the gaps."""
-        if self.listener is not None or not self.url.startswith("postgresql") or time.monotonic() < self.listen_next:
-            return
-        self.listener = wake.listen(self.url)
-        if self.listener is None:
-            if self.listen_tries == 0:
-                log.warning("could not LISTEN; polling, and trying again with backoff")
-            self.listen_tries += 1
-            pause = min(LISTEN_RETRY_MAX, DB_RETRY_SLEEP * 2**self.listen_tries) * random.uniform(0.5, 1.0)
-            self.listen_next = time.monotonic() + pause
-        elif self.listen_tries:
-            log.info("listening for new jobs again")
-            self.listen_tries = 0
+        """On PostgreSQL, (re)open the LISTEN connection, with backoff (`Wakeups.ensure_listening`)."""
+        self.wakeups.ensure_listening()
 
     def close_listener(self) -> None:
-        """Close the LISTEN connection, if any, whatever state it is in."""
-        conn, self.listener = self.listener, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - it is already broken; nothing to keep
-                pass
+        """Close the LISTEN connection, if any."""
+        self.wakeups.close()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -205,18 +155,7 @@ class Worker:
         if any(counts.values()):
             log.info("reaped expired leases: %s", counts)
         if self.settings.retention_days is not None:
-            try:
-                with session_scope(self.url) as s:
-                    expired = lifecycle.expire(s, self.settings.retention_days)
-            except BumpfitError as exc:
-                log.info("retention: %s; trying again next round", exc.message)
-                return
-            if expired:
-                log.info("retention: deleted %d finished jobs", expired)
-            with session_scope(self.url) as s:
-                events = lifecycle.expire_events(s, self.settings.retention_days)
-            if events:
-                log.info("retention: deleted %d delivered events", events)
+            retain(self.url, self.settings.retention_days)
 
     def claim(self) -> tuple[str, list[Job]]:
         """Claim the next group of fusable jobs this worker can run (none when the queue is empty)."""
@@ -340,33 +279,15 @@ class Worker:
                 self.retry(functools.partial(finish_one, self.url, token, member, result))
 
     def record_epoch(self, token: str, members: list[Member], report: EpochReport, done: set[str]) -> list[int]:
-        """Write each member's history row (fenced) and settle members that end here: lost
-        (another worker or the reaper owns it now), diverged, cancelled, or handed back because
-        this worker is shutting down. Returns the members the engine should drop."""
-        drop: list[int] = []
+        """Write the epoch's history rows and settle members that end here (`results.write_epoch`);
+        returns the members the engine should drop."""
         tries = 0
 
-        def write() -> None:
+        def write() -> list[int]:
             nonlocal tries
-            drop.clear()
             tries += 1
-            with session_scope(self.url) as s:
-                rows = {members[k].id: row for k, row in report.rows.items()}
-                held = queue.add_epoch(s, token, rows, again=tries > 1)
-                for k, row in report.rows.items():
-                    job_id = members[k].id
-                    if job_id not in held:
-                        pass  # lost: another worker or the reaper owns it now
-                    elif k in report.errors:
-                        queue.fail(s, job_id, token, report.errors[k], params=row["params"])
-                    elif held[job_id]:
-                        queue.stop(s, job_id, token)
-                    elif self.stopping.is_set():
-                        queue.hand_back(s, job_id, token)
-                    else:
-                        continue
-                    drop.append(k)
-            done.update(members[k].id for k in drop)
+            return write_epoch(self.url, token, members, report, again=tries > 1, stopping=self.stopping.is_set())
 
-        self.retry(write)
+        drop = self.retry(write)
+        done.update(members[k].id for k in drop)
         return drop
