@@ -16,7 +16,8 @@ the table) is made again, and a missing key reads as 0.
 
 from __future__ import annotations
 
-FINISHED_STATES = ("succeeded", "failed", "cancelled")
+from app.jobs.models import FINISHED
+
 BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 300, 1800)  # seconds; the +Inf bucket holds the rest
 SECONDS = {  # a job's claim-to-finish time, over a row `{row}` (empty: unqualified columns)
     "postgresql": "EXTRACT(EPOCH FROM ({row}finished_at - {row}started_at))",
@@ -26,7 +27,7 @@ SECONDS = {  # a job's claim-to-finish time, over a row `{row}` (empty: unqualif
 
 def _done(row: str = "") -> str:
     """SQL: the job in `row` (a prefix such as `NEW.`) has finished, with both of its times."""
-    finished = ", ".join(f"'{s}'" for s in FINISHED_STATES)
+    finished = ", ".join(f"'{s.value}'" for s in FINISHED)
     return f"{row}status IN ({finished}) AND {row}started_at IS NOT NULL AND {row}finished_at IS NOT NULL"
 
 
