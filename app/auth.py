@@ -1,4 +1,6 @@
-"""API keys: `Authorization: Bearer <key>`, stored as SHA-256 hashes with a scope (read or submit)."""
+"""API keys: `Authorization: Bearer <key>`, stored as SHA-256 hashes with a scope. Scopes are ranked,
+each allowing what the ones before it allow: `read` (GET), `predict` (predictions and inference),
+`submit` (jobs, sweeps, uploads, cancelling), `admin` (deletes, labels, webhooks); docs/access.md."""
 
 from __future__ import annotations
 
@@ -6,10 +8,13 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from dataclasses import dataclass
 
 from app.errors import Forbidden, Unauthorized
 
-SCOPES = {"read": {"read"}, "submit": {"read", "submit"}}  # submit implies read
+SCOPES = ("read", "predict", "submit", "admin")  # each allows what those before it allow
+RANK = {scope: i for i, scope in enumerate(SCOPES)}
+LADDER = " < ".join(SCOPES)
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 OPEN_PATHS |= {"/v2/health/live", "/v2/health/ready"}  # the Open Inference Protocol's probes
 OPEN_PREFIXES = ("/dashboard/static/", "/docs/assets/")  # the dashboard's and the API docs' files
@@ -34,7 +39,8 @@ def parse_keys(entries: str) -> dict[str, str]:
         digest, _, scope = entry.partition(":")
         if len(digest) != 64 or scope not in SCOPES:
             raise ValueError(
-                f"entry {entry[:12]!r}...: expected <sha256 hex>:read|submit (make one with `bumpfit keys new`)"
+                f"entry {entry[:12]!r}...: expected <sha256 hex>:read|submit|predict|admin "
+                "(make one with `bumpfit keys new`)"
             )
         keys[digest.lower()] = scope
     return keys
@@ -55,12 +61,49 @@ def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 
 
-def check_key(keys: dict[str, str], method: str, path: str, authorization: str) -> None:
-    """With keys configured, reads need a read key and writes a submit key: Unauthorized (401) without
-    a known key, Forbidden (403) for a key without the scope. Health, readiness, metrics, the
-    dashboard page and the API docs stay open."""
-    if not keys or is_open(path):
-        return
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request, for scopes and limits: `id` is `key:<first 8 hex of the key's hash>` (the
+    start of its BUMPFIT_API_KEYS entry), or `addr:<client address>` where keys are off."""
+
+    id: str
+    scope: str
+
+    @property
+    def key_id(self) -> str | None:
+        """The key's id for logs (never the key), or None without keys."""
+        return self.id.removeprefix("key:") if self.id.startswith("key:") else None
+
+    def allows(self, need: str) -> bool:
+        """True when this caller's scope is `need` or above it."""
+        return RANK[self.scope] >= RANK[need]
+
+
+def is_prediction(path: str) -> bool:
+    """True for the prediction routes: TF Serving's `...:predict` and V2's `.../infer`."""
+    return (path.startswith("/v1/models/") and path.endswith(":predict")) or (
+        path.startswith("/v2/models/") and path.endswith("/infer")
+    )
+
+
+def needed_scope(method: str, path: str) -> str:
+    """The scope a request needs: reads `read`, predictions `predict`, deletes, labels and webhooks
+    `admin`, every other write `submit`."""
+    if method in READ_METHODS:
+        return "read"
+    if method in ("PUT", "DELETE") or path.rstrip("/") == "/v1/webhooks" or path.startswith("/v1/webhooks/"):
+        return "admin"
+    return "predict" if is_prediction(path) else "submit"
+
+
+def check_key(keys: dict[str, str], method: str, path: str, authorization: str, client: str = "") -> Caller | None:
+    """The request's caller, None on an open path (health, readiness, metrics, the dashboard page and
+    the API docs). Without keys configured, the client address with every right. With keys,
+    Unauthorized (401) without a known key, Forbidden (403) for a key below `needed_scope`."""
+    if is_open(path):
+        return None
+    if not keys:
+        return Caller(f"addr:{client}", "admin")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing API key: send the header Authorization: Bearer <key>")
@@ -68,6 +111,7 @@ def check_key(keys: dict[str, str], method: str, path: str, authorization: str) 
     scope = next((s for h, s in keys.items() if hmac.compare_digest(h, digest)), None)
     if scope is None:
         raise Unauthorized("unknown API key")
-    need = "read" if method in READ_METHODS else "submit"
-    if need not in SCOPES[scope]:
-        raise Forbidden(f"this key has scope {scope!r}; {method} {path} needs a {need!r} key")
+    caller, need = Caller(f"key:{digest[:8]}", scope), needed_scope(method, path)
+    if not caller.allows(need):
+        raise Forbidden(f"this key has scope {scope!r}; {method} {path} needs {need!r} (scopes: {LADDER})")
+    return caller

@@ -13,9 +13,10 @@ class BumpfitError(Exception):
     status_code = 500
     type = "internal_error"
 
-    def __init__(self, message: str | None = None, details: Any = None) -> None:
+    def __init__(self, message: str | None = None, details: Any = None, headers: dict[str, str] | None = None) -> None:
         self.message = message or (self.__doc__ or "").strip()
         self.details = details
+        self.headers = headers  # sent with the error response (Retry-After)
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:
@@ -56,6 +57,13 @@ class Forbidden(BumpfitError):
     type = "forbidden"
 
 
+class InvalidHost(BumpfitError):
+    """This service does not answer to that host name."""
+
+    status_code = 400
+    type = "invalid_host"
+
+
 class NotFound(BumpfitError):
     """No such resource."""
 
@@ -68,6 +76,13 @@ class Conflict(BumpfitError):
 
     status_code = 409
     type = "conflict"
+
+
+class TooMany(BumpfitError):
+    """Over a per-key limit: the request rate, queued jobs or open event streams."""
+
+    status_code = 429
+    type = "too_many_requests"
 
 
 class Unavailable(BumpfitError):

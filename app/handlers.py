@@ -30,7 +30,7 @@ def _json(
 async def bumpfit_error(request: Request, exc: Exception) -> JSONResponse:
     """BumpfitError and its subclasses, with their own status."""
     assert isinstance(exc, BumpfitError)
-    return _json(request, exc.body(), exc.status_code)
+    return _json(request, exc.body(), exc.status_code, exc.headers)
 
 
 async def invalid_request(request: Request, exc: Exception) -> JSONResponse:

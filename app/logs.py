@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 FIELDS = ("job_id", "worker", "request_id")
+# The API key of the request being answered, by its id (never the key): `key` in each line logged
+# while it is answered, uvicorn's access log included (set by app.quota.PerCaller).
+KEY_ID: ContextVar[str | None] = ContextVar("key_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,6 +24,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         out.update({k: getattr(record, k) for k in FIELDS if hasattr(record, k)})
+        if (key := KEY_ID.get()) is not None:
+            out["key"] = key
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out)

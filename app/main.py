@@ -1,4 +1,5 @@
-"""create_app(): routers, exception handlers and middleware (request id, API keys, body limit)."""
+"""create_app(): routers, exception handlers and middleware (request id, trust boundary, API keys, body
+limit)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from starlette.types import Scope
 
 from app import __version__, handlers, openapi
 from app.auth import parse_keys
+from app.boundary import Boundary, parse_hosts
 from app.dashboard.router import router as dashboard_router
 from app.datasets.router import router as datasets_router
 from app.jobs.router import router as jobs_router
-from app.middleware import BodyLimit, Observe, RequireKey
+from app.middleware import BodyLimit, Observe, RequireKey, TrustBoundary
 from app.ops.metrics import REGISTRY, QueueCollector
 from app.ops.router import router as ops_router
 from app.outbox.router import router as webhooks_router
+from app.quota import PerCaller, Streams
 from app.serving.router import router as serving_router
 from app.serving.v2_router import router as v2_router
 from app.settings import Settings, get_settings
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.api_keys = parse_keys(settings.api_keys)
+    app.state.streams = Streams()  # open job event streams by caller (BUMPFIT_MAX_STREAMS)
     app.state.sweep_answers = Answers(int(settings.sweep_cache_mb * 2**20))
     app.state.registries = (REGISTRY, CollectorRegistry())
     app.state.registries[1].register(QueueCollector(settings.database_url))
@@ -68,17 +72,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload = scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH
         return upload_body_limit(settings) if upload else body_limit(settings)
 
-    # Added innermost first: Observe wraps everything, then CORS (preflights need no key), keys, limit.
+    # Added innermost first: Observe wraps everything, then the trust boundary, CORS (preflights need no
+    # key), keys, limit.
     app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(PerCaller, keys=app.state.api_keys, rate=settings.rate_limit)  # after the key check
     app.add_middleware(RequireKey, keys=app.state.api_keys)
-    if settings.cors_origins:
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=[o.strip() for o in settings.cors_origins.split(",")],
+            allow_origins=origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["X-Request-ID"],
         )
+    if settings.allowed_hosts or not app.state.api_keys:  # keys stop rebinding and cross-site pages already
+        app.add_middleware(TrustBoundary, boundary=Boundary(parse_hosts(settings.allowed_hosts), frozenset(origins)))
     app.add_middleware(Observe)
     routers = (jobs_router, sweeps_router, serving_router, v2_router, datasets_router, webhooks_router, ops_router)
     for router in (*routers, dashboard_router):

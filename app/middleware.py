@@ -1,4 +1,5 @@
-"""ASGI middleware, outermost first: request id, metrics and the catch-all; API keys; body limit.
+"""ASGI middleware, outermost first: request id, metrics and the catch-all; the trust boundary (Host
+names, cross-site writes); API keys; body limit.
 
 Pure ASGI (no BaseHTTPMiddleware), so each runs before anything of the request body is read.
 """
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import pages
 from app.auth import check_key
+from app.boundary import Boundary
 from app.errors import BumpfitError, TooLarge, shaped
 from app.ops.metrics import LATENCY, REQUESTS
 
@@ -66,6 +68,22 @@ class Observe:
         finally:
             LATENCY.observe(time.perf_counter() - start)
             REQUESTS.labels(scope["method"], str(status)).inc()
+
+
+class TrustBoundary:
+    """Refuse a Host name or a cross-site write outside the `boundary` (app/boundary.py) before anything
+    of the request is read: 400 for the host, 403 for the write, each naming the reason."""
+
+    def __init__(self, app: ASGIApp, boundary: Boundary) -> None:
+        self.app, self.boundary = app, boundary
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            err = self.boundary.refusal(scope["method"], scope["scheme"], headers)
+            if err is not None:
+                return await _answer(err, scope, send)
+        await self.app(scope, receive, send)
 
 
 class RequireKey:

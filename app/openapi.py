@@ -3,7 +3,8 @@
 - Operation ids are short and unique: `<tag>_<function>`, the tag's own word dropped from the
   function's name (`jobs_get`, `jobs_list`, `models_predict_latest`); a route may name its own.
 - The bearer scheme is declared, and every route that `app.auth.check_key` guards lists it with
-  its 401 (and, for writes, 403); the routes it leaves open list none. With no keys configured,
+  its 401 (and, for writes, 403) and the 429 of the limits per caller (`app.quota`); the routes it
+  leaves open list none. With no keys configured,
   each guarded route lists the scheme as optional. The document only
   describes: the keys-first middleware decides, as before.
 - A multipart file field is declared `format: binary` beside its `contentMediaType`, so both
@@ -65,7 +66,9 @@ def secure(document: dict[str, Any], keys: bool = True) -> dict[str, Any]:
         "type": "http",
         "scheme": "bearer",
         "description": "An API key from `bumpfit keys new`, needed when the service has keys configured "
-        "(`BUMPFIT_API_KEYS`): `read` keys for GET, `submit` keys for everything.",
+        "(`BUMPFIT_API_KEYS`). Scopes, each allowing what those before it allow: `read` (GET), `predict` "
+        "(predictions and inference), `submit` (jobs, sweeps, uploads, cancelling), `admin` (deletes, "
+        "labels, webhooks).",
     }
     for path, operations in document.get("paths", {}).items():
         for method, op in operations.items():
@@ -79,7 +82,11 @@ def secure(document: dict[str, Any], keys: bool = True) -> dict[str, Any]:
             op["security"] = [{SCHEME: []}] if keys else [{SCHEME: []}, {}]
             responses.setdefault("401", _error("Missing or unknown API key", path))
             if method.upper() not in READ_METHODS:
-                responses.setdefault("403", _error("The API key's scope does not allow this (a `read` key)", path))
+                responses.setdefault("403", _error("The API key's scope does not allow this", path))
+            responses.setdefault(
+                "429",
+                _error("Over a limit of this key (or client address): the rate, with Retry-After, or a cap", path),
+            )
     for schema in schemas.values():
         for prop in schema.get("properties", {}).values():
             if prop.get("type") == "string" and prop.get("contentMediaType") == "application/octet-stream":

@@ -97,6 +97,29 @@ class Settings(BaseSettings):
     )
     max_predict_instances: int = Field(100_000, gt=0)
 
+    # limits per caller: an API key, or the client address where keys are off (docs/access.md)
+    rate_limit: str = Field(
+        "",
+        description="requests a caller may make, such as `50/second` or `50/second;2000/hour` (a moving "
+        "window, counted by each API process); over it: 429 with Retry-After; empty: no limit",
+    )
+    max_queued_jobs: int | None = Field(
+        None, gt=0, description="queued jobs a caller may have at once (each job of a sweep counts); unset: no cap"
+    )
+    max_webhooks: int | None = Field(None, gt=0, description="webhooks a caller may register; unset: no cap")
+    max_dataset_bytes: int | None = Field(
+        None, gt=0, description="bytes of uploaded datasets a caller may store (as stored: .npz); unset: no cap"
+    )
+    max_streams: int | None = Field(
+        None, gt=0, description="job event streams a caller may hold open at once, in each API process; unset: no cap"
+    )
+    stream_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="a job's event stream ends after this long with a `timeout` event, even while the job is "
+        "queued or running (it ends at once with `end` when the job does); reconnect to follow on",
+    )
+
     def masked(self) -> str:
         """These settings as JSON for the start-up log, with the database password and any
         credentials or query in the MLflow URI hidden."""
@@ -111,7 +134,18 @@ class Settings(BaseSettings):
     outbox_retry_seconds: float = Field(1.0, gt=0, description="first retry delay of a failed delivery; doubles")
     outbox_retry_max_seconds: float = Field(300.0, gt=0, description="longest delay between delivery attempts")
     webhook_max_attempts: int = Field(12, ge=1, description="attempts before a webhook delivery is given up")
-    webhook_timeout_seconds: float = Field(10.0, gt=0, description="a webhook receiver's time to answer")
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="one webhook attempt's deadline, all told: resolving, connecting, sending, the reply"
+    )
+    mlflow_max_attempts: int = Field(100, ge=1, description="attempts before an MLflow delivery is given up")
+    webhook_allow_private: bool = Field(
+        False,
+        description="let webhooks and MLflow reach loopback, private, link-local and other non-public addresses "
+        "(tests, one machine); off: public addresses only",
+    )
+    webhook_allow_cidrs: str = Field(
+        "", description="comma-separated CIDRs webhooks and MLflow may reach although not public (127.0.0.0/8)"
+    )
 
     # access
     api_keys: str = Field(
@@ -120,6 +154,12 @@ class Settings(BaseSettings):
         "(`bumpfit keys new`); required when serving on a non-loopback address",
     )
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty: CORS off")
+    allowed_hosts: str = Field(
+        "",
+        description="comma-separated host names (no port) the API answers besides localhost, 127.0.0.1 "
+        "and [::1]; without API keys the Host and cross-site checks always apply, with keys only when "
+        "this is set",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -137,12 +177,36 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported driver {driver!r}: use sqlite:///path or postgresql+psycopg://...")
         return url
 
+    @field_validator("webhook_allow_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: str) -> str:
+        from app.outbox.egress import networks
+
+        networks(cidrs)  # raises ValueError naming the bad one
+        return cidrs
+
     @field_validator("api_keys")
     @classmethod
     def _well_formed_keys(cls, entries: str) -> str:
         from app.auth import parse_keys
 
         parse_keys(entries)  # raises ValueError naming the bad entry
+        return entries
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _known_rate(cls, rate: str) -> str:
+        from app.quota import parse_rate
+
+        parse_rate(rate)  # raises ValueError naming what is wrong
+        return rate
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, entries: str) -> str:
+        from app.boundary import parse_hosts
+
+        parse_hosts(entries)  # raises ValueError naming the bad entry
         return entries
 
     @property

@@ -25,7 +25,7 @@ def measure(mode: str, folder: Path, jobs: int) -> tuple[float, float]:
     db.SQLITE_SYNCHRONOUS = mode
     url = f"sqlite:///{folder / f'{mode}.db'}"
     migrate.upgrade(url)
-    with TestClient(create_app(Settings(database_url=url))) as client:
+    with TestClient(create_app(Settings(database_url=url)), base_url="http://127.0.0.1") as client:
         start = time.perf_counter()
         for i in range(jobs):
             r = client.post("/v1/jobs", json=seed_job(sigma=0.1 + i / jobs, n=1000, epochs=jobs))

@@ -78,7 +78,7 @@ def measure(url: str, jobs: int, seed_table: bool = False) -> None:
     event.listen(Engine, "before_cursor_execute", before)
     event.listen(Engine, "after_cursor_execute", after)
     try:
-        with TestClient(create_app(settings)) as client:
+        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             worker = runner.Worker(settings)
             body = seed_sweep(table()) if seed_table else sweep_body(jobs)
             factory._CACHE.clear()  # nothing compiled by an earlier measure

@@ -44,7 +44,7 @@ def median_ms(fn: object) -> float:
 def measure(url: str, rows: int) -> str:
     """A finished sweep of `rows` jobs (each with params and metrics): the GET against orjson."""
     migrate.upgrade(url)
-    client = TestClient(create_app(Settings(database_url=url, max_sweep_jobs=rows)))
+    client = TestClient(create_app(Settings(database_url=url, max_sweep_jobs=rows)), base_url="http://127.0.0.1")
     empty_metrics_ms = median_ms(lambda: client.get("/metrics").raise_for_status())
     sweep_id = client.post("/v1/sweeps", json=sweep_body(rows)).json()["id"]
     with session_scope(url) as s:  # as a finished sweep: every row with its learned sigma and metrics

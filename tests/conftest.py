@@ -27,6 +27,9 @@ __all__ = ["ROOT", "Service", "answers", "free_port", "seed_job", "wait_for"]
 TESTS_OWN = ("BUMPFIT_TEST_PG", "BUMPFIT_DOCS_SCREENSHOTS", "BUMPFIT_DIST")
 for _name in [n for n in os.environ if n.startswith("BUMPFIT_") and n not in TESTS_OWN]:
     del os.environ[_name]
+# Starlette's TestClient sends `Host: testserver`, a name the keyless mode refuses (app/boundary.py): the
+# in-process apps answer it too. The boundary's own tests set `allowed_hosts` explicitly.
+os.environ["BUMPFIT_ALLOWED_HOSTS"] = "testserver"
 
 
 @pytest.fixture(scope="session")

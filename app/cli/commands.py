@@ -209,7 +209,14 @@ def keys() -> None:
 
 
 @keys.command("new")
-@click.option("--scope", type=click.Choice(["read", "submit"]), default="submit", show_default=True)
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "predict", "submit", "admin"]),
+    default="submit",
+    show_default=True,
+    help="read: GET; predict: also predictions; submit: also jobs, sweeps, uploads; admin: also deletes, "
+    "labels and webhooks",
+)
 @click.option(
     "--dotenv",
     is_flag=True,

@@ -20,7 +20,7 @@ class Dataset(Base):
     filename: Mapped[str] = mapped_column(String(255))
     n: Mapped[int]
     features: Mapped[int]
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)  # an upload's: of the file sent
     data: Mapped[bytes] = mapped_column(LargeBinary)
     # A job's or a sweep's inline data: deleted with the last job that uses it (app.lifecycle).
     inline: Mapped[bool] = mapped_column(default=False, server_default=false())
@@ -28,3 +28,4 @@ class Dataset(Base):
     columns: Mapped[list[Any] | None]
     outputs: Mapped[int | None]  # columns of y: 0 for a table whose target a network names; null: features
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that stored it (app.quota)

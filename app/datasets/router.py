@@ -12,6 +12,7 @@ from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetList, DatasetOut
 from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
+from app.quota import CallerDep
 from app.responses import ERRORS
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -28,14 +29,31 @@ def parsed_upload(file: UploadFile, settings: SettingsDep) -> service.Parsed:
     response_model=DatasetOut,
     status_code=201,
     summary="Upload a dataset",
-    responses={413: {"description": "Over the upload limit, or over max_points / max_features / max_cells"}, **ERRORS},
+    responses={
+        200: {"model": DatasetOut, "description": "The same file was uploaded before: that dataset, stored once"},
+        413: {"description": "Over the upload limit, max_points / max_features / max_cells, or max_dataset_bytes"},
+        **ERRORS,
+    },
 )
-def upload(parsed: Annotated[service.Parsed, Depends(parsed_upload)], session: SessionDep) -> DatasetOut:
+def upload(
+    parsed: Annotated[service.Parsed, Depends(parsed_upload)],
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    response: Response,
+) -> DatasetOut:
     """Multipart field `file`: a CSV with columns x..., y... (header optional; any line ending,
     quotes, a BOM, `numpy.savetxt` output) or an `.npz` with arrays `x` and `y`. y must be shaped
     like x: the layers are element-wise. The file (and an `.npz`'s arrays once inflated) may hold
-    up to `BUMPFIT_MAX_UPLOAD_BYTES` (64 MiB by default); values must lie within +-1e12."""
-    return DatasetOut.model_validate(service.store(session, parsed), from_attributes=True)
+    up to `BUMPFIT_MAX_UPLOAD_BYTES` (64 MiB by default); values must lie within +-1e12. A file
+    uploaded before (the same bytes, whatever its name) is stored once: the answer is that dataset,
+    with 200. A caller stores at most `BUMPFIT_MAX_DATASET_BYTES` of uploads (413 past it)."""
+    found = service.find_upload(session, parsed.sha256)
+    if found is not None:
+        response.status_code = 200
+        return DatasetOut.model_validate(found, from_attributes=True)
+    stored = service.store(session, parsed, caller, settings.max_dataset_bytes)
+    return DatasetOut.model_validate(stored, from_attributes=True)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, summary="Get a dataset's description", responses=ERRORS)

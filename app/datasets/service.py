@@ -8,10 +8,11 @@ from typing import IO
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app import data as datalib
-from app import pages
+from app import pages, quota
+from app.auth import Caller
 from app.datasets import uploads
 from app.datasets.limits import Limits
 from app.datasets.models import Dataset
@@ -44,20 +45,33 @@ def parse(filename: str, file: IO[bytes], size: int | None, settings: Settings) 
     return Parsed(filename[:255], digest, x, y, columns)
 
 
-def store(session: Session, parsed: Parsed) -> Dataset:
-    """Add an uploaded dataset to the session."""
+def find_upload(session: Session, sha256: str) -> Dataset | None:
+    """The earliest upload of a file with this SHA-256, its arrays left unread: an upload of the same
+    content again is answered with it instead of being stored twice."""
+    stmt = select(Dataset).options(defer(Dataset.data)).where(Dataset.sha256 == sha256, Dataset.inline.is_(False))
+    return session.scalars(stmt.order_by(Dataset.created_at, Dataset.id).limit(1)).first()
+
+
+def store(session: Session, parsed: Parsed, caller: Caller | None = None, max_bytes: int | None = None) -> Dataset:
+    """Add an uploaded dataset to the session, made by `caller`; TooLarge if its bytes would take the
+    caller past `max_bytes` (BUMPFIT_MAX_DATASET_BYTES) of uploads."""
+    data = datalib.to_npz(parsed.x, parsed.y)
+    if caller is not None:
+        quota.check_dataset_bytes(session, caller, len(data), max_bytes)
     ds = Dataset(
         id=new_id(),
         filename=parsed.filename,
         n=len(parsed.x),
         features=parsed.x.shape[1],
         sha256=parsed.sha256,
-        data=datalib.to_npz(parsed.x, parsed.y),
+        data=data,
         inline=False,
         columns=parsed.columns,
         outputs=parsed.y.shape[1],
+        owner=caller.id if caller is not None else None,
     )
     session.add(ds)
+    session.flush()  # created_at filled in, as a later upload of the same file is answered
     return ds
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from app.jobs import service
 from app.jobs.models import FINISHED, JobStatus
 from app.jobs.resource import History, HistoryItem, JobList, JobOut
 from app.jobs.schemas import JobRequest
+from app.quota import CallerDep, ClosingStream
 from app.responses import ERRORS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -36,11 +38,12 @@ def submit(
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
+    caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JobOut:
     """Validate the job, fill in its defaults and queue it. With `Idempotency-Key`, a repeat of the
     same body returns the first job (200) and a different body is refused (409)."""
-    job, created = service.create(session, req, settings, idempotency_key)
+    job, created = service.create(session, req, settings, idempotency_key, caller)
     if not created:
         response.status_code = 200
     return service.to_out(job)
@@ -91,16 +94,20 @@ def get_history(job_id: str, session: SessionDep) -> History:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **ERRORS},
 )
-async def events(job_id: str, request: Request) -> StreamingResponse:
+async def events(job_id: str, request: Request, settings: SettingsDep, caller: CallerDep) -> StreamingResponse:
     """A `text/event-stream` of `progress` events (the job resource) whenever the job changes,
-    ending with an `end` event once it has finished."""
-    url = request.app.state.settings.database_url
+    ending with an `end` event once it has finished, or a `timeout` event (the job resource) after
+    `BUMPFIT_STREAM_SECONDS` while it has not: reconnect to follow on. A caller holds at most
+    `BUMPFIT_MAX_STREAMS` streams open at once (429 past it)."""
+    url = settings.database_url
 
     def snapshot() -> str:
         with session_scope(url, readonly=True) as s:
             return service.to_out(service.get(s, job_id)).model_dump_json()
 
     first = await asyncio.to_thread(snapshot)  # 404 before the stream starts
+    give_back = request.app.state.streams.take(caller, settings.max_streams)  # 429 past the cap
+    deadline = time.monotonic() + settings.stream_seconds
 
     async def stream() -> AsyncIterator[str]:
         last, body = None, first
@@ -111,12 +118,14 @@ async def events(job_id: str, request: Request) -> StreamingResponse:
             if json.loads(body)["status"] in FINISHED:
                 yield f"event: end\ndata: {body}\n\n"
                 return
-            await asyncio.sleep(EVENT_POLL_SECONDS)
+            if time.monotonic() >= deadline:
+                yield f"event: timeout\ndata: {body}\n\n"
+                return
+            await asyncio.sleep(min(EVENT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             try:
                 body = await asyncio.to_thread(snapshot)
             except NotFound:
                 return
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return ClosingStream(stream(), give_back, media_type="text/event-stream", headers=headers)

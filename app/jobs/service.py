@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import data as datalib
-from app import pages, plan, queue
+from app import pages, plan, queue, quota
+from app.auth import Caller
 from app.datasets import service as datasets
 from app.datasets.models import Dataset
 from app.db import utcnow
@@ -218,16 +219,24 @@ def build_job(req: JobRequest, spec: dict[str, Any], key: str, settings: Setting
 
 
 def create(
-    session: Session, req: JobRequest, settings: Settings, idempotency_key: str | None = None
+    session: Session,
+    req: JobRequest,
+    settings: Settings,
+    idempotency_key: str | None = None,
+    caller: Caller | None = None,
 ) -> tuple[Job, bool]:
-    """Enqueue a job: (job, created). A repeated Idempotency-Key returns the first job."""
+    """Enqueue a job for `caller` (within its BUMPFIT_MAX_QUEUED_JOBS): (job, created). A repeated
+    Idempotency-Key returns the first job."""
     request_hash = fingerprint(req)
     if idempotency_key is not None:
         found = _by_key(session, idempotency_key, req)
         if found is not None:
             return found, False
+    if caller is not None:
+        quota.check_queued(session, caller, 1, settings.max_queued_jobs)
     spec, key = prepare(session, req, settings)
-    job = build_job(req, spec, key, settings, request_hash=request_hash, idempotency_key=idempotency_key)
+    owner = caller.id if caller is not None else None
+    job = build_job(req, spec, key, settings, request_hash=request_hash, idempotency_key=idempotency_key, owner=owner)
     try:
         with session.begin_nested():
             queue.enqueue(session, [job])

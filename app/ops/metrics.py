@@ -19,6 +19,9 @@ REGISTRY = CollectorRegistry()
 PREDICTIONS = Counter("bumpfit_predictions", "Instances predicted", registry=REGISTRY)
 REQUESTS = Counter("bumpfit_http_requests", "HTTP requests", ["method", "status"], registry=REGISTRY)
 LATENCY = Histogram("bumpfit_http_request_seconds", "HTTP request latency", registry=REGISTRY)
+OUTBOX_DEAD = Counter(
+    "bumpfit_outbox_deliveries_dead", "Outbox deliveries given up (dead) by target", ["target"], registry=REGISTRY
+)
 
 
 class QueueCollector(Collector):

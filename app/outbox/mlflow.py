@@ -1,13 +1,18 @@
 """The MLflow export, over MLflow's REST API (no MLflow package in the API process): each ended job
 becomes a run (a sweep's jobs the children of a parent run) with its spec as params, its history as
 per-epoch metrics (step = epoch), tags and its `.keras` file; each model version is registered, and
-the model's labels become its aliases. Every step looks first, so a repeat after a crash adds nothing."""
+the model's labels become its aliases. Every step looks first, so a repeat after a crash adds nothing.
+It speaks through the webhooks' guarded client (app/outbox/transport.py): the same egress policy, one
+deadline per call, replies read raw up to REPLY_BYTES; the dispatcher gives a delivery up after
+BUMPFIT_MLFLOW_MAX_ATTEMPTS."""
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
@@ -15,12 +20,15 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.jobs.models import Artifact, HistoryRow, Job
+from app.outbox import transport
 from app.outbox.dispatch import Retry
+from app.outbox.egress import Policy, Refused
 from app.outbox.events import JOB_EVENTS, LABELS, SWEEP_DONE
 from app.outbox.models import OutboxEvent
 from app.serving.models import ModelLabel
-from app.settings import Settings
+from app.settings import Settings, public_url
 
+log = logging.getLogger("bumpfit.outbox")
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 EXPERIMENT = "bumpfit"  # every run goes to this experiment, created on first use
@@ -28,6 +36,8 @@ RUN_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"
 PARAM_CHARS = 6000  # MLflow's longest param value
 BATCH = 900  # metrics per log-batch call (MLflow takes up to 1000)
 KERAS_PATH = "model/model.keras"
+CALL_SECONDS = 120.0  # one REST call's deadline, all told (an artifact upload included)
+REPLY_BYTES = 16 * 1024 * 1024  # of a reply read (a run's params and latest metrics can be large)
 
 
 def _ms(t: datetime | None) -> int:
@@ -63,42 +73,58 @@ class Exporter:
 
     def __init__(self, settings: Settings) -> None:
         self.base = settings.mlflow_tracking_uri.rstrip("/")
-        self.http = httpx.Client(timeout=30)
+        policy = Policy.of(settings.webhook_allow_private, settings.webhook_allow_cidrs)
+        self.http = transport.client(policy)
         self.experiment: str | None = None
+        try:  # say so at start rather than only in each delivery's error
+            policy.check_host(urlsplit(self.base).hostname or "")
+        except Refused as exc:
+            log.warning(
+                "MLflow at %s will be refused: %s (BUMPFIT_WEBHOOK_ALLOW_PRIVATE or BUMPFIT_WEBHOOK_ALLOW_CIDRS)",
+                public_url(self.base),
+                exc,
+            )
 
     # -- REST ---------------------------------------------------------------------------------
 
-    def call(self, method: str, path: str, body: Any = None, params: Any = None, ok: tuple[str, ...] = ()) -> Any:
-        """One REST call; Retry while MLflow is down or answers 5xx; an error code in `ok` gives None."""
+    def request(self, method: str, path: str, **kwargs: Any) -> transport.Reply:
+        """One request within CALL_SECONDS; Retry while MLflow is unreachable, refused or answers 5xx."""
         try:
-            r = self.http.request(method, self.base + path, json=body, params=params)
+            r = transport.fetch(self.http, method, self.base + path, seconds=CALL_SECONDS, limit=REPLY_BYTES, **kwargs)
+        except Refused as exc:
+            raise Retry(f"MLflow refused: {exc}") from None
         except httpx.HTTPError as exc:
             raise Retry(f"MLflow unreachable ({type(exc).__name__})") from None
-        if r.status_code >= 500:
-            raise Retry(f"MLflow answered {r.status_code}")
-        if r.status_code >= 400:
-            code = r.json().get("error_code", "") if "json" in r.headers.get("content-type", "") else ""
+        if r.status >= 500:
+            raise Retry(f"MLflow answered {r.status}")
+        return r
+
+    def call(self, method: str, path: str, body: Any = None, params: Any = None, ok: tuple[str, ...] = ()) -> Any:
+        """One REST call; Retry while MLflow is down or answers 5xx; an error code in `ok` gives None."""
+        r = self.request(method, path, json=body, params=params)
+        data = _json(r, method, path)
+        if r.status >= 400:
+            code = data.get("error_code", "") if isinstance(data, dict) else ""
             if code in ok:
                 return None
-            raise RuntimeError(f"MLflow {method} {path}: {r.status_code} {code} {r.text[:300]}")
-        return r.json() if r.content and "json" in r.headers.get("content-type", "") else {}
+            raise RuntimeError(f"MLflow {method} {path}: {r.status} {code} {r.body[:300]!r}")
+        return data if data is not None else {}
 
     def experiment_id(self) -> str:
-        """The `bumpfit` experiment's id, created if it does not exist."""
+        """The `bumpfit` experiment's id, created if it does not exist (a create that finds it made
+        meanwhile looks once more; a server that says both is an error, not a loop)."""
         if self.experiment is None:
-            got = self.call(
-                "GET",
-                f"{API}/experiments/get-by-name",
-                params={"experiment_name": EXPERIMENT},
-                ok=("RESOURCE_DOES_NOT_EXIST",),
-            )
+            by_name = {"experiment_name": EXPERIMENT}
+            got = self.call("GET", f"{API}/experiments/get-by-name", params=by_name, ok=("RESOURCE_DOES_NOT_EXIST",))
             if got is None:
                 made = self.call(
                     "POST", f"{API}/experiments/create", {"name": EXPERIMENT}, ok=("RESOURCE_ALREADY_EXISTS",)
                 )
                 if made is None:
-                    return self.experiment_id()
-                self.experiment = str(made["experiment_id"])
+                    got = self.call("GET", f"{API}/experiments/get-by-name", params=by_name)
+                    self.experiment = str(got["experiment"]["experiment_id"])
+                else:
+                    self.experiment = str(made["experiment_id"])
             else:
                 self.experiment = str(got["experiment"]["experiment_id"])
         return self.experiment
@@ -203,13 +229,9 @@ class Exporter:
         if not artifact_uri.startswith("mlflow-artifacts:"):
             raise RuntimeError(f"cannot upload to {artifact_uri.split(':')[0]}: run the server with --serve-artifacts")
         where = artifact_uri.removeprefix("mlflow-artifacts:").lstrip("/")
-        try:
-            r = self.http.put(f"{self.base}{ARTIFACTS}/{where}/{path}", content=data)
-        except httpx.HTTPError as exc:
-            raise Retry(f"MLflow unreachable ({type(exc).__name__})") from None
-        if r.status_code >= 500:
-            raise Retry(f"MLflow answered {r.status_code}")
-        r.raise_for_status()
+        r = self.request("PUT", f"{ARTIFACTS}/{where}/{path}", content=data)
+        if r.status >= 400:
+            raise RuntimeError(f"MLflow PUT {ARTIFACTS}/.../{path}: {r.status} {r.body[:300]!r}")
 
     def register(self, job: Job, run_id: str) -> None:
         """The run's model as a version of the registered model of the same name (once)."""
@@ -265,6 +287,15 @@ class Exporter:
         run_id = self.parent(sweep_id, min(j.created_at for j in jobs))
         end = max((j.finished_at for j in jobs if j.finished_at is not None), default=None)
         self.call("POST", f"{API}/runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": _ms(end)})
+
+
+def _json(r: transport.Reply, method: str, path: str) -> Any:
+    """A reply's JSON body (None if it has none); RuntimeError for one cut at REPLY_BYTES or encoded."""
+    if not r.body or "json" not in r.headers.get("content-type", ""):
+        return None
+    if not r.whole or r.headers.get("content-encoding", "identity") != "identity":
+        raise RuntimeError(f"MLflow {method} {path}: a reply over {REPLY_BYTES} bytes or compressed")
+    return json.loads(r.body)
 
 
 def _labels(session: Session, name: str) -> dict[str, int]:

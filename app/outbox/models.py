@@ -22,6 +22,7 @@ class Webhook(Base):
     events: Mapped[list[Any]]
     description: Mapped[str] = mapped_column(String(256), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that registered it (app.quota)
 
 
 class OutboxEvent(Base):

@@ -1,4 +1,5 @@
-"""Registering, listing and deleting webhooks. URLs are checked here; the secret is made here."""
+"""Registering, listing and deleting webhooks. URLs are checked here (form, and the egress policy on
+the host as written: its resolved addresses are checked at each delivery); the secret is made here."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
 from app.ids import new_id
+from app.outbox.egress import Policy, Refused
 from app.outbox.models import Delivery, Webhook
 from app.outbox.schemas import WebhookCreated, WebhookList, WebhookOut, WebhookRequest
 
 PENDING = "pending"
 
 
-def check_url(url: str) -> str:
-    """An http(s) URL with a host and no credentials or fragment; InvalidInput naming the problem."""
+def check_url(url: str, policy: Policy | None = None) -> str:
+    """An http(s) URL with a host and no credentials or fragment, whose host `policy` does not refuse
+    (public addresses only by default); InvalidInput naming the problem."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
@@ -32,6 +35,14 @@ def check_url(url: str) -> str:
         raise InvalidInput.at("url", "must not hold a user or password; verify the signature instead")
     if parts.fragment:
         raise InvalidInput.at("url", "must not have a #fragment")
+    try:
+        (policy or Policy()).check_host(parts.hostname)
+    except Refused as exc:
+        raise InvalidInput.at(
+            "url",
+            f"must reach a public address: {exc} "
+            "(BUMPFIT_WEBHOOK_ALLOW_PRIVATE or BUMPFIT_WEBHOOK_ALLOW_CIDRS let local receivers through)",
+        ) from None
     return url
 
 
@@ -41,15 +52,18 @@ def _out(hook: Webhook) -> WebhookOut:
     )
 
 
-def create(session: Session, req: WebhookRequest) -> WebhookCreated:
-    """Register a webhook with a fresh signing secret."""
+def create(
+    session: Session, req: WebhookRequest, policy: Policy | None = None, owner: str | None = None
+) -> WebhookCreated:
+    """Register a webhook with a fresh signing secret; its URL must pass `policy` (default: public only)."""
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     hook = Webhook(
         id=new_id(),
-        url=check_url(req.url),
+        url=check_url(req.url, policy),
         secret=secret,
         events=sorted(set(req.events)),
         description=req.description,
+        owner=owner,
     )
     session.add(hook)
     session.flush()

@@ -10,7 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound
 from app.jobs.models import Artifact, Job
 from app.serving.models import ModelExport
 
@@ -18,9 +18,15 @@ SAVED_MODEL = "saved_model"  # a tar of a SavedModel directory named by the vers
 PENDING, RUNNING, READY, FAILED = "pending", "running", "ready", "failed"
 
 
-def request(session: Session, job: Job, fmt: str) -> ModelExport:
-    """The export of the job's model in `fmt`, asked for now if it was not before."""
+def request(session: Session, job: Job, fmt: str, may_ask: bool = True) -> ModelExport:
+    """The export of the job's model in `fmt`, asked for now if it was not before; a caller that may
+    not ask for one to be made (`may_ask` false: a read key) gets Forbidden rather than making work."""
     row = session.get(ModelExport, (job.id, fmt))
+    if row is None and not may_ask:
+        raise Forbidden(
+            f"the {fmt} export of {job.model_name} v{job.model_version} is not made yet, and asking a worker "
+            "to make it needs a key of scope 'predict' or above; a read key gets exports already made"
+        )
     if row is None:
         if session.get(Artifact, job.id) is None:
             raise NotFound(f"job {job.id} has no stored artifact to export")

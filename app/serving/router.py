@@ -13,7 +13,8 @@ from app import lifecycle
 from app.deps import ReadSessionDep, SessionDep, SettingsDep, WriteSessionDep
 from app.errors import BumpfitError
 from app.ops.metrics import PREDICTIONS
-from app.responses import ERRORS
+from app.quota import CallerDep
+from app.responses import ERRORS, ErrorResponse
 from app.serving import exports, labels, service
 from app.serving.schemas import (
     ExportPending,
@@ -178,6 +179,7 @@ def predict_label(
     responses={
         200: {"content": {"application/octet-stream": {}, "application/x-tar": {}}},
         202: {"model": ExportPending, "description": "The SavedModel is being made: ask again after Retry-After"},
+        403: {"model": ErrorResponse, "description": "A SavedModel not made yet, asked for with a read key"},
         **ERRORS,
     },
 )
@@ -185,6 +187,7 @@ def get_artifact(
     name: str,
     version: VersionPath,
     session: WriteSessionDep,
+    caller: CallerDep,
     format: Annotated[
         Literal["keras", "saved_model"],
         Query(description="`keras` (the default), or `saved_model`: a tar of a TensorFlow SavedModel"),
@@ -193,7 +196,8 @@ def get_artifact(
     """A `.keras` file; `import workers.layers` then `keras.saving.load_model(path)` opens it. With
     `format=saved_model`, a tar holding `<version>/saved_model.pb` and `variables/` (TensorFlow Serving's
     layout) whose `serving_default` signature maps `x` to `output_0`: a worker makes it on the first
-    request (202 with Retry-After until then) and it is kept."""
+    request (202 with Retry-After until then) and it is kept. Asking for it to be made needs a key of
+    scope `predict` or above; a read key gets only a SavedModel already made (or asked for), else 403."""
     job = service.version_job(session, name, version)
     if format == "keras":
         return Response(
@@ -201,7 +205,7 @@ def get_artifact(
             media_type="application/octet-stream",
             headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.keras"'},
         )
-    export = exports.request(session, job, exports.SAVED_MODEL)
+    export = exports.request(session, job, exports.SAVED_MODEL, may_ask=caller.allows("predict"))
     if export.status == exports.FAILED:
         raise BumpfitError(f"the SavedModel export of {name} v{version} failed: {export.error}")
     if export.status != exports.READY or export.data is None:

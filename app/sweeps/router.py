@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.deps import ReadSessionDep, SessionDep, SettingsDep
+from app.quota import CallerDep
 from app.responses import ERRORS
 from app.sweeps import service
 from app.sweeps.schemas import SweepCreated, SweepList, SweepOut, SweepRequest
@@ -17,10 +18,10 @@ MAX_STRIDE = 1_000_000
 
 
 @router.post("", response_model=SweepCreated, status_code=201, summary="Submit a sweep", responses=ERRORS)
-def create(req: SweepRequest, session: SessionDep, settings: SettingsDep) -> SweepCreated:
+def create(req: SweepRequest, session: SessionDep, settings: SettingsDep, caller: CallerDep) -> SweepCreated:
     """One job per point: the cartesian product of `grid`, or each of `points`. Every job is
     validated before any is created; jobs that can share a compiled model train together."""
-    return service.create(session, req, settings)
+    return service.create(session, req, settings, caller)
 
 
 @router.get("", response_model=SweepList, summary="List sweeps, newest first", responses=ERRORS)

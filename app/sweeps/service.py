@@ -12,8 +12,9 @@ from pydantic import ValidationError
 from sqlalchemy import Text, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from app import bulk, pages, plan
+from app import bulk, pages, plan, quota
 from app import data as datalib
+from app.auth import Caller
 from app.datasets import service as datasets
 from app.db import utcnow
 from app.errors import BumpfitError, InvalidInput, NotFound, TooLarge, validation_details
@@ -130,10 +131,14 @@ def store_base_data(session: Session, base: dict[str, Any], settings: Settings) 
     return {**base, "data": {**kept, "kind": "dataset", "id": ds.id}}
 
 
-def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCreated:
-    """Validate every job of the sweep and create them, CHUNK at a time, in this transaction: a
-    point that fails validation raises and the transaction creates nothing."""
+def create(session: Session, req: SweepRequest, settings: Settings, caller: Caller | None = None) -> SweepCreated:
+    """Validate every job of the sweep and create them for `caller` (within its
+    BUMPFIT_MAX_QUEUED_JOBS), CHUNK at a time, in this transaction: a point that fails validation
+    raises and the transaction creates nothing."""
     points = expand(req, settings.max_sweep_jobs)
+    if caller is not None:
+        quota.check_queued(session, caller, len(points), settings.max_queued_jobs)
+    owner = caller.id if caller is not None else None
     where = "points" if req.points is not None else "grid"
     base = req.base
     data = base.get("data")
@@ -151,7 +156,7 @@ def create(session: Session, req: SweepRequest, settings: Settings) -> SweepCrea
             job_row(session, base, point, i, where, settings)
             for i, point in enumerate(points[start : start + CHUNK], start)
         ]
-        bulk.insert_rows(session, JOBS, JOB_COLUMNS, rows, sweep_id=sweep.id, created_at=created_at)
+        bulk.insert_rows(session, JOBS, JOB_COLUMNS, rows, sweep_id=sweep.id, created_at=created_at, owner=owner)
         ids += [r["id"] for r in rows]
     notify(session)
     return SweepCreated(id=sweep.id, jobs=ids)

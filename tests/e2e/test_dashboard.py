@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import queue
+from app.auth import new_key
 from app.dashboard.plots import job_svg, nice_ticks
 from app.db import session_scope
 from tests.conftest import Service, seed_job
@@ -139,6 +141,55 @@ def test_unknown_job_page_shows_the_api_error(page: Any) -> None:
     assert page.inner_text("#error") == "no job with id 'nope'"
 
 
+def test_with_keys_on_the_dashboard_asks_for_a_key_and_works_with_a_read_key(browser: Any, tmp_path: Path) -> None:
+    read, read_entry = new_key("read")
+    submit, submit_entry = new_key("submit")
+    env = {"BUMPFIT_API_KEYS": f"{read_entry},{submit_entry}"}
+    svc = Service(f"sqlite:///{tmp_path / 'keys.db'}", workers=0, env=env, log=tmp_path / "serve.log")
+    context = browser.new_context(base_url=svc.base, viewport={"width": 1400, "height": 1000})
+    try:
+        job = svc.http.post("/v1/jobs", json=seed_job(), headers={"Authorization": f"Bearer {submit}"}).json()
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        requests: list[Any] = []
+        page.on("request", lambda r: requests.append(r))
+        page.goto("/")
+        page.wait_for_selector("#key-form")
+        assert "missing API key" in page.inner_text("#key-reason")
+        page.fill("#api-key", "bf_not-a-key")
+        page.click("#use-key")
+        page.wait_for_function("() => document.querySelector('#key-reason')?.textContent.includes('unknown API key')")
+        screenshot(page, "dashboard-key-form.png")
+        page.fill("#api-key", read)
+        signed_in = len(requests)
+        page.click("#use-key")
+        row = page.locator(f"#jobs tr[data-job-id='{job['id']}'][data-status=queued]")
+        row.wait_for()
+        screenshot(page, "dashboard-keys.png")
+        page.reload()  # the tab keeps its key
+        row.wait_for()
+        assert page.evaluate("sessionStorage.getItem('bumpfit.api-key')") == read
+        # From then on every API call, the job's event stream included, carried the key in a header.
+        calls = [r for r in requests[signed_in:] if "/v1/" in r.url]
+        (stream, *_) = [r for r in calls if r.url.endswith(f"/v1/jobs/{job['id']}/events")]
+        assert stream.response().status == 200
+        assert {r.all_headers().get("authorization") for r in calls} == {f"Bearer {read}"}
+        assert not [r.url for r in requests if read in r.url]  # never in a URL
+        row.locator("button.cancel").click()  # a read key may not cancel: the API's refusal shows
+        page.wait_for_selector("#error:not([hidden])")
+        assert "'read'" in page.inner_text("#error")
+        page.click("#forget-key")
+        page.wait_for_selector("#key-form")
+        assert page.evaluate("sessionStorage.getItem('bumpfit.api-key')") is None
+        assert [e for e in errors if "Failed to load resource" not in e] == []  # the 401s and 403 themselves
+    finally:
+        context.close()
+        svc.stop()
+
+
 def test_plot_svg_and_sample(service: Service) -> None:
     job = service.http.post("/v1/jobs", json=seed_job(sigma=0.4, n=5000, epochs=3)).json()
     service.wait_job(job["id"])
@@ -224,7 +275,7 @@ def test_a_20000_job_sweep_page_samples_its_charts_and_lists_the_first_rows(page
     assert "first 500 of 20000" in note and "one job in 2" in note
     assert page.locator("#sweep-jobs tbody tr").count() == 500
     page.click("#more-jobs")  # the table is paged
-    page.wait_for_function("document.querySelectorAll('#sweep-jobs tbody tr').length === 1000")
+    page.wait_for_function("() => document.querySelectorAll('#sweep-jobs tbody tr').length === 1000")
     assert "20000 jobs: 20000 succeeded" in page.inner_text("#sweep-counts")
     screenshot(page, "dashboard-sweep-10000.png")
     page.click("a[href='#/']")  # and the page still answers: back to the jobs list
@@ -249,7 +300,7 @@ def test_a_finished_job_shows_its_labels_and_its_delete_button_deletes_it(page: 
     page.reload()
     page.wait_for_selector("button.delete:not([disabled])")
     page.click("button.delete")
-    page.wait_for_function("location.hash === '#/'")
+    page.wait_for_function("() => location.hash === '#/'")  # a function: an expression is eval'd, which the CSP refuses
     assert service.http.get(f"/v1/jobs/{job['id']}").status_code == 404
     assert [e for e in page.errors if "Failed to load resource" not in e] == []  # the 409 answer itself
 

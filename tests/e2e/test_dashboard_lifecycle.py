@@ -13,7 +13,8 @@ CSV = b"x,y\n" + b"".join(f"{i / 10},{i / 20}\n".encode() for i in range(10))
 
 
 def upload(service: Service, name: str) -> str:
-    res = service.http.post("/v1/datasets", files={"file": (name, CSV, "text/csv")})
+    # a file of its own per name (a comment after the data): the same file would be stored once (issue 34)
+    res = service.http.post("/v1/datasets", files={"file": (name, CSV + f"# {name}\n".encode(), "text/csv")})
     assert res.status_code == 201, res.text
     return str(res.json()["id"])
 

@@ -97,6 +97,52 @@ def test_the_validation_is_strict_and_knows_kedas_fields() -> None:
         validate(scaled)
 
 
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """True when a label selector (matchLabels, matchExpressions with In) selects pods with `labels`."""
+    wanted = selector.get("matchLabels", {}).items() <= labels.items()
+    for e in selector.get("matchExpressions", []):
+        assert e["operator"] == "In", e  # the only operator the manifests use
+        wanted = wanted and labels.get(e["key"]) in e["values"]
+    return wanted
+
+
+def opened(policy: dict[str, Any]) -> set[tuple[str, int]]:
+    """The (protocol, port) pairs a NetworkPolicy's egress rules open."""
+    return {(port["protocol"], port["port"]) for rule in policy["spec"]["egress"] for port in rule["ports"]}
+
+
+def documented_policy() -> dict[str, Any]:
+    """The NetworkPolicy docs/kubernetes.md gives for webhook egress."""
+    text = (ROOT / "docs" / "kubernetes.md").read_text()
+    (block,) = [b.split("\n", 1)[1] for b in text.split("```")[1::2] if b.startswith("yaml") and "NetworkPolicy" in b]
+    doc: dict[str, Any] = yaml.safe_load(block)
+    return doc
+
+
+@needs_kubectl
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_pods_reach_only_the_database_and_dns(overlay: str) -> None:
+    docs = render(overlay)
+    policy = find(docs, "NetworkPolicy", "bumpfit-egress")
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+    assert opened(policy) == {("TCP", 5432), ("UDP", 53), ("TCP", 53)}
+    assert all(set(rule) == {"ports"} for rule in policy["spec"]["egress"])  # to any address, on those ports
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in docs
+        if "template" in d.get("spec", {})
+    }
+    held = {name for name, labels in pods.items() if selects(policy["spec"]["podSelector"], labels)}
+    assert held == set(pods) - {"bumpfit-postgres"}  # the API, every worker and the migrations; not the trial database
+    # The documented opening for webhooks: valid, for the API's pods only (they send them), HTTPS.
+    webhooks = documented_policy()
+    validate(webhooks)
+    assert {name for name, labels in pods.items() if selects(webhooks["spec"]["podSelector"], labels)} == {
+        "bumpfit-api"
+    }
+    assert opened(webhooks) == {("TCP", 443)}
+
+
 def replicas(scaled: dict[str, Any], value: float) -> int:
     """The replica count KEDA's PostgreSQL scaler sets for a query result (an AverageValue target)."""
     spec = scaled["spec"]
@@ -220,7 +266,8 @@ def test_the_pods_commands_and_probes_run_as_local_processes(
 
     def ready() -> bool:
         try:
-            return httpx.get(f"http://127.0.0.1:{port}{probe['path']}", timeout=4).status_code == 200
+            headers = {h["name"]: h["value"] for h in probe.get("httpHeaders", [])}
+            return httpx.get(f"http://127.0.0.1:{port}{probe['path']}", headers=headers, timeout=4).status_code == 200
         except httpx.TransportError:
             return False
 

@@ -56,6 +56,7 @@ def test_a_sweep_reaches_mlflow_through_an_outage(mlflow: MlflowServer, tmp_path
         "BUMPFIT_OUTBOX_RETRY_SECONDS": "0.2",
         "BUMPFIT_OUTBOX_RETRY_MAX_SECONDS": "1",
         "BUMPFIT_MAX_FUSE": "1",  # one job at a time, so MLflow can go down between them
+        "BUMPFIT_WEBHOOK_ALLOW_PRIVATE": "true",  # the server listens on 127.0.0.1
     }
     service = Service(url, workers=1, env=env, log=tmp_path / "serve.log")
     try:

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # a service that trains: ~30
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("service")
-    env = {"BUMPFIT_OUTBOX_RETRY_SECONDS": "0.2"}
+    env = {"BUMPFIT_OUTBOX_RETRY_SECONDS": "0.2", "BUMPFIT_WEBHOOK_ALLOW_PRIVATE": "true"}  # a 127.0.0.1 receiver
     svc = Service(f"sqlite:///{tmp / 'bumpfit.db'}", workers=1, env=env, log=tmp / "serve.log")
     yield svc
     svc.stop()

@@ -207,7 +207,8 @@ def test_delete_a_model_version_keeps_its_job_and_never_reuses_the_number(client
 def test_delete_a_dataset_only_when_no_queued_or_running_job_uses_it(client: TestClient, db_url: str) -> None:
     csv = b"x,y\n" + b"".join(f"{i / 10},{i / 20}\n".encode() for i in range(10))
     ds = client.post("/v1/datasets", files={"file": ("d.csv", io.BytesIO(csv), "text/csv")}).json()["id"]
-    unused = client.post("/v1/datasets", files={"file": ("e.csv", io.BytesIO(csv), "text/csv")}).json()["id"]
+    other = csv + b"1.0,0.5\n"  # not the same file: the same one would be stored once (issue 34)
+    unused = client.post("/v1/datasets", files={"file": ("e.csv", io.BytesIO(other), "text/csv")}).json()["id"]
     job_id = client.post("/v1/jobs", json={"data": {"kind": "dataset", "id": ds}, "training": {"epochs": 1}}).json()[
         "id"
     ]
@@ -258,8 +259,10 @@ def test_inline_data_goes_with_the_last_job_that_uses_it(client: TestClient, db_
 
 
 def test_datasets_and_sweeps_are_listed_in_pages(client: TestClient) -> None:
-    csv = b"x,y\n0.1,0.2\n0.3,0.4\n"
-    made = [client.post("/v1/datasets", files={"file": (f"{i}.csv", csv, "text/csv")}).json()["id"] for i in range(5)]
+    csv = b"x,y\n0.1,0.2\n0.3,0.%d\n"  # five different files: the same one would be stored once (issue 34)
+    made = [
+        client.post("/v1/datasets", files={"file": (f"{i}.csv", csv % i, "text/csv")}).json()["id"] for i in range(5)
+    ]
     seen, token = [], None
     while True:
         params: dict[str, Any] = {"limit": 2, **({"page_token": token} if token else {})}
@@ -329,10 +332,11 @@ def test_retention_removes_old_events_that_no_target_waits_for(db_url: str) -> N
         assert lifecycle.expire_events(s, 30) == 0
 
 
-def test_labels_and_deletes_need_a_submit_key(db_url: str) -> None:
+def test_labels_and_deletes_need_an_admin_key(db_url: str) -> None:
     read, read_entry = new_key("read")
     submit, submit_entry = new_key("submit")
-    settings = Settings(database_url=db_url, api_keys=f"{read_entry},{submit_entry}")
+    admin, admin_entry = new_key("admin")
+    settings = Settings(database_url=db_url, api_keys=f"{read_entry},{submit_entry},{admin_entry}")
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {submit}"}) as client:
         (job_id,) = trained(client, db_url, [0.4])
         as_reader = {"Authorization": f"Bearer {read}"}
@@ -342,5 +346,9 @@ def test_labels_and_deletes_need_a_submit_key(db_url: str) -> None:
             ("DELETE", f"/v1/jobs/{job_id}", None),
         ):
             error(client.request(method, path, json=body, headers=as_reader), 403, "submit")
+            error(client.request(method, path, json=body), 403, "needs 'admin'")  # the submit key, since issue 34
         assert client.get("/v1/models/bumpy/metadata", headers=as_reader).status_code == 200
         assert client.get("/v1/models/bumpy").json()["labels"] == {} and count(db_url, Job) == 1
+        as_admin = {"Authorization": f"Bearer {admin}"}
+        r = client.put("/v1/models/bumpy/labels/stable", json={"version": 1}, headers=as_admin)
+        assert r.status_code == 200, r.text

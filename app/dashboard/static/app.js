@@ -1,7 +1,9 @@
 "use strict";
 // The bumpfit dashboard: hash routes #/ (jobs), #/jobs/ID, #/sweeps, #/sweeps/ID, #/models, #/datasets
 // and #/new (submit).
-// It talks only to the JSON API it is served by; the vendored uPlot draws the charts.
+// It talks only to the JSON API it is served by; the vendored uPlot draws the charts. With API keys on it
+// asks for a key, keeps it for the tab (sessionStorage) and sends it as `Authorization: Bearer` on every
+// call, its event streams included (read with fetch: EventSource sends no headers).
 
 const RELIST_MS = 2000; // how often the jobs list and a running sweep re-read the API
 const TABLE_ROWS = 500; // rows of a sweep's table at a time
@@ -12,6 +14,7 @@ const T_MAX = 80; // app/functions.py: past exp(-80) the bump is written as 0
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const RANK = { queued: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2 };
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const KEY = "bumpfit.api-key"; // sessionStorage: this tab only, gone when it closes, never in a URL
 
 let view = null; // {signal, onTeardown} of the page on screen
 let lastSubmitted = null; // the job id the form just created, highlighted in the list
@@ -26,6 +29,7 @@ function h(tag, attrs = {}, ...children) {
     if (v == null || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
+    else if (k === "style") el.style.cssText = v; // through the CSSOM: the page's CSP refuses style attributes
     else el.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat(Infinity)) if (c != null) el.append(c instanceof Node ? c : String(c));
@@ -61,16 +65,46 @@ function showError(message) {
 }
 
 function report(err) {
-  if (err?.name !== "AbortError") showError(err.message);
+  if (err?.name !== "AbortError" && err?.name !== "KeyNeeded") showError(err.message);
 }
 
-/** Call the API; a non-2xx answer throws an Error whose message is the API's own. */
+/** The header that carries the tab's API key, if it has one. */
+function authorization() {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+/** The API asked for a key (401): stop the page and show the key form, once however many calls it refused. */
+function askForKey(reason) {
+  if ($("#key-form")) return;
+  sessionStorage.removeItem(KEY);
+  view?.teardown();
+  showError("");
+  const input = h("input", { type: "password", name: "api-key", id: "api-key", autocomplete: "off", required: true });
+  const form = h("form", { id: "key-form", class: "card key-form" },
+    h("h1", {}, "API key"),
+    h("p", {}, "This bumpfit needs an API key: a read key shows everything; what else it may do depends on its scope."),
+    h("p", { class: "muted", id: "key-reason" }, `The API said: ${reason}`),
+    h("label", {}, "key", input),
+    h("p", { class: "muted" }, "The key stays in this tab only (sessionStorage) until you close it or forget it."),
+    h("button", { type: "submit", class: "primary", id: "use-key" }, "Use key"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, input.value.trim());
+    route();
+  });
+  $("#view").replaceChildren(form);
+  $("#forget-key").hidden = true;
+  input.focus();
+}
+
+/** Call the API; a non-2xx answer throws an Error whose message is the API's own (a 401 asks for a key). */
 async function api(path, options = {}) {
   let res;
   try {
     res = await fetch(path, {
       signal: view?.signal, ...options,
-      headers: { "content-type": "application/json", ...(options.headers || {}) },
+      headers: { "content-type": "application/json", ...authorization(), ...(options.headers || {}) },
     });
   } catch (err) {
     if (err.name === "AbortError") throw err;
@@ -79,19 +113,39 @@ async function api(path, options = {}) {
   const text = await res.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = null; }
-  if (!res.ok) throw new Error(body?.error?.message ?? `${res.status} ${res.statusText}`);
+  const message = body?.error?.message ?? `${res.status} ${res.statusText}`;
+  if (res.status === 401) {
+    askForKey(message);
+    throw Object.assign(new Error(message), { name: "KeyNeeded" });
+  }
+  if (!res.ok) throw new Error(message);
   return body;
 }
 
-/** Follow a job's server-sent events; `onJob` gets each job resource, `onEnd` runs once it stops. */
+/** Follow a job's server-sent events, read with fetch so that they carry the key (EventSource sends no
+ * headers); `onJob` gets each job resource (`progress` and the last, `end`), `onEnd` runs once it stops. */
 function follow(id, onJob, onEnd = () => {}) {
-  const es = new EventSource(`v1/jobs/${encodeURIComponent(id)}/events`);
-  const handle = (ev) => onJob(JSON.parse(ev.data));
-  es.addEventListener("progress", handle);
-  es.addEventListener("end", (ev) => { es.close(); handle(ev); onEnd(); });
-  es.onerror = () => { es.close(); onEnd(); };
-  view.onTeardown(() => es.close());
-  return es;
+  const controller = new AbortController();
+  view.onTeardown(() => controller.abort());
+  async function read() {
+    const res = await fetch(`v1/jobs/${encodeURIComponent(id)}/events`,
+      { headers: authorization(), signal: controller.signal });
+    if (!res.ok) return; // the next re-list says why
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+      buffer += chunk.value;
+      for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+        const lines = buffer.slice(0, end).split("\n");
+        buffer = buffer.slice(end + 2);
+        const field = (name) => lines.filter((l) => l.startsWith(`${name}:`))
+          .map((l) => l.slice(name.length + 1).trim());
+        if (["progress", "end"].includes(field("event")[0])) onJob(JSON.parse(field("data").join("\n")));
+      }
+    }
+  }
+  // A broken connection (TypeError) ends the stream quietly, as EventSource's onerror did.
+  read().catch((err) => { if (!(err instanceof TypeError)) report(err); }).finally(onEnd);
 }
 
 async function cancelJob(id, button) {
@@ -851,6 +905,7 @@ function route() {
     teardown: () => { controller.abort(); stops.splice(0).forEach((fn) => fn()); },
   };
   showError("");
+  $("#forget-key").hidden = !sessionStorage.getItem(KEY);
   const root = $("#view");
   root.replaceChildren();
   delete root.dataset.done;
@@ -863,4 +918,5 @@ function route() {
 }
 
 window.addEventListener("hashchange", route);
+$("#forget-key").addEventListener("click", () => { sessionStorage.removeItem(KEY); route(); });
 route();

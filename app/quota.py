@@ -1,0 +1,196 @@
+"""Limits per caller (an API key, or the client address where keys are off; `app.auth.Caller`): the
+request rate, and caps on queued jobs, webhooks, stored upload bytes and open event streams. A cap is
+checked before anything is created, and its error names its setting (docs/access.md). Every limit is
+off by default."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app import logs
+from app.auth import Caller, check_key
+from app.datasets.models import Dataset
+from app.errors import BumpfitError, Conflict, TooLarge, TooMany, shaped
+from app.jobs.models import Job, JobStatus
+from app.outbox.models import Webhook
+
+
+def parse_rate(rate: str) -> list[RateLimitItem]:
+    """`50/second` or `50/second;2000/hour` -> the limits' items; empty: none. ValueError if unreadable."""
+    if not rate.strip():
+        return []
+    try:
+        return list(parse_many(rate))
+    except ValueError:
+        raise ValueError(f"{rate!r} is not a rate such as 50/second or 50/second;2000/hour") from None
+
+
+def who(caller: Caller) -> str:
+    """The caller in an error message: its key's id, or its address."""
+    return f"key {caller.key_id}" if caller.key_id else f"client address {caller.id.removeprefix('addr:')}"
+
+
+class PerCaller:
+    """Name each request's caller (`request.state.caller`, and `key` in its log lines, the access log's
+    included) and hold it to the rate limit: past it, 429 with Retry-After before anything of the request
+    is read. Runs inside `RequireKey`, which has refused missing, unknown and under-scoped keys."""
+
+    def __init__(self, app: ASGIApp, keys: dict[str, str], rate: str = "") -> None:
+        self.app, self.keys, self.items = app, keys, parse_rate(rate)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage()) if self.items else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        client = (scope.get("client") or ("",))[0]
+        try:
+            caller = check_key(self.keys, scope["method"], scope["path"], auth, client)
+            if caller is not None:
+                scope.setdefault("state", {})["caller"] = caller
+                logs.KEY_ID.set(caller.key_id)
+                self.check_rate(caller)
+        except BumpfitError as err:
+            body, status = shaped(err.body(), err.status_code, scope["path"])
+            return await JSONResponse(body, status_code=status, headers=err.headers)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def check_rate(self, caller: Caller) -> None:
+        """Count this request; TooMany with Retry-After once the caller is past a rate."""
+        if self.limiter is None:
+            return
+        for item in self.items:
+            if not self.limiter.hit(item, caller.id):
+                reset = self.limiter.get_window_stats(item, caller.id).reset_time
+                wait = max(1, math.ceil(reset - time.time()))
+                raise TooMany(
+                    f"{who(caller)} is over the rate limit of {item} (BUMPFIT_RATE_LIMIT); retry in {wait} s",
+                    details={"limit": "rate_limit", "rate": str(item), "retry_after": wait},
+                    headers={"Retry-After": str(wait)},
+                )
+
+
+async def get_caller(request: Request) -> Caller:
+    """The request's caller, named by `PerCaller`."""
+    caller: Caller = request.state.caller
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def _hold(session: Session, caller: Caller) -> None:
+    """On PostgreSQL, take the caller's advisory lock until the transaction ends, so two requests of one
+    caller cannot both pass a cap (SQLite writers already take turns on the process's write lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        lock = int.from_bytes(hashlib.sha256(caller.id.encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+
+
+def check_queued(session: Session, caller: Caller, adding: int, limit: int | None) -> None:
+    """TooMany (429) when `adding` more queued jobs would take the caller past `limit`."""
+    if limit is None:
+        return
+    _hold(session, caller)
+    where = (Job.owner == caller.id, Job.status == JobStatus.QUEUED)
+    queued = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    if queued + adding > limit:
+        raise TooMany(
+            f"{who(caller)} has {queued} queued jobs: {adding} more would pass the limit of {limit} "
+            "(BUMPFIT_MAX_QUEUED_JOBS); submit again once some have started",
+            details={"limit": "max_queued_jobs", "max": limit, "queued": queued, "adding": adding},
+        )
+
+
+def check_webhooks(session: Session, caller: Caller, limit: int | None) -> None:
+    """Conflict (409) when the caller already has `limit` webhooks."""
+    if limit is None:
+        return
+    _hold(session, caller)
+    count = session.scalar(select(func.count()).select_from(Webhook).where(Webhook.owner == caller.id)) or 0
+    if count >= limit:
+        raise Conflict(
+            f"{who(caller)} has {count} webhooks, the limit (BUMPFIT_MAX_WEBHOOKS is {limit}); delete one first",
+            details={"limit": "max_webhooks", "max": limit, "webhooks": count},
+        )
+
+
+def check_dataset_bytes(session: Session, caller: Caller, adding: int, limit: int | None) -> None:
+    """TooLarge (413) when storing `adding` more bytes of uploads would take the caller past `limit`."""
+    if limit is None:
+        return
+    _hold(session, caller)
+    mine = (Dataset.owner == caller.id, Dataset.inline.is_(False))
+    used = session.scalar(select(func.coalesce(func.sum(func.length(Dataset.data)), 0)).where(*mine)) or 0
+    if used + adding > limit:
+        raise TooLarge(
+            f"file: {who(caller)} stores {used} bytes of datasets: {adding} more would pass the limit of {limit} "
+            "bytes (BUMPFIT_MAX_DATASET_BYTES); delete a dataset first",
+            details=[{"loc": "file", "msg": "over BUMPFIT_MAX_DATASET_BYTES", "max": limit, "used": used}],
+        )
+
+
+class Streams:
+    """The job event streams open in this API process, by caller."""
+
+    def __init__(self) -> None:
+        self._open: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def take(self, caller: Caller, limit: int | None) -> Callable[[], None]:
+        """Count one more open stream of the caller (TooMany past `limit`); call what is returned, once
+        or more, when it closes."""
+        with self._lock:
+            if limit is not None and self._open[caller.id] >= limit:
+                raise TooMany(
+                    f"{who(caller)} has {self._open[caller.id]} event streams open, the limit "
+                    f"(BUMPFIT_MAX_STREAMS is {limit}); close one first",
+                    details={"limit": "max_streams", "max": limit},
+                )
+            self._open[caller.id] += 1
+        done = threading.Event()
+
+        def give_back() -> None:
+            with self._lock:
+                if not done.is_set():
+                    done.set()
+                    self._open[caller.id] -= 1
+                    if self._open[caller.id] <= 0:
+                        del self._open[caller.id]
+
+        return give_back
+
+    def open(self, caller: Caller) -> int:
+        """How many streams the caller has open."""
+        with self._lock:
+            return self._open[caller.id]
+
+
+class ClosingStream(StreamingResponse):
+    """A streaming response that calls `on_close` once it has ended, however it ends (its content
+    done, the client gone, an error)."""
+
+    def __init__(self, content: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
