@@ -4,12 +4,12 @@ variables only where BUMPFIT_ENV_FILE names one: a `.env` in the working directo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DRIVERS = ("sqlite", "postgresql", "postgresql+psycopg")
@@ -177,37 +177,24 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported driver {driver!r}: use sqlite:///path or postgresql+psycopg://...")
         return url
 
-    @field_validator("webhook_allow_cidrs")
+    @field_validator("webhook_allow_cidrs", "api_keys", "rate_limit", "allowed_hosts")
     @classmethod
-    def _cidrs(cls, cidrs: str) -> str:
-        from app.outbox.egress import networks
-
-        networks(cidrs)  # raises ValueError naming the bad one
-        return cidrs
-
-    @field_validator("api_keys")
-    @classmethod
-    def _well_formed_keys(cls, entries: str) -> str:
+    def _readable(cls, value: str, info: ValidationInfo) -> str:
+        """These settings are read by their modules' parsers (imported here: they import settings),
+        which raise ValueError naming the bad entry."""
         from app.auth import parse_keys
-
-        parse_keys(entries)  # raises ValueError naming the bad entry
-        return entries
-
-    @field_validator("rate_limit")
-    @classmethod
-    def _known_rate(cls, rate: str) -> str:
+        from app.boundary import parse_hosts
+        from app.outbox.egress import networks
         from app.quota import parse_rate
 
-        parse_rate(rate)  # raises ValueError naming what is wrong
-        return rate
-
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _host_names(cls, entries: str) -> str:
-        from app.boundary import parse_hosts
-
-        parse_hosts(entries)  # raises ValueError naming the bad entry
-        return entries
+        parsers: dict[str, Callable[[str], object]] = {
+            "webhook_allow_cidrs": networks,
+            "api_keys": parse_keys,
+            "rate_limit": parse_rate,
+            "allowed_hosts": parse_hosts,
+        }
+        parsers[str(info.field_name)](value)
+        return value
 
     @property
     def heartbeat_interval(self) -> float:
