@@ -139,9 +139,9 @@ def plain_model(layers: list[dict[str, Any]], features: int, stats: list[str]) -
     layers, then the inverted ones."""
 
     def standardize(key: str) -> tuple[keras.layers.Layer, list[str]]:
-        name, _ = STATISTICS[key]
-        prefix = key[: -len("mean")]
-        return Standardize(invert=STATISTICS[key][1], name=name), [f"{prefix}mean", f"{prefix}variance"]
+        name, invert = STATISTICS[key]
+        prefix = key.removesuffix("mean")
+        return Standardize(invert=invert, name=name), [f"{prefix}mean", f"{prefix}variance"]
 
     first = [standardize(key) for key in stats if not STATISTICS[key][1]]
     last = [standardize(key) for key in stats if STATISTICS[key][1]]

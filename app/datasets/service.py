@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -73,6 +73,12 @@ def store(session: Session, parsed: Parsed, caller: Caller | None = None, max_by
     session.add(ds)
     session.flush()  # created_at filled in, as a later upload of the same file is answered
     return ds
+
+
+def reference(data: dict[str, Any], ds: Dataset) -> dict[str, Any]:
+    """Inline data's spec once its arrays are stored as `ds`: a reference to the dataset, the data's
+    other fields (`normalize` ...) kept."""
+    return {**{k: v for k, v in data.items() if k not in ("kind", "x", "y")}, "kind": "dataset", "id": ds.id}
 
 
 def store_arrays(session: Session, x: np.ndarray, y: np.ndarray, filename: str) -> Dataset:

@@ -174,8 +174,7 @@ def prepare(session: Session, req: JobRequest, settings: Settings) -> tuple[dict
     spec = req.model_dump(mode="json", exclude={"data": {"x", "y"}})
     if shape.inline is not None:
         ds = datasets.store_arrays(session, *shape.inline, filename="inline data")
-        kept = {k: spec["data"].get(k) for k in ("normalize", "normalize_target")}
-        spec["data"] = {"kind": "dataset", "id": ds.id, **kept}
+        spec["data"] = datasets.reference(spec["data"], ds)
     if shape.table is not None:
         spec = netprep.spec_of(spec, shape.table, shape.outputs)
     else:  # a single layer's spec as it always was

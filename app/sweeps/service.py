@@ -127,8 +127,7 @@ def store_base_data(session: Session, base: dict[str, Any], settings: Settings) 
         n, features, cells = settings.max_inline_points, settings.max_features, settings.max_cells
         x, y = datalib.pair(inline.x, inline.y, "base.data", n, features, max_cells=cells)
     ds = datasets.store_arrays(session, x, y, filename="inline data of a sweep")
-    kept = {k: v for k, v in base["data"].items() if k not in ("kind", "x", "y")}
-    return {**base, "data": {**kept, "kind": "dataset", "id": ds.id}}
+    return {**base, "data": datasets.reference(base["data"], ds)}
 
 
 def create(session: Session, req: SweepRequest, settings: Settings, caller: Caller | None = None) -> SweepCreated:

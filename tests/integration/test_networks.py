@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app import migrate, queue
-from app.db import session_scope
+from app import migrate
 from app.main import create_app
 from app.settings import Settings
+from tests.integration.training import train_queued
 
 TABLE = b"age,income,label\n30,1.5,0\n40,2.5,1\n50,3.5,1\n60,4.5,0\n35,2.0,1\n45,3.0,0\n"
 NET = [{"type": "dense", "units": 4}, {"type": "bump", "sigma_init": 0.3}, {"type": "dense", "units": 1}]
@@ -160,20 +160,6 @@ def wide_table(rows: int = 40, features: int = 1024) -> bytes:
     lines = [",".join([*(f"f{i + 1}" for i in range(features)), "label"])]
     lines += [",".join([*map(str, row), str(int(row[0] > 0))]) for row in x]
     return ("\n".join(lines) + "\n").encode()
-
-
-def train_queued(settings: Settings) -> None:
-    """Train every queued job with the worker's own code, in this process."""
-    from workers.runner import Worker
-
-    worker = Worker(settings)
-    while True:
-        with session_scope(settings.database_url) as s:
-            token, claimed = queue.claim(s, worker.id, worker.accepts, 16, 60)
-            s.expunge_all()
-        if not claimed:
-            return
-        worker.run_group(token, claimed)
 
 
 def test_a_table_of_1024_features_uploads_trains_and_predicts(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app import migrate, queue
-from app.db import session_scope
+from app import migrate
 from app.main import create_app
 from app.settings import Settings
+from tests.integration.training import train_queued
 
 keras = pytest.importorskip("keras")
 
@@ -40,20 +40,6 @@ def body(dataset: str, **data: Any) -> dict[str, Any]:
         "data": {"kind": "dataset", "id": dataset, "target": ["price"], "normalize": "standard", **data},
         "training": {"loss": "mse", "metrics": ["mae", "r2"], "validation_split": 0.2, "epochs": 30, "seed": 1},
     }
-
-
-def train_queued(settings: Settings) -> None:
-    """Train every queued job with the worker's own code, in this process."""
-    from workers.runner import Worker
-
-    worker = Worker(settings)
-    while True:
-        with session_scope(settings.database_url) as s:
-            token, claimed = queue.claim(s, worker.id, worker.accepts, 16, 60)
-            s.expunge_all()
-        if not claimed:
-            return
-        worker.run_group(token, claimed)
 
 
 @pytest.fixture(scope="module")
