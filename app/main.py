@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first: Observe wraps everything, then the trust boundary, CORS (preflights need no
     # key), keys, limit.
     app.add_middleware(BodyLimit, limit_for=limit_for)
-    app.add_middleware(PerCaller, keys=app.state.api_keys, rate=settings.rate_limit)  # after the key check
+    app.add_middleware(PerCaller, rate=settings.rate_limit)  # after the key check
     app.add_middleware(RequireKey, keys=app.state.api_keys)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:

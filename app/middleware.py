@@ -87,18 +87,22 @@ class TrustBoundary:
 
 
 class RequireKey:
-    """With API keys configured, refuse a request without the right key before its body is read."""
+    """With API keys configured, refuse a request without the right key before its body is read; name
+    every request's caller (`request.state.caller`: its key, or its client address without keys)."""
 
     def __init__(self, app: ASGIApp, keys: dict[str, str]) -> None:
         self.app, self.keys = app, keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.keys:
+        if scope["type"] == "http":
             auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            client = (scope.get("client") or ("",))[0]
             try:
-                check_key(self.keys, scope["method"], scope["path"], auth)
+                caller = check_key(self.keys, scope["method"], scope["path"], auth, client)
             except BumpfitError as err:
                 return await _answer(err, scope, send)
+            if caller is not None:
+                scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import logs
-from app.auth import Caller, check_key
+from app.auth import Caller
 from app.datasets.models import Dataset
 from app.errors import BumpfitError, Conflict, TooLarge, TooMany, shaped
 from app.jobs.models import Job, JobStatus
@@ -46,28 +46,23 @@ def who(caller: Caller) -> str:
 
 
 class PerCaller:
-    """Name each request's caller (`request.state.caller`, and `key` in its log lines, the access log's
-    included) and hold it to the rate limit: past it, 429 with Retry-After before anything of the request
-    is read. Runs inside `RequireKey`, which has refused missing, unknown and under-scoped keys."""
+    """Put each request's caller (named by `RequireKey`, which runs before it) in its log lines as
+    `key`, the access log's included, and hold it to the rate limit: past it, 429 with Retry-After
+    before anything of the request is read."""
 
-    def __init__(self, app: ASGIApp, keys: dict[str, str], rate: str = "") -> None:
-        self.app, self.keys, self.items = app, keys, parse_rate(rate)
+    def __init__(self, app: ASGIApp, rate: str = "") -> None:
+        self.app, self.items = app, parse_rate(rate)
         self.limiter = MovingWindowRateLimiter(MemoryStorage()) if self.items else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-        client = (scope.get("client") or ("",))[0]
-        try:
-            caller = check_key(self.keys, scope["method"], scope["path"], auth, client)
-            if caller is not None:
-                scope.setdefault("state", {})["caller"] = caller
-                logs.KEY_ID.set(caller.key_id)
+        caller = scope.get("state", {}).get("caller") if scope["type"] == "http" else None
+        if caller is not None:
+            logs.KEY_ID.set(caller.key_id)
+            try:
                 self.check_rate(caller)
-        except BumpfitError as err:
-            body, status = shaped(err.body(), err.status_code, scope["path"])
-            return await JSONResponse(body, status_code=status, headers=err.headers)(scope, receive, send)
+            except BumpfitError as err:
+                body, status = shaped(err.body(), err.status_code, scope["path"])
+                return await JSONResponse(body, status_code=status, headers=err.headers)(scope, receive, send)
         await self.app(scope, receive, send)
 
     def check_rate(self, caller: Caller) -> None:
