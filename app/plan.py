@@ -39,7 +39,7 @@ def of(spec: dict[str, Any]) -> Plan:
     """A stored spec's (or a request dump's) plan."""
     if is_network(spec):
         return Plan(list(spec["model"]["layers"]), single=False)
-    return Plan([dict(spec["layer"])], single=True)
+    return Plan([{"per_feature": False, **spec["layer"]}], single=True)  # shared: the single layer's default
 
 
 def output_width(spec: dict[str, Any]) -> int:

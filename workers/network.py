@@ -45,7 +45,8 @@ def _dense(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
 
 
 def _threshold(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
-    return layer_for(spec["type"])(per_feature=True, members=k, name=name)
+    # One parameter per unit in a network; a single layer's may be shared (`layer.per_feature`).
+    return layer_for(spec["type"])(per_feature=spec.get("per_feature", True), members=k, name=name)
 
 
 def _activation(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
@@ -80,19 +81,28 @@ class Stack(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hint
         super().__init__(**kw)
         self.specs = layers
         self.parts = [
-            FUSED[s["type"]](s, name, members) for s, name in zip(layers, networks.names(layers), strict=True)
+            # a registered family's layer for any other type (CONTRIBUTING.md, "Adding a layer family")
+            FUSED.get(s["type"], _threshold)(s, name, members)
+            for s, name in zip(layers, networks.names(layers), strict=True)
         ]
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         shape = input_shape
+        self.tap_widths: list[int] = []  # each threshold layer's output width
         for part in self.parts:
             part.build(shape)
             shape = (*shape[:-1], part.units) if isinstance(part, MembersDense) else shape
+            if getattr(part, "PARAMS", ()):
+                self.tap_widths.append(int(shape[-1]))  # type: ignore[arg-type]
 
-    def call(self, x: Any) -> Any:
+    def call(self, x: Any) -> tuple[Any, list[Any]]:
+        """The output (K, batch, out), and each threshold layer's output (its share of live outputs)."""
+        taps = []
         for part in self.parts:
             x = part(x)
-        return x
+            if getattr(part, "PARAMS", ()):
+                taps.append(x)
+        return x, taps
 
     def named(self) -> dict[str, Any]:
         """Every variable by its weight name (`dense_1/kernel`, `bump_1/sigma`), in layer order."""
@@ -120,8 +130,9 @@ def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.
             if spec.get("use_bias", True):
                 out[f"{name}/bias"] = np.zeros(spec["units"], np.float32)
             width = spec["units"]
-        elif spec["type"] in networks.THRESHOLDS:
-            values = families.get(spec["type"]).initial_values(spec, width, rng)
+        elif spec["type"] in families.FAMILIES:
+            size = width if spec.get("per_feature", True) else 1
+            values = families.get(spec["type"]).initial_values(spec, size, rng)
             out.update({f"{name}/{p}": v.astype(np.float32) for p, v in values.items()})
     return out
 

@@ -28,7 +28,6 @@ from app.jobs.schemas import JobRequest
 from workers.engine import export
 from workers.engine.factory import compiled_for
 from workers.engine.group import signature
-from workers.engine.netgroup import net_signature
 from workers.engine.step import Signature
 from workers.layers import layer_for
 
@@ -44,9 +43,7 @@ def spec_signature(spec: dict[str, Any], k: int, device: str) -> Signature:
     """The signature of a group of k jobs of this stored spec: a network's (its architecture, and
     its data's rows, features and target columns) or a single layer's."""
     d = spec["data"]
-    if plan.is_network(spec):
-        return net_signature(spec, k, d["n"], d["features"], d["outputs"], device)
-    return signature(spec, k, d["n"], d["features"], device)
+    return signature(spec, k, d["n"], d["features"], device, d["outputs"] if plan.is_network(spec) else None)
 
 
 def shapes(session: Session, device: str, count: int) -> list[Signature]:
@@ -84,7 +81,7 @@ def shapes(session: Session, device: str, count: int) -> list[Signature]:
 def warm(sig: Signature) -> None:
     """Compile `sig`'s epoch and evaluation, and build a single layer's `.keras` template."""
     compiled_for(sig, warm=True)
-    if sig.net:  # a network's template is built by its group's first artifact: the signature does
+    if sig.layer_type == "network":  # a network's template is built by its group's first artifact: the signature does
         return  # not say which statistics (data.normalize, normalize_target) its model holds
     params = {name: 0.0 for name in layer_for(sig.layer_type).PARAMS}
     export.artifact(sig.layer_type, sig.features, sig.per_feature, params)

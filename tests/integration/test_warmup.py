@@ -15,7 +15,6 @@ from tests.unit.test_training import bump_member
 from workers import warmup
 from workers.engine import Member, factory, step
 from workers.engine.group import Group, signature
-from workers.engine.netgroup import NetworkGroup, net_signature
 
 NET = [{"type": "dense", "units": 4}, {"type": "bump", "sigma_init": 0.3}, {"type": "dense", "units": 2}]
 NET_X = [[i / 50, 1 - i / 50, (i % 3) / 3] for i in range(50)]  # 50 rows of 3 features, 10 for validation
@@ -96,7 +95,7 @@ def test_network_groups_are_warmed_with_their_architecture_and_data_shape(client
     with session_scope(db_url) as s:
         shapes = warmup.shapes(s, "CPU:0", 4)
     spec = client.get(f"/v1/jobs/{ids[0]}").json()["spec"]
-    assert shapes[1] == net_signature(spec, 2, 50, 3, 2, "CPU:0")
+    assert shapes[1] == signature(spec, 2, 50, 3, "CPU:0", 2)
     net = shapes[1]
     assert (net.layer_type, net.k, net.n_train, net.n_val, net.features, net.targets) == ("network", 2, 40, 10, 3, 2)
     assert [sig.layer_type for sig in shapes] == ["bump", "network", "bump"]  # the default job's last
@@ -111,10 +110,10 @@ def test_a_network_shape_warmed_is_the_compile_its_group_trains_with() -> None:
         "training": {**training, **NET_TRAINING, "seed": 3, "early_stopping": None},
     }
     factory._CACHE.clear()
-    sig = net_signature(spec, 1, 50, 3, 2, "CPU:0")
+    sig = signature(spec, 1, 50, 3, "CPU:0", 2)
     warmup.warm(sig)
     assert list(factory._CACHE) == [sig]
-    group = NetworkGroup([Member("n", spec, np.array(NET_X, np.float32), np.array(NET_Y, np.float32))], "CPU:0")
+    group = Group([Member("n", spec, np.array(NET_X, np.float32), np.array(NET_Y, np.float32))], "CPU:0")
     assert group.model is factory._CACHE[sig]  # not compiled again
     result = group.run(None)[0]
     assert result.error is None and len(result.history) == 2 and len(result.params["bump_1"]["sigma"]) == 4

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import keras
 import numpy as np
-from keras import ops
-
-from workers.engine.step import Compiled
 
 SPARSE_SUPPORT = 1e-3  # below this fraction of samples inside the bump's support, sigma stalls
 SIGMA_FIX = (
@@ -26,15 +23,80 @@ def num(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+@dataclass(frozen=True)
+class Tap:
+    """A threshold layer of a network: its index in `model.layers`, name, type, parameters and
+    the columns of its parameters in an epoch's |gradient| sums."""
+
+    index: int
+    name: str
+    type: str
+    params: tuple[str, ...]
+    grads: tuple[int, ...]
+
+
 def fine(
-    layer_type: str, losses: np.ndarray, grad_abs: np.ndarray, live: np.ndarray, arrays: dict[str, np.ndarray]
+    taps: list[Tap], losses: np.ndarray, grad_abs: np.ndarray, live: np.ndarray, arrays: dict[str, np.ndarray]
 ) -> np.ndarray:
-    """Members with nothing for `diagnose` to report, all at once: finite, with gradients, and
-    (a bump) with samples inside the support."""
-    ok: np.ndarray = np.isfinite(losses) & np.all(grad_abs != 0, axis=1)
+    """Members with nothing for `check` to report, all at once: finite, every threshold parameter
+    with a gradient, and each bump layer with inputs inside its support (`live`: per tap)."""
+    ok: np.ndarray = np.isfinite(losses)
     for a in arrays.values():
         ok &= np.all(np.isfinite(a), axis=1)
-    return ok & (live >= SPARSE_SUPPORT) if layer_type == "bump" else ok
+    for i, tap in enumerate(taps):
+        ok &= np.all(grad_abs[:, list(tap.grads)] != 0, axis=1)
+        if tap.type == "bump":
+            ok &= live[:, i] >= SPARSE_SUPPORT
+    return ok
+
+
+def check(
+    taps: list[Tap], single: bool, epoch: int, row: dict[str, Any], grad_abs: np.ndarray, live: np.ndarray, result: Any
+) -> None:
+    """A member `fine` flagged: a single layer as `diagnose` says; a network fails when its loss
+    or a threshold parameter is not finite, and is warned per threshold layer like a single layer."""
+    if single:
+        tap = taps[0]
+        diagnose(tap.type, tap.params, epoch, row, grad_abs[list(tap.grads)], float(live[0]), result)
+        return
+    values = [np.ravel(v) for layer in row["params"].values() for v in layer.values()]
+    if row["loss"] is None or not all(np.all(np.isfinite(np.asarray(v, float))) for v in values):
+        result.error = {
+            "type": "diverged",
+            "message": f"training diverged in epoch {epoch}: loss {row['loss']}; lower training.learning_rate, "
+            "normalise the features (data.normalize: standard) or change the initial values",
+        }
+        return
+    for i, tap in enumerate(taps):
+        warned = {w["parameter"] for w in result.warnings}
+        for p, g in zip(tap.params, grad_abs[list(tap.grads)], strict=True):
+            label = f"{tap.name}.{p}"
+            if g == 0 and label not in warned:
+                result.warnings.append(
+                    warning("zero_gradient", label, epoch, network_advice(tap, label, epoch, "no gradient"))
+                )
+        warned = {w["parameter"] for w in result.warnings}
+        if tap.type == "bump" and live[i] < SPARSE_SUPPORT and not warned & {f"{tap.name}.{p}" for p in tap.params}:
+            why = f"only {live[i]:.2e} of its outputs were inside the support |x| < sigma"
+            result.warnings.append(
+                warning(
+                    "sparse_support", f"{tap.name}.sigma", epoch, network_advice(tap, f"{tap.name}.sigma", epoch, why)
+                )
+            )
+
+
+def warning(kind: str, parameter: str, epoch: int, message: str) -> dict[str, str]:
+    """A warning as a job stores it."""
+    return {"type": kind, "parameter": parameter, "epoch": str(epoch), "message": message}
+
+
+def network_advice(tap: Tap, label: str, epoch: int, why: str) -> str:
+    """Why a network's threshold parameter hardly moved in `epoch`, and what to change."""
+    start = ", ".join(f"model.layers.{tap.index}.{p}_init" for p in tap.params)
+    return (
+        f"{label} got {why} in epoch {epoch}: the inputs of {tap.name} fall where its outputs are 0 "
+        f"or flat. Normalise the features (data.normalize: standard) or start it nearer them ({start})."
+    )
 
 
 def diagnose(
@@ -88,32 +150,3 @@ def zero_gradient_advice(layer_type: str, name: str, epoch: int, params: dict[st
         f"{head}: every sample is far outside the gaussian's width; start with a smaller b_init "
         "or a c_init nearer the data."
     )
-
-
-def metrics(model: Compiled, members: list[int]) -> dict[int, dict[str, float | None]]:
-    """Final loss, mae and r2 (keras.metrics) on the training rows, and on validation rows if any,
-    of `members`: one pass of the compiled model, then the metrics on those members' rows alone
-    (R2Score without class aggregation gives one score per member column, each its own)."""
-    out: dict[int, dict[str, float | None]] = {k: {} for k in members}
-    if not members:
-        return out
-    m, f, pick = model, model.sig.features, np.asarray(members)
-    sets = [("", m.x, m.y)] + ([("val_", m.xv, m.yv)] if model.sig.n_val else [])
-    for prefix, x, y in sets:
-        loss, pred = m.evaluate(x, y)
-        y, pred = ops.take(y, pick, axis=0), ops.take(pred, pick, axis=0)
-        mae = ops.mean(keras.metrics.mean_absolute_error(y, pred), axis=1)
-
-        def columns(t: Any) -> Any:
-            return ops.reshape(ops.transpose(t, (1, 0, 2)), (-1, len(members) * f))
-
-        r2 = keras.metrics.R2Score(class_aggregation=None)
-        r2.update_state(columns(y), columns(pred))
-        scores = {
-            "loss": ops.convert_to_numpy(loss)[pick],
-            "mae": ops.convert_to_numpy(mae),
-            "r2": ops.convert_to_numpy(r2.result()).reshape(len(members), f).mean(axis=1),
-        }
-        for i, k in enumerate(members):
-            out[k].update({f"{prefix}{name}": num(v[i]) for name, v in scores.items()})
-    return out

@@ -12,7 +12,6 @@ from collections import OrderedDict
 import keras
 from keras import ops
 
-from workers.engine import diagnostics
 from workers.engine.backend import BACKEND
 from workers.engine.step import Compiled, Signature, zero_arrays
 
@@ -52,14 +51,11 @@ def compiled_for(sig: Signature, warm: bool = False) -> Compiled:
 def warm_up(model: Compiled) -> None:
     """Compile the epoch and the final evaluation now, by running them once on a group of zeros
     (every member a padding member: weight 0, nothing learned); the next `load` resets it all.
-    A network's evaluation is that of both splits, which its group runs after every epoch."""
+    The evaluation is that of both splits, which a group runs after epochs and at the end."""
     sig = model.sig
     with keras.device(sig.device):
         model.put_data(zero_arrays(sig))
         model.put_orders(zero_arrays(sig), 1)
         ops.convert_to_numpy(model.epoch(1)[0])
-        if not sig.net:
-            diagnostics.metrics(model, [0])
-            return
         for x, y in [(model.x, model.y), *([(model.xv, model.yv)] if sig.n_val else [])]:
             ops.convert_to_numpy(model.evaluate(x, y)[0])

@@ -41,9 +41,9 @@ class JaxCompiled(Compiled):
         return self._evaluate([v.value for v in self.layer.trainable_variables], x, y)  # type: ignore[no-any-return]
 
     def _loss(self, trainable: list[Any], x: Any, y: Any, w: Any, weight: Any) -> tuple[Any, tuple[Any, Any]]:
-        pred, _ = self.layer.stateless_call(trainable, [], x)
+        (pred, taps), _ = self.layer.stateless_call(trainable, [], x)
         per_member = self.member_loss(y, pred, w[None, :])
-        return ops.sum(per_member * weight), (per_member, pred)
+        return ops.sum(per_member * weight), (per_member, taps)
 
     def _epoch_fn(
         self,
@@ -63,16 +63,15 @@ class JaxCompiled(Compiled):
         def step(carry: tuple[Any, ...], i: Any) -> tuple[tuple[Any, ...], None]:
             trainable, state, loss_sum, grad_abs, live = carry
             xb, yb, w = self.batch(x, y, keys, shuffle, i, order)
-            grads, (per_member, pred) = grad_fn(trainable, xb, yb, w, weight)
+            grads, (per_member, taps) = grad_fn(trainable, xb, yb, w, weight)
             trainable, state = self.optimizer.stateless_apply(state, grads, trainable)
-            dl, dg, dn = self.step_stats(per_member, grads, pred, w)
+            dl, dg, dn = self.step_stats(per_member, grads, taps, w)
             return (trainable, state, loss_sum + dl, grad_abs + dg, live + dn), None
 
-        k = self.sig.k
-        init = (trainable, state, jnp.zeros(k), jnp.zeros((k, len(trainable))), jnp.zeros(k))
+        init = (trainable, state, *self.zero_stats())
         (trainable, state, loss_sum, grad_abs, live), _ = jax.lax.scan(step, init, jnp.arange(self.steps))
         return trainable, state, self.totals(loss_sum, grad_abs, live)
 
     def _evaluate_fn(self, trainable: list[Any], x: Any, y: Any) -> tuple[Any, Any]:
-        pred, _ = self.layer.stateless_call(trainable, [], x)
+        (pred, _), _ = self.layer.stateless_call(trainable, [], x)
         return self.member_loss(y, pred, jnp.ones((1, x.shape[1]))), pred

@@ -16,8 +16,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from app import plan
+from app.data import split
 from workers.engine.shuffle import ROUNDS, HostOrders, on_host, rows_at
-from workers.layers import layer_for
 from workers.network import Stack
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
@@ -35,23 +36,63 @@ LOSSES = {
 class Signature:
     """Everything the compiled step depends on; groups with equal signatures share one compile."""
 
-    layer_type: str
-    per_feature: bool
+    layer_type: str  # a single layer's family, or "network"
     k: int  # members in the compiled step: the group's size rounded up by `bucket`
     n_train: int
     n_val: int
     features: int
+    targets: int  # columns of y (a single layer's y is shaped like x)
     batch: int
     optimizer: str
     loss: str
     device: str
-    net: str = ""  # a network's layers as JSON (`workers.network`); "" for one element-wise layer
-    targets: int = 0  # a network's columns of y (a single layer's y is shaped like x)
+    net: str  # the layers as JSON (`workers.network.Stack`), without their starting values
 
     @property
     def y_width(self) -> int:
         """Columns of y on the device."""
-        return self.targets if self.net else self.features
+        return self.targets
+
+    @property
+    def per_feature(self) -> bool:
+        """Whether a single layer has one parameter set per feature."""
+        return bool(json.loads(self.net)[0].get("per_feature", True))
+
+
+BUCKET_STEP = 1024  # K is rounded up to a power of two below this, to a multiple of it above
+
+
+def bucket(k: int) -> int:
+    """The member count compiled for a group of k jobs, so groups of nearby sizes (37 and 60
+    jobs: 64) share one compile; padding costs at most 2x the work, and nothing above 1024."""
+    return 1 << (k - 1).bit_length() if k <= BUCKET_STEP else -(-k // BUCKET_STEP) * BUCKET_STEP
+
+
+def architecture(layers: list[dict[str, Any]]) -> str:
+    """What the compiled model depends on: the layers without their starting values, as JSON."""
+    return json.dumps([{k: v for k, v in lay.items() if not k.endswith("_init")} for lay in layers], sort_keys=True)
+
+
+def signature(
+    spec: dict[str, Any], k: int, n: int, features: int, device: str, targets: int | None = None
+) -> Signature:
+    """The compiled step's signature for a group of k jobs of this spec with n rows of `features`
+    (and `targets` columns of y: a single layer's y is shaped like x)."""
+    t, job = spec["training"], plan.of(spec)
+    n_train, n_val = split(n, t["validation_split"])
+    return Signature(
+        job.name if job.single else "network",
+        bucket(k),
+        n_train,
+        n_val,
+        features,
+        features if targets is None else targets,
+        t["batch_size"],
+        t["optimizer"],
+        t["loss"],
+        device,
+        architecture(job.layers),
+    )
 
 
 def zero_arrays(sig: Signature) -> dict[str, np.ndarray]:
@@ -81,11 +122,7 @@ class Compiled:
         self.sig = sig
         self.steps = math.ceil(sig.n_train / sig.batch)
         self.loss_fn = LOSSES[sig.loss]
-        self.layer: Any
-        if sig.net:
-            self.layer = Stack(json.loads(sig.net), sig.k, name="network")
-        else:
-            self.layer = layer_for(sig.layer_type)(per_feature=sig.per_feature, members=sig.k, name=sig.layer_type)
+        self.layer = Stack(json.loads(sig.net), sig.k, name="network")
         with keras.device(sig.device):
             self.layer.build((sig.k, None, sig.features))
             self.optimizer = OPTIMIZERS[sig.optimizer]()
@@ -102,10 +139,8 @@ class Compiled:
         self.orders: HostOrders | None = None  # on a CPU: each epoch's orders, drawn by the host
 
     def named(self) -> dict[str, Any]:
-        """The layer's variables by name: a family's parameters, or a network's weights (`dense_1/kernel`)."""
-        if isinstance(self.layer, Stack):
-            return self.layer.named()
-        return {p: getattr(self.layer, p) for p in self.layer.PARAMS}
+        """The network's variables by weight name (`dense_1/kernel`, `bump_1/sigma`)."""
+        return self.layer.named()
 
     def load(
         self, arrays: dict[str, np.ndarray], inits: dict[str, np.ndarray], learning_rate: float, epochs: int
@@ -162,7 +197,8 @@ class Compiled:
 
     def epoch(self, number: int) -> tuple[Any, Any, Any]:
         """Epoch `number` (from 1): each member's mean loss (K,), the summed |gradient| of each
-        parameter (K, params), and the fraction of outputs that were not zero (K,)."""
+        variable (K, variables), and the fraction of each threshold layer's outputs that were not
+        zero (K, threshold layers)."""
         raise NotImplementedError
 
     def evaluate(self, x: Any, y: Any) -> tuple[Any, Any]:
@@ -188,13 +224,25 @@ class Compiled:
         """Rows `rows[k]` of member k's array a[k]."""
         return ops.take_along_axis(a, ops.expand_dims(rows, -1), axis=1)
 
-    def step_stats(self, per_member: Any, grads: list[Any], pred: Any, w: Any) -> tuple[Any, Any, Any]:
-        """A step's contribution to the epoch's loss sum, |gradient| sums and non-zero output count."""
-        g = ops.stack([ops.sum(ops.abs(gv), axis=(1, 2)) for gv in grads], axis=1)  # (K, params)
-        nonzero = ops.sum(ops.cast(pred != 0, "float32") * w[None, :, None], axis=(1, 2))
-        return per_member * ops.sum(w), g, nonzero
+    def zero_stats(self) -> tuple[Any, Any, Any]:
+        """The epoch's sums before its first step: loss (K,), |gradient| (K, variables), live (K, taps)."""
+        k = self.sig.k
+        return ops.zeros(k), ops.zeros((k, len(self.layer.trainable_variables))), ops.zeros((k, self.taps))
+
+    @property
+    def taps(self) -> int:
+        """The network's threshold layers."""
+        return len(self.layer.tap_widths)
+
+    def step_stats(self, per_member: Any, grads: list[Any], taps: list[Any], w: Any) -> tuple[Any, Any, Any]:
+        """A step's contribution to the epoch's loss sum, |gradient| sums and each threshold
+        layer's non-zero output count."""
+        g = ops.stack([ops.sum(ops.abs(gv), axis=tuple(range(1, len(gv.shape)))) for gv in grads], axis=1)
+        nonzero = [ops.sum(ops.cast(t != 0, "float32") * w[None, :, None], axis=(1, 2)) for t in taps]
+        live = ops.stack(nonzero, axis=1) if nonzero else ops.zeros((self.sig.k, 0))
+        return per_member * ops.sum(w), g, live
 
     def totals(self, loss_sum: Any, grad_abs: Any, live: Any) -> tuple[Any, Any, Any]:
-        """The epoch's sums as `epoch` returns them: mean loss and non-zero fraction per member."""
-        sig = self.sig
-        return loss_sum / sig.n_train, grad_abs, live / (sig.n_train * sig.features)
+        """The epoch's sums as `epoch` returns them: mean loss and non-zero fractions per member."""
+        n, widths = self.sig.n_train, np.asarray(self.layer.tap_widths, np.float32)
+        return loss_sum / n, grad_abs, live / (n * widths)

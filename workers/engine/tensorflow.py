@@ -51,19 +51,18 @@ class TensorFlowCompiled(Compiled):
         def body(i: Any, loss_sum: Any, grad_abs: Any, live: Any) -> tuple[Any, ...]:
             xb, yb, w = self.batch(self.x, self.y, keys, shuffle, i, order)
             with tf.GradientTape() as tape:
-                pred = self.layer(xb)
+                pred, taps = self.layer(xb)
                 per_member = self.member_loss(yb, pred, w[None, :])
                 total = ops.sum(per_member * self.weight)
             grads = tape.gradient(total, variables)
             self.optimizer.apply(grads, variables)
-            dl, dg, dn = self.step_stats(per_member, grads, pred, w)
+            dl, dg, dn = self.step_stats(per_member, grads, taps, w)
             return i + 1, loss_sum + dl, grad_abs + dg, live + dn
 
-        k = self.sig.k
-        zeros = (tf.zeros(k), tf.zeros((k, len(variables))), tf.zeros(k))
+        zeros = self.zero_stats()
         _, loss_sum, grad_abs, live = tf.while_loop(lambda i, *_: i < self.steps, body, (tf.constant(0), *zeros))
         return self.totals(loss_sum, grad_abs, live)
 
     def _evaluate_fn(self, x: Any, y: Any) -> tuple[Any, Any]:
-        pred = self.layer(x)
+        pred, _ = self.layer(x)
         return self.member_loss(y, pred, tf.ones((1, tf.shape(x)[1]))), pred
