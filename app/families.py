@@ -31,6 +31,9 @@ class Family:
     nonnegative: frozenset[str] = frozenset()  # kept >= 0 by a constraint (the math relies on it)
     # A starting value drawn from the training seed when a request leaves `<param>_init` null.
     draws: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # (xp, lo, hi, *params in order) -> (argmin, argmax) over x in [lo, hi], element-wise: the bounds of
+    # a trained model (app.bounds) build the family's interval and linear bounds on it; None: none yet.
+    extremes: Callable[..., tuple[Any, Any]] | None = None
 
     def evaluate(self, xp: Any, x: Any, params: dict[str, Any]) -> Any:
         """The family's function of x with the given parameters."""
@@ -83,6 +86,7 @@ register(
         label="exp(-sigma / (sigma - x²))",
         nonnegative=frozenset({"sigma"}),
         draws={"sigma": (0.01, 0.1)},  # the seed's [0, 0.1) less the draws too small to learn
+        extremes=functions.bump_extremes,
     )
 )
 register(
@@ -94,5 +98,27 @@ register(
         target={"a": 1.0, "b": 1.0, "c": 0.0},
         label="a·exp(-b (x - c)²)",
         nonnegative=frozenset({"b"}),
+        extremes=functions.gaussian_extremes,
+    )
+)
+register(
+    Family(
+        "pulse",
+        ("x_max", "width"),
+        functions.pulse,
+        inits={"x_max": 1.0, "width": 0.5},
+        target={"x_max": 0.9, "width": 0.3},
+        label="1 where x_max - width < |x| < x_max, else 0",
+        nonnegative=frozenset({"x_max", "width"}),
+    )
+)
+register(
+    Family(
+        "step",
+        ("threshold",),
+        functions.step,
+        inits={"threshold": 0.0},
+        target={"threshold": 0.0},
+        label="1 where x > threshold, else 0",
     )
 )

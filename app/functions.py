@@ -1,4 +1,4 @@
-"""The bump and gaussian math, written once against an array namespace.
+"""The element-wise families' math, written once against an array namespace.
 
 `xp` is `numpy` (serving, data generation; no TensorFlow in the API process) or `keras.ops`
 (training), so the two cannot drift apart. Both forms are safe for every finite input: the
@@ -41,3 +41,58 @@ def gaussian(xp: Any, x: Any, a: Any, b: Any, c: Any) -> Any:
     """a * exp(-b * (x - c)^2); b is kept >= 0 by the layer so the exponent never grows."""
     diff = xp.clip(x - c, -GAUSS_CLIP, GAUSS_CLIP)
     return a * xp.exp(-b * (diff * diff))
+
+
+# Where each function takes its least and greatest value over an interval, for the bounds of a trained
+# model (app.bounds): both are even about a centre (0, c) and monotone in the distance to it, so the
+# extremes over [lo, hi] lie at the point nearest the centre and at the farther end. Exact; NumPy.
+
+
+def _even_extremes(xp: Any, f: Any, lo: Any, hi: Any, centre: Any) -> tuple[Any, Any]:
+    """(argmin, argmax) over [lo, hi] of a function f of x even about `centre` and monotone in |x - centre|."""
+    near = xp.clip(centre, lo, hi)
+    far = xp.where(xp.abs(lo - centre) >= xp.abs(hi - centre), lo, hi)
+    peak = f(near) >= f(far)
+    return xp.where(peak, far, near), xp.where(peak, near, far)
+
+
+def bump_extremes(xp: Any, lo: Any, hi: Any, sigma: Any) -> tuple[Any, Any]:
+    """(argmin, argmax) of `bump` over x in [lo, hi]: e^-1 at 0, never growing with |x| (the ends of
+    its support, |x| < sigma and x^2 < sigma (1 - 1/T_MAX), included)."""
+    return _even_extremes(xp, lambda x: bump(xp, x, sigma), lo, hi, 0.0)
+
+
+def gaussian_extremes(xp: Any, lo: Any, hi: Any, a: Any, b: Any, c: Any) -> tuple[Any, Any]:
+    """(argmin, argmax) of `gaussian` over x in [lo, hi] (a and b of either sign)."""
+    return _even_extremes(xp, lambda x: gaussian(xp, x, a, b, c), lo, hi, c)
+
+
+def pulse(xp: Any, x: Any, x_max: Any, width: Any) -> Any:
+    """Seed 002's pulse: 1 where x_max - width < |x| < x_max, else 0 (exactly; no gradient of its own)."""
+    ax = xp.abs(x)
+    inside = xp.logical_and(ax > x_max - width, ax < x_max)
+    return xp.where(inside, xp.ones_like(ax), xp.zeros_like(ax))
+
+
+def step(xp: Any, x: Any, threshold: Any) -> Any:
+    """Heaviside: 1 where x > threshold, else 0 (exactly; no gradient of its own)."""
+    return xp.where(x > threshold, xp.ones_like(x), xp.zeros_like(x))
+
+
+def sigmoid(xp: Any, z: Any) -> Any:
+    """1 / (1 + exp(-z)) written with tanh, finite for every finite z in either namespace."""
+    return 0.5 * (xp.tanh(0.5 * z) + 1.0)
+
+
+def pulse_window(xp: Any, x: Any, x_max: Any, width: Any, surrogate_width: Any) -> Any:
+    """The pulse's smooth stand-in, whose gradient trains it: a window that rises across the lower
+    edge and falls across the upper one, each a sigmoid of slope 1 / surrogate_width at its edge."""
+    ax = xp.abs(x)
+    rise = sigmoid(xp, 4.0 * (ax - (x_max - width)) / surrogate_width)
+    fall = sigmoid(xp, 4.0 * (x_max - ax) / surrogate_width)
+    return rise * fall
+
+
+def step_sigmoid(xp: Any, x: Any, threshold: Any, slope: Any) -> Any:
+    """The step's sigmoid stand-in: sigmoid(slope * (x - threshold))."""
+    return sigmoid(xp, slope * (x - threshold))

@@ -55,7 +55,13 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "swish": lambda x: x * _sigmoid(x),
     "mish": lambda x: x * np.tanh(_softplus(x)),
 }
-THRESHOLDS = ("bump", "gaussian")  # the element-wise families a network may hold
+THRESHOLDS = ("bump", "gaussian", "pulse", "step")  # the element-wise families a network may hold
+HARD = ("pulse", "step")  # exact 0/1 outputs, trained through surrogate gradients (workers.hard)
+# The layer options the compiled network depends on besides type, units, activation and use_bias;
+# a fuse key names one only when it is set, so the keys of networks without them stay as they were.
+OPTIONS = ("weight_norm", "kernel_constraint", "surrogate", "surrogate_width", "surrogate_slope")
+COMPILED_KEYS = ("type", "units", "activation", "use_bias", *OPTIONS)  # what a compiled network depends on
+NORM_FLOOR = 1e-12  # the least squared norm weight normalisation divides by (tf.math.l2_normalize's)
 CLASSIFICATION = {"binary_crossentropy", "sparse_categorical_crossentropy", "categorical_crossentropy"}
 
 
@@ -84,6 +90,7 @@ def parameter_count(layers: list[dict[str, Any]], features: int) -> int:
     for layer in layers:
         if layer["type"] == "dense":
             total += width * layer["units"] + (layer["units"] if layer.get("use_bias", True) else 0)
+            total += layer["units"] if layer.get("weight_norm") else 0  # each unit's g
             width = layer["units"]
         elif layer["type"] in families.FAMILIES:
             total += width * len(families.get(layer["type"]).params)
@@ -92,7 +99,31 @@ def parameter_count(layers: list[dict[str, Any]], features: int) -> int:
 
 def architecture(layers: list[dict[str, Any]]) -> list[Any]:
     """What a compiled network depends on (types, units, activations, biases), not starting values."""
-    return [[lay["type"], lay.get("units"), lay.get("activation"), lay.get("use_bias")] for lay in layers]
+    return [
+        [lay["type"], lay.get("units"), lay.get("activation"), lay.get("use_bias")]
+        + [[key, lay[key]] for key in OPTIONS if lay.get(key) not in (None, False)]
+        for lay in layers
+    ]
+
+
+def dense_kernel(layer: dict[str, Any], name: str, weights: dict[str, np.ndarray]) -> np.ndarray:
+    """A dense layer's kernel (in, units): its `kernel`, or with `weight_norm` g * v / ||v|| per unit
+    (Salimans and Kingma) from its `g` and `v` (v stored flat or (in, units)), in float32."""
+    if not layer.get("weight_norm"):
+        return weights[f"{name}/kernel"]
+    v = np.reshape(weights[f"{name}/v"], (-1, layer["units"])).astype(np.float32)
+    g = np.reshape(weights[f"{name}/g"], (1, -1)).astype(np.float32)
+    scale = g / np.sqrt(np.maximum(np.sum(v * v, axis=0, keepdims=True), np.float32(NORM_FLOOR)))
+    return (v * scale).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def weight_normed_kernels(layers: list[dict[str, Any]], weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The kernels of the `weight_norm` dense layers (`dense_1/kernel`), as their artifact's plain Dense holds them."""
+    return {
+        f"{name}/kernel": dense_kernel(layer, name, weights)
+        for layer, name in zip(layers, names(layers), strict=True)
+        if layer["type"] == "dense" and layer.get("weight_norm")
+    }
 
 
 def default_columns(features: int, outputs: int) -> list[str]:
@@ -190,7 +221,7 @@ def forward(layers: list[dict[str, Any]], weights: dict[str, np.ndarray], x: np.
         for name, layer in zip(names(layers), layers, strict=True):
             kind = layer["type"]
             if kind == "dense":
-                out = out @ weights[f"{name}/kernel"]
+                out = out @ dense_kernel(layer, name, weights)
                 if f"{name}/bias" in weights:
                     out = out + weights[f"{name}/bias"]
                 out = ACTIVATIONS[layer.get("activation", "linear")](out)

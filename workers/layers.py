@@ -165,3 +165,7 @@ class Standardize(keras.layers.Layer):  # type: ignore[misc]  # Keras has no typ
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "invert": self.invert}
+
+
+# The hard thresholds' layers subclass _ParamLayer: imported last, they register beside the two above.
+from workers import hard  # noqa: E402,F401

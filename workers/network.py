@@ -17,36 +17,81 @@ import numpy as np
 from keras import ops
 
 from app import families, networks
+from workers.hard import options
 from workers.layers import Standardize, layer_for
 
 
-class MembersDense(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
-    """K independent Dense layers at once: activation(einsum("kbi,kio->kbo", x, kernel) + bias)."""
+def members_constraint(name: str | None) -> Any:
+    """Keras's kernel constraint `name` acting on each member's kernel of a (K, in, units) stack:
+    the norms of Keras's (axis 0 of one kernel: each unit's column) are taken over axis 1."""
+    if name is None:
+        return None
+    constraint = keras.constraints.get(name)
+    config = constraint.get_config()
+    return type(constraint)(**{**config, "axis": 1}) if "axis" in config else constraint
 
-    def __init__(self, units: int, members: int, activation: str = "linear", use_bias: bool = True, **kw: Any) -> None:
+
+class MembersDense(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
+    """K independent Dense layers at once: activation(einsum("kbi,kio->kbo", x, kernel) + bias).
+
+    With `weight_norm` the kernel is g * v / ||v|| per member and unit (Salimans and Kingma), g
+    (K, 1, units) and v (K, in, units) trained; `kernel_constraint` (a Keras name) holds each
+    member's kernel (with weight_norm, non_neg holds v and g) after every optimizer step."""
+
+    def __init__(
+        self,
+        units: int,
+        members: int,
+        activation: str = "linear",
+        use_bias: bool = True,
+        weight_norm: bool = False,
+        kernel_constraint: str | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
-        self.units, self.members, self.use_bias = units, members, use_bias
+        self.units, self.members, self.use_bias, self.weight_norm = units, members, use_bias, weight_norm
         self.activation = keras.activations.get(activation)
+        self.kernel_constraint = members_constraint(kernel_constraint)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        k, i = self.members, int(input_shape[-1])  # type: ignore[arg-type]
-        self.kernel = self.add_weight(name="kernel", shape=(k, i, self.units), initializer="zeros")
+        k, i, con = self.members, int(input_shape[-1]), self.kernel_constraint  # type: ignore[arg-type]
+        if self.weight_norm:
+            self.g = self.add_weight(name="g", shape=(k, 1, self.units), initializer="ones", constraint=con)
+            self.v = self.add_weight(name="v", shape=(k, i, self.units), initializer="ones", constraint=con)
+        else:
+            self.kernel = self.add_weight(name="kernel", shape=(k, i, self.units), initializer="zeros", constraint=con)
         self.bias = (
             self.add_weight(name="bias", shape=(k, 1, self.units), initializer="zeros") if self.use_bias else None
         )
 
+    def effective_kernel(self) -> Any:
+        """The kernel the layer multiplies by: its own, or g * v / ||v|| (`app.networks.dense_kernel`)."""
+        if not self.weight_norm:
+            return self.kernel
+        v = ops.convert_to_tensor(self.v)
+        norm2 = ops.maximum(ops.sum(v * v, axis=1, keepdims=True), networks.NORM_FLOOR)
+        return v * (ops.convert_to_tensor(self.g) / ops.sqrt(norm2))
+
     def call(self, x: Any) -> Any:
-        out = ops.einsum("kbi,kio->kbo", x, self.kernel)
+        out = ops.einsum("kbi,kio->kbo", x, self.effective_kernel())
         return self.activation(out + self.bias if self.bias is not None else out)
 
 
 def _dense(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
-    return MembersDense(spec["units"], k, spec.get("activation", "linear"), spec.get("use_bias", True), name=name)
+    return MembersDense(
+        spec["units"],
+        k,
+        spec.get("activation", "linear"),
+        spec.get("use_bias", True),
+        bool(spec.get("weight_norm")),
+        spec.get("kernel_constraint"),
+        name=name,
+    )
 
 
 def _threshold(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
     # One parameter per unit in a network; a single layer's may be shared (`layer.per_feature`).
-    return layer_for(spec["type"])(per_feature=spec.get("per_feature", True), members=k, name=name)
+    return layer_for(spec["type"])(per_feature=spec.get("per_feature", True), members=k, name=name, **options(spec))
 
 
 def _activation(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
@@ -60,17 +105,22 @@ FUSED: dict[str, Builder] = {"dense": _dense, "activation": _activation, **{f: _
 # The plain Keras layer of each type, for the artifact.
 PLAIN: dict[str, Callable[[dict[str, Any], str], keras.layers.Layer]] = {
     "dense": lambda s, n: keras.layers.Dense(
-        s["units"], activation=s.get("activation", "linear"), use_bias=s.get("use_bias", True), name=n
+        s["units"],
+        activation=s.get("activation", "linear"),
+        use_bias=s.get("use_bias", True),
+        kernel_constraint=s.get("kernel_constraint"),  # the artifact's kernel is w, weight-normed or not
+        name=n,
     ),
     "activation": lambda s, n: keras.layers.Activation(s["activation"], name=n),
-    **{f: (lambda s, n: layer_for(s["type"])(per_feature=True, name=n)) for f in networks.THRESHOLDS},
+    **{f: (lambda s, n: layer_for(s["type"])(per_feature=True, name=n, **options(s))) for f in networks.THRESHOLDS},
 }
 
 
 def slots(layer: keras.layers.Layer) -> list[str]:
     """A layer's weights in the order of its variables, as `app.networks.forward` names them."""
     if isinstance(layer, MembersDense | keras.layers.Dense):
-        return ["kernel", "bias"] if layer.use_bias else ["kernel"]
+        kernel = ["g", "v"] if getattr(layer, "weight_norm", False) else ["kernel"]
+        return [*kernel, "bias"] if layer.use_bias else kernel
     return list(getattr(layer, "PARAMS", ()))
 
 
@@ -126,7 +176,12 @@ def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.
     for spec, name in zip(layers, networks.names(layers), strict=True):
         if spec["type"] == "dense":
             limit = np.sqrt(6.0 / (width + spec["units"]))
-            out[f"{name}/kernel"] = rng.uniform(-limit, limit, size=(width, spec["units"])).astype(np.float32)
+            kernel = rng.uniform(-limit, limit, size=(width, spec["units"])).astype(np.float32)
+            if spec.get("weight_norm"):  # v is the kernel drawn as usual and g its norms: w starts as it
+                out[f"{name}/v"] = kernel
+                out[f"{name}/g"] = np.sqrt(np.sum(kernel.astype(np.float64) ** 2, axis=0)).astype(np.float32)
+            else:
+                out[f"{name}/kernel"] = kernel
             if spec.get("use_bias", True):
                 out[f"{name}/bias"] = np.zeros(spec["units"], np.float32)
             width = spec["units"]
@@ -174,6 +229,7 @@ def plain(layers: list[dict[str, Any]], features: int, weights: dict[str, np.nda
     """The network as a plain Keras Sequential holding one member's `weights` (with, when they hold
     statistics such as `mean` and `variance`, a `Standardize` layer)."""
     model, names = plain_model(layers, features, [key for key in STATISTICS if key in weights])
+    weights = {**weights, **networks.weight_normed_kernels(layers, weights)}
     for var, name in zip(model.weights, names, strict=True):
         var.assign(np.reshape(weights[name], var.shape))
     return model

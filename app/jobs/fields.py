@@ -17,6 +17,7 @@ from app.ids import looks_like_id
 Finite = Annotated[float, StrictType(), Field(allow_inf_nan=False)]
 Bounded = Annotated[Finite, Field(ge=-DATA_MAX, le=DATA_MAX)]
 NonNegative = Annotated[Finite, Field(ge=0, le=DATA_MAX)]
+Positive = Annotated[Finite, Field(gt=0, le=DATA_MAX)]
 # Adam's and RMSprop's updates divide by terms of this size; below float32's smallest normal number
 # a learning rate is 0 or subnormal in float32, and training silently does nothing.
 FLOAT32_TINY = 1.1754943508222875e-38

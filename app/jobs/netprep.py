@@ -68,9 +68,10 @@ def check(req: JobRequest, tab: Table, n: int, settings: Settings) -> int:
     assert req.model is not None
     layers = [lay.model_dump() for lay in req.model.layers]
     features = tab.x.shape[1]
+    check_layers(layers, req.training.loss)
     count = networks.parameter_count(layers, features)
     if count == 0:
-        raise InvalidInput.at("model.layers", "has nothing to train: add a dense, bump or gaussian layer")
+        raise InvalidInput.at("model.layers", "has nothing to train: add a dense or threshold layer")
     if count > MAX_PARAMETERS:
         raise TooLarge.at("model.layers", f"has {count} parameters, more than the limit {MAX_PARAMETERS}")
     width = networks.widths(layers, features)[-1]
@@ -90,9 +91,38 @@ def check(req: JobRequest, tab: Table, n: int, settings: Settings) -> int:
     return width
 
 
+# Constraints that set each unit's norm, which weight_norm's g sets: the two cannot both hold it.
+NORM_CONSTRAINTS = {"unit_norm", "max_norm", "min_max_norm"}
+
+
+def check_layers(layers: list[dict[str, Any]], loss: str) -> None:
+    """Options that contradict each other or the loss, named by layer and field: weight_norm with a
+    constraint on the norm its g sets, and a classification loss after an exact 0/1 output (Keras's
+    cross-entropies clip outputs of 0 and 1, so the surrogate's gradient would be cut)."""
+    for i, layer in enumerate(layers):
+        if layer["type"] == "dense" and layer.get("weight_norm") and layer.get("kernel_constraint") in NORM_CONSTRAINTS:
+            raise InvalidInput.at(
+                f"model.layers.{i}.kernel_constraint",
+                f"{layer['kernel_constraint']} sets each unit's norm, which weight_norm's g sets; "
+                "use one of them (non_neg goes with weight_norm)",
+            )
+    last = len(layers) - 1
+    if layers[last]["type"] in networks.HARD and loss in networks.CLASSIFICATION:
+        raise InvalidInput.at(
+            "training.loss",
+            f"{loss} clips the outputs 0 and 1 of the last layer ({layers[last]['type']}, model.layers.{last}), "
+            "which then gets no gradient; use mse, or end with a dense sigmoid",
+        )
+
+
 def spec_of(spec: dict[str, Any], tab: Table, width: int) -> dict[str, Any]:
     """The stored spec of a network job: no `layer`; the table's column names and widths."""
     spec.pop("layer", None)
+    for layer in spec["model"]["layers"]:  # a dense layer's options are stored where they are used
+        if layer["type"] == "dense":
+            for key, default in (("weight_norm", False), ("kernel_constraint", None)):
+                if layer.get(key, default) == default:
+                    layer.pop(key, None)
     spec["model"]["outputs"] = width
     data = spec["data"]
     data["columns"], data["target"] = tab.columns, tab.target

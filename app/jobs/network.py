@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import Discriminator, Field, Tag
 from typing_extensions import TypedDict
 
-from app.jobs.fields import Bounded, NonNegative, Strict
+from app.jobs.fields import Bounded, NonNegative, Positive, Strict
 
 ActivationName = Literal[
     "linear",
@@ -43,6 +43,8 @@ MetricName = Literal[
     "rmse",
     "r2",
 ]
+# Keras's kernel constraints by name (keras.constraints.get), applied after each optimizer step.
+KernelConstraint = Literal["unit_norm", "max_norm", "non_neg", "min_max_norm"]
 MAX_LAYERS = 32  # layers in one network
 MAX_UNITS = 4096  # units of one dense layer
 MAX_PARAMETERS = 1_000_000  # trainable numbers in one network (each fused member holds its own)
@@ -55,6 +57,12 @@ class DenseLayer(Strict):
     units: int = Field(ge=1, le=MAX_UNITS)
     activation: ActivationName = Field("linear", description="a Keras activation name")
     use_bias: bool = True
+    weight_norm: bool = Field(
+        False, description="w = g * v / ||v|| per unit (Salimans and Kingma), g and v trained; the artifact holds w"
+    )
+    kernel_constraint: KernelConstraint | None = Field(
+        None, description="a Keras constraint on each unit's kernel column, applied after every step"
+    )
 
 
 class BumpUnits(Strict):
@@ -73,6 +81,34 @@ class GaussianUnits(Strict):
     c_init: Bounded = 0.0
 
 
+class PulseUnits(Strict):
+    """A pulse over each unit: exactly 1 where x_max - width < |x| < x_max, else 0; trainable x_max
+    and width >= 0 per unit, trained through a smooth window's gradient (`surrogate`)."""
+
+    type: Literal["pulse"]
+    x_max_init: NonNegative = 1.0
+    width_init: Positive = 0.5
+    surrogate: Literal["sigmoid", "none"] = Field(
+        "sigmoid", description="the window whose gradient trains the pulse; none: a plain where, no gradient"
+    )
+    surrogate_width: Positive | None = Field(
+        None, description="each edge's ramp (slope 1/surrogate_width); null: half the pulse's width as it trains"
+    )
+
+
+class StepUnits(Strict):
+    """A Heaviside step over each unit: exactly 1 where x > threshold, else 0; trainable threshold per unit."""
+
+    type: Literal["step"]
+    threshold_init: Bounded = 0.0
+    surrogate: Literal["ste", "sigmoid", "none"] = Field(
+        "ste",
+        description="ste: the gradient passes straight through (1 for x, -1 for the threshold); "
+        "sigmoid: that of sigmoid(surrogate_slope * (x - threshold)); none: no gradient",
+    )
+    surrogate_slope: Positive = Field(4.0, description="the sigmoid surrogate's slope")
+
+
 class ActivationLayer(Strict):
     """A plain Keras activation (a baseline for the threshold layers)."""
 
@@ -88,14 +124,16 @@ NetworkLayer = Annotated[
     Annotated[DenseLayer, Tag("dense")]
     | Annotated[BumpUnits, Tag("bump")]
     | Annotated[GaussianUnits, Tag("gaussian")]
+    | Annotated[PulseUnits, Tag("pulse")]
+    | Annotated[StepUnits, Tag("step")]
     | Annotated[ActivationLayer, Tag("activation")],
     Discriminator(
         _type,
         custom_error_type="invalid_layer",
-        custom_error_message="needs type 'dense', 'bump', 'gaussian' or 'activation'",
+        custom_error_message="needs type 'dense', 'bump', 'gaussian', 'pulse', 'step' or 'activation'",
     ),
 ]
-LAYER_TAGS = frozenset({"dense", "bump", "gaussian", "activation"})
+LAYER_TAGS = frozenset({"dense", "bump", "gaussian", "pulse", "step", "activation"})
 
 
 class Network(Strict):
@@ -118,6 +156,14 @@ class NetworkLayerSpec(TypedDict, total=False):
     a_init: float
     b_init: float
     c_init: float
+    weight_norm: bool
+    kernel_constraint: str | None
+    x_max_init: float
+    width_init: float
+    threshold_init: float
+    surrogate: str
+    surrogate_width: float | None
+    surrogate_slope: float
 
 
 class NetworkSpec(TypedDict):

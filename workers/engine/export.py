@@ -19,6 +19,7 @@ import h5py
 import keras
 import numpy as np
 
+from app import networks
 from workers import network
 from workers.layers import build_model
 
@@ -107,6 +108,7 @@ def network_artifact(layers: list[dict[str, Any]], features: int, weights: dict[
     holding one member's `weights`, from its shape's template."""
     shape = [{k: v for k, v in lay.items() if not k.endswith("_init")} for lay in layers]
     stats = [name for name in network.STATISTICS if name in weights]
+    weights = {**weights, **networks.weight_normed_kernels(layers, weights)}  # a plain Dense holds w = g v / ||v||
     return patch(_network_template(json.dumps([shape, features, stats], sort_keys=True)), weights)
 
 
