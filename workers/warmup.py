@@ -27,8 +27,7 @@ from app.jobs.models import Job
 from app.jobs.schemas import JobRequest
 from workers.engine import export
 from workers.engine.factory import compiled_for
-from workers.engine.group import signature
-from workers.engine.step import Signature
+from workers.engine.step import Signature, signature
 from workers.layers import layer_for
 
 log = logging.getLogger("bumpfit.worker")

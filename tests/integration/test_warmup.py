@@ -14,7 +14,8 @@ from tests.integration.test_queue import claim, submit
 from tests.unit.test_training import bump_member
 from workers import warmup
 from workers.engine import Member, factory, step
-from workers.engine.group import Group, signature
+from workers.engine.group import Group
+from workers.engine.step import signature
 
 NET = [{"type": "dense", "units": 4}, {"type": "bump", "sigma_init": 0.3}, {"type": "dense", "units": 2}]
 NET_X = [[i / 50, 1 - i / 50, (i % 3) / 3] for i in range(50)]  # 50 rows of 3 features, 10 for validation
