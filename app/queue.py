@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy import Table, and_, select, update
 from sqlalchemy.orm import Session
 
 from app import bulk
@@ -21,6 +21,7 @@ from app.db import utcnow
 from app.jobs.models import FINISHED, Artifact, Job, JobStatus
 from app.outbox import events as outbox
 from app.progress import JOBS, add_epoch, held, held_under, start_group
+from app.versions import next_version, versions
 from app.wake import CHANNEL, is_postgres, notify, on_enqueue
 
 __all__ = [
@@ -128,39 +129,6 @@ def _ids(session: Session, stmt: Any) -> list[str]:
 def _ended() -> dict[str, Any]:
     """What every end of a run writes besides its state: the time, and the lease released."""
     return {"finished_at": utcnow(), "lease_token": None, "lease_expires_at": None}
-
-
-def next_version(job_id: Any) -> Any:
-    """The next version number of the model that job `job_id` trains (a scalar subquery). Deleted
-    versions are stored negated and still count, so a number is never given twice."""
-    other = JOBS.alias("other")
-    name = select(JOBS.c.model_name).where(JOBS.c.id == job_id).scalar_subquery()
-    return (
-        select(func.coalesce(func.max(func.abs(other.c.model_version)), 0) + 1)
-        .where(other.c.model_name == name)
-        .scalar_subquery()
-    )
-
-
-def versions(session: Session, job_ids: list[str]) -> dict[str, int]:
-    """The next model version of each job in `job_ids`, in one query: after the highest version
-    (deleted ones count, stored negated) of its model name; jobs of one name take the next
-    numbers in submission order."""
-    other = JOBS.alias("other")
-    top = (
-        select(func.coalesce(func.max(func.abs(other.c.model_version)), 0))
-        .where(other.c.model_name == JOBS.c.model_name)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(JOBS.c.id, JOBS.c.model_name, top).where(JOBS.c.id.in_(job_ids)).order_by(JOBS.c.seq)
-    ).all()
-    taken: dict[str, int] = {}
-    out = {}
-    for job_id, name, highest in rows:
-        taken[name] = taken.get(name, highest) + 1
-        out[job_id] = taken[name]
-    return out
 
 
 def succeed_many(session: Session, token: str, results: dict[str, dict[str, Any]]) -> set[str]:

@@ -25,6 +25,7 @@ from app.outbox.dispatch import Retry
 from app.outbox.egress import Policy, Refused
 from app.outbox.events import JOB_EVENTS, LABELS, SWEEP_DONE
 from app.outbox.models import OutboxEvent
+from app.outbox.runs import as_number, flatten, millis, numbers, tags_of
 from app.serving.models import ModelLabel
 from app.settings import Settings, public_url
 
@@ -33,39 +34,10 @@ API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 EXPERIMENT = "bumpfit"  # every run goes to this experiment, created on first use
 RUN_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
-PARAM_CHARS = 6000  # MLflow's longest param value
 BATCH = 900  # metrics per log-batch call (MLflow takes up to 1000)
 KERAS_PATH = "model/model.keras"
 CALL_SECONDS = 120.0  # one REST call's deadline, all told (an artifact upload included)
 REPLY_BYTES = 16 * 1024 * 1024  # of a reply read (a run's params and latest metrics can be large)
-
-
-def _ms(t: datetime | None) -> int:
-    return int(t.timestamp() * 1000) if t is not None else 0
-
-
-def flatten(spec: Any, prefix: str = "") -> dict[str, str]:
-    """A nested spec as dotted keys (`training.epochs`) and string values, as MLflow params."""
-    if isinstance(spec, dict):
-        out: dict[str, str] = {}
-        for k, v in spec.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-        return out
-    value = spec if isinstance(spec, str) else json.dumps(spec)
-    return {prefix[:-1]: value[:PARAM_CHARS]}
-
-
-def numbers(values: Any, prefix: str = "") -> dict[str, Any]:
-    """Learned parameters as metric keys: `sigma`, or `sigma.0`, `sigma.1` per feature (nested too)."""
-    if isinstance(values, dict):
-        return {k: v for name, sub in values.items() for k, v in numbers(sub, f"{prefix}{name}.").items()}
-    if isinstance(values, list):
-        return {k: v for i, sub in enumerate(values) for k, v in numbers(sub, f"{prefix}{i}.").items()}
-    return {prefix[:-1]: values}
-
-
-def _tags(tags: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"key": k, "value": str(v)} for k, v in tags.items() if v is not None]
 
 
 class Exporter:
@@ -141,7 +113,7 @@ class Exporter:
 
     def create_run(self, name: str, start: int, tags: dict[str, Any]) -> dict[str, Any]:
         """A new run."""
-        body = {"experiment_id": self.experiment_id(), "run_name": name, "start_time": start, "tags": _tags(tags)}
+        body = {"experiment_id": self.experiment_id(), "run_name": name, "start_time": start, "tags": tags_of(tags)}
         return dict(self.call("POST", f"{API}/runs/create", body)["run"])
 
     # -- events -------------------------------------------------------------------------------
@@ -159,7 +131,7 @@ class Exporter:
         """The sweep's parent run id, created on first use."""
         run = self.find_run("bumpfit.sweep_run", sweep_id)
         if run is None:
-            run = self.create_run(f"sweep {sweep_id}", _ms(created), {"bumpfit.sweep_run": sweep_id})
+            run = self.create_run(f"sweep {sweep_id}", millis(created), {"bumpfit.sweep_run": sweep_id})
         return str(run["info"]["run_id"])
 
     def export_job(self, url: str, job_id: str) -> None:
@@ -197,22 +169,22 @@ class Exporter:
         if job.sweep_id:
             tags["bumpfit.sweep_id"] = job.sweep_id
             tags["mlflow.parentRunId"] = self.parent(job.sweep_id, job.created_at)
-        run = self.create_run(job.id, _ms(job.started_at or job.created_at), tags)
+        run = self.create_run(job.id, millis(job.started_at or job.created_at), tags)
         run_id, artifact_uri = str(run["info"]["run_id"]), str(run["info"]["artifact_uri"])
         params = [{"key": k, "value": v} for k, v in flatten(job.spec).items()]
         metrics: list[dict[str, Any]] = []
         for row in history:
             values = {"loss": row.loss, "val_loss": row.val_loss, **numbers(row.params)}
             for key, value in values.items():
-                number = _number(value)
+                number = as_number(value)
                 if number is not None:
-                    metrics.append({"key": key, "value": number, "timestamp": _ms(row.timestamp), "step": row.epoch})
+                    metrics.append({"key": key, "value": number, "timestamp": millis(row.timestamp), "step": row.epoch})
         last = history[-1].epoch if history else 0
         for key, value in (job.metrics or {}).items():
-            number = _number(value)
+            number = as_number(value)
             if number is not None:
                 metrics.append(
-                    {"key": f"final_{key}", "value": number, "timestamp": _ms(job.finished_at), "step": last}
+                    {"key": f"final_{key}", "value": number, "timestamp": millis(job.finished_at), "step": last}
                 )
         for i in range(0, max(len(params), 1), 100):
             self.call("POST", f"{API}/runs/log-batch", {"run_id": run_id, "params": params[i : i + 100]})
@@ -220,7 +192,7 @@ class Exporter:
             self.call("POST", f"{API}/runs/log-batch", {"run_id": run_id, "metrics": metrics[i : i + BATCH]})
         if keras is not None:
             self.upload(artifact_uri, KERAS_PATH, keras)
-        end = {"run_id": run_id, "status": RUN_STATUS.get(job.status, "FINISHED"), "end_time": _ms(job.finished_at)}
+        end = {"run_id": run_id, "status": RUN_STATUS.get(job.status, "FINISHED"), "end_time": millis(job.finished_at)}
         self.call("POST", f"{API}/runs/update", end)
         return run_id
 
@@ -243,7 +215,7 @@ class Exporter:
                 "name": name,
                 "source": f"{run['info']['artifact_uri']}/model",
                 "run_id": run_id,
-                "tags": _tags({"bumpfit.version": job.model_version, "bumpfit.job_id": job.id}),
+                "tags": tags_of({"bumpfit.version": job.model_version, "bumpfit.job_id": job.id}),
             }
             self.call("POST", f"{API}/model-versions/create", body)
 
@@ -286,7 +258,7 @@ class Exporter:
             return
         run_id = self.parent(sweep_id, min(j.created_at for j in jobs))
         end = max((j.finished_at for j in jobs if j.finished_at is not None), default=None)
-        self.call("POST", f"{API}/runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": _ms(end)})
+        self.call("POST", f"{API}/runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": millis(end)})
 
 
 def _json(r: transport.Reply, method: str, path: str) -> Any:
@@ -301,9 +273,3 @@ def _json(r: transport.Reply, method: str, path: str) -> Any:
 def _labels(session: Session, name: str) -> dict[str, int]:
     rows = session.execute(select(ModelLabel.label, ModelLabel.version).where(ModelLabel.model_name == name))
     return {label: version for label, version in rows}
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from typing import Any
 
@@ -17,7 +16,7 @@ from app import data as datalib
 from app.auth import Caller
 from app.datasets import service as datasets
 from app.db import utcnow
-from app.errors import BumpfitError, InvalidInput, NotFound, TooLarge, validation_details
+from app.errors import BumpfitError, InvalidInput, NotFound, validation_details
 from app.ids import new_id
 from app.jobs import netprep
 from app.jobs import service as jobs
@@ -26,6 +25,7 @@ from app.jobs.schemas import InlineData, JobRequest
 from app.progress import JOBS
 from app.queue import notify
 from app.settings import Settings
+from app.sweeps.grid import apply, expand, touches_data
 from app.sweeps.models import Sweep
 from app.sweeps.schemas import (
     SweepCreated,
@@ -45,71 +45,6 @@ JOB_COLUMNS = {
     **dict.fromkeys(["spec", "point", "warnings"], "json"),
     "cancel_requested": "bool",
 }
-
-
-def expand(req: SweepRequest, limit: int) -> list[dict[str, Any]]:
-    """The points of a sweep: the grid's cartesian product, or the listed points."""
-    if req.points is not None:
-        points = req.points
-    else:
-        grid = req.grid or {}
-        size = 1
-        for values in grid.values():
-            size *= len(values)
-        if size > limit:
-            raise TooLarge.at("grid", f"makes {size} jobs, more than the sweep limit {limit}")
-        points = [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
-    if len(points) > limit:
-        raise TooLarge.at("points", f"has {len(points)} jobs, more than the sweep limit {limit}")
-    return points
-
-
-def plain_copy(value: Any) -> Any:
-    """A deep copy of JSON-like data (dicts, lists, scalars): what `copy.deepcopy` does, several
-    times faster for the thousands of copies a large sweep makes."""
-    if isinstance(value, dict):
-        return {k: plain_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain_copy(v) for v in value]
-    return value
-
-
-def apply(base: dict[str, Any], point: dict[str, Any], where: str) -> dict[str, Any]:
-    """A copy of `base` with each dotted path of `point` set."""
-    out: dict[str, Any] = plain_copy(base)
-    for path, value in point.items():
-        keys = path.split(".")
-        node: Any = out
-        for k in keys[:-1]:
-            if isinstance(node, list):  # a network's layers: `model.layers.1.sigma_init`
-                node = _item(node, k, f"{where}.{path}")
-            else:
-                node = node.setdefault(k, {})
-            if not isinstance(node, dict | list):
-                raise InvalidInput.at(f"{where}.{path}", f"{k} is not an object in the base request")
-        if isinstance(node, list):
-            node[_index(node, keys[-1], f"{where}.{path}")] = value
-        else:
-            node[keys[-1]] = value
-    return out
-
-
-def _index(items: list[Any], key: str, where: str) -> int:
-    """A list index from a path part, within the list."""
-    index = pages.decimal(key)
-    if index is None or index >= len(items):
-        raise InvalidInput.at(where, f"{key} is not an index of a list of {len(items)} items in the base request")
-    return index
-
-
-def _item(items: list[Any], key: str, where: str) -> Any:
-    """The list item a path part names."""
-    return items[_index(items, key, where)]
-
-
-def touches_data(points: list[dict[str, Any]]) -> bool:
-    """True when some point sets a field of `data` (then each job's data is its own)."""
-    return any(k == "data" or k.startswith("data.") for p in points for k in p)
 
 
 def store_base_data(session: Session, base: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -3,7 +3,7 @@ against a real server in tests/e2e/test_mlflow.py."""
 
 from __future__ import annotations
 
-from app.outbox.mlflow import PARAM_CHARS, flatten, numbers
+from app.outbox.runs import PARAM_CHARS, flatten, numbers
 
 
 def test_the_spec_becomes_dotted_string_params() -> None:
