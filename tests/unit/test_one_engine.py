@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app import networks
-from workers.engine import Member, train_group
+from workers.engine import Member, npz, train_group
 
 TRAINING = {
     "optimizer": "adam",
@@ -64,3 +64,14 @@ def test_a_bump_layer_whose_inputs_miss_its_support_is_named_in_a_warning() -> N
     assert "data.normalize" in warning["message"] and "model.layers.1.sigma_init" in warning["message"]
     fine = train_group([member(x, y, "standard")])[0]  # normalised, the same network has nothing to report
     assert fine.warnings == []
+
+
+def test_a_members_weights_blob_is_what_numpy_writes_and_reads_back() -> None:
+    rng = np.random.default_rng(2)
+    layout = {"mean": (3,), "dense_1/kernel": (3, 4), "dense_1/bias": (4,), "bump_1/sigma": (4,)}
+    for _ in range(2):  # the second member comes from the same template
+        weights = {name: rng.normal(size=shape).astype(np.float32) for name, shape in layout.items()}
+        blob = npz.pack(weights)
+        assert blob == networks.pack(weights)  # byte for byte np.savez's archive, CRCs included
+        back = networks.unpack(blob)
+        assert all(np.array_equal(back[name], a) for name, a in weights.items())
