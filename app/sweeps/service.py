@@ -16,7 +16,7 @@ from app import data as datalib
 from app.auth import Caller
 from app.datasets import service as datasets
 from app.db import utcnow
-from app.errors import BumpfitError, InvalidInput, NotFound, validation_details
+from app.errors import BumpfitError, InvalidInput, NotFound
 from app.ids import new_id
 from app.jobs import netprep
 from app.jobs import service as jobs
@@ -35,6 +35,7 @@ from app.sweeps.schemas import (
     SweepRequestEcho,
     SweepSummary,
 )
+from app.validation import validation_details
 from app.wake import is_postgres
 
 CHUNK = 10_000  # jobs prepared and inserted at a time: a 100,000-job sweep never holds every row at once
