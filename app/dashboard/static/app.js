@@ -292,7 +292,9 @@ function networkText(model) {
     : l.type === "activation" ? l.activation : l.type).join(" → ");
 }
 
-const layerName = (job) => job.spec.layer?.type ?? "network";
+/** Whether a job's spec (or a sweep's base request) is a network: the script's one such test (app/plan.py's). */
+const isNetwork = (spec) => spec?.model != null;
+const layerName = (job) => (isNetwork(job.spec) ? "network" : job.spec.layer.type);
 
 function drawParams(el, history) {
   if (!history.length) return placeholder(el, "No finished epochs yet.");
@@ -313,7 +315,7 @@ function drawParams(el, history) {
 /** The training data sample, the target function (synthetic data) and the fitted function. */
 function drawFit(el, job, sample) {
   const d = job.spec.data;
-  if (job.spec.model) return placeholder(el, `A network on ${d.features} feature(s): see its metrics.`);
+  if (isNetwork(job.spec)) return placeholder(el, `A network on ${d.features} feature(s): see its metrics.`);
   if ((d.features ?? 1) > 1) return placeholder(el, "Multi-feature data: no 1-D picture of the fit.");
   const xs = sample?.x ?? [];
   const [lo, hi] = d.x_range ?? [Math.min(...xs, -1), Math.max(...xs, 1)];
@@ -357,7 +359,7 @@ function fillRow(tr, job, onChange) {
   tr.dataset.key = key;
   tr.dataset.status = job.status;
   const learned = layerName(job) === "bump" ? fmt(first(job.params?.sigma))
-    : job.spec.model ? "—" : fmtParams(job.params);
+    : isNetwork(job.spec) ? "—" : fmtParams(job.params);
   const cancel = FINISHED.has(job.status) || job.cancel_requested ? "" : h("button", {
     class: "danger cancel", onclick: async (ev) => { const j = await cancelJob(job.id, ev.target); if (j) onChange(j); },
   }, "Cancel");
@@ -452,9 +454,9 @@ async function jobView(root, id) {
     metrics: h("div", { class: "chart", id: "chart-metrics" }) };
   root.append(head, info, h("div", { class: "cards" },
     h("section", { class: "card" }, h("h2", {}, "Loss per epoch (log scale)"), charts.loss),
-    h("section", { class: "card" }, h("h2", {}, job.spec.model ? "Threshold parameters per epoch (per unit, or quantiles)"
+    h("section", { class: "card" }, h("h2", {}, isNetwork(job.spec) ? "Threshold parameters per epoch (per unit, or quantiles)"
       : "Parameters per epoch"), charts.params),
-    job.spec.model ? h("section", { class: "card" }, h("h2", {}, "Metrics per epoch (train and validation)"), charts.metrics)
+    isNetwork(job.spec) ? h("section", { class: "card" }, h("h2", {}, "Metrics per epoch (train and validation)"), charts.metrics)
       : h("section", { class: "card" }, h("h2", {}, "Fitted function over a sample of the training data"), charts.fit)));
   const sample = await api(`${path}/sample?size=400`).catch((err) => { report(err); return null; });
   let history = [], shownEpoch = -1;
@@ -476,9 +478,9 @@ async function jobView(root, id) {
       history = (await api(`${path}/history`)).history;
       drawLoss(charts.loss, history);
       drawParams(charts.params, history);
-      if (job.spec.model) drawMetrics(charts.metrics, job, history);
+      if (isNetwork(job.spec)) drawMetrics(charts.metrics, job, history);
     }
-    if (!job.spec.model) drawFit(charts.fit, job, sample);
+    if (!isNetwork(job.spec)) drawFit(charts.fit, job, sample);
   }
   let chain = Promise.resolve();
   const queue = (next) => { chain = chain.then(() => show(next)).catch(report); };
@@ -491,7 +493,7 @@ async function jobView(root, id) {
 
 function targetSigma(sweep, row) {
   const base = sweep.request.base || {};
-  if (base.model || (base.layer?.type ?? "bump") !== "bump" || (base.data?.function ?? "bump") !== "bump") return null;
+  if (isNetwork(base) || (base.layer?.type ?? "bump") !== "bump" || (base.data?.function ?? "bump") !== "bump") return null;
   return row.point["data.params.sigma"] ?? base.data?.params?.sigma ?? 0.5;
 }
 
@@ -521,7 +523,7 @@ function drawNetworkSweep(scatter, means, sweep) {
 }
 
 function drawSweep(scatter, errors, sweep) {
-  if (sweep.request.base?.model) return drawNetworkSweep(scatter, errors, sweep);
+  if (isNetwork(sweep.request.base)) return drawNetworkSweep(scatter, errors, sweep);
   const rows = sweep.jobs.map((r) => ({ r, target: targetSigma(sweep, r), learned: first(r.params?.sigma) }))
     .filter((p) => p.target != null).sort((a, b) => a.target - b.target);
   if (!rows.length) {
@@ -547,7 +549,7 @@ function sweepColumns(sweep, rows) {
   const job = ["job", (r) => h("a", { href: `#/jobs/${r.id}` }, r.id)];
   const state = [["status", statusBadge], ["progress", progressCell]];
   const problem = ["problem", (r) => (r.error ? r.error.message : "")];
-  if (!base.model) {
+  if (!isNetwork(base)) {
     const learned = (r) => first(r.params?.sigma);
     const error = (r) => {
       const target = targetSigma(sweep, r), l = learned(r);
@@ -623,7 +625,7 @@ async function sweepView(root, id) {
     if (token === null || rows.length <= sweep.jobs.length) token = sweep.next_page_token;
     lastStride = total > CHART_JOBS ? Math.ceil(total / CHART_JOBS) : 1;
     renderTable(sweep, lastStride);
-    if (sweep.request.base?.model) {
+    if (isNetwork(sweep.request.base)) {
       titles[0].textContent = "Each network's score against the swept value";
       titles[1].textContent = "Mean score per value";
     }
