@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from app import families
+from app import families, recurrent
 from app.errors import InvalidInput
 
 EPSILON = 1e-7  # keras.backend.epsilon(): the least standard deviation Normalization divides by
@@ -60,7 +60,8 @@ HARD = ("pulse", "step")  # exact 0/1 outputs, trained through surrogate gradien
 # The layer options the compiled network depends on besides type, units, activation and use_bias;
 # a fuse key names one only when it is set, so the keys of networks without them stay as they were.
 OPTIONS = ("weight_norm", "kernel_constraint", "surrogate", "surrogate_width", "surrogate_slope")
-COMPILED_KEYS = ("type", "units", "activation", "use_bias", *OPTIONS)  # what a compiled network depends on
+RECURRENT = ("return_sequences", "gate")  # an rnn's options, likewise named only when set
+COMPILED_KEYS = ("type", "units", "activation", "use_bias", *OPTIONS, *RECURRENT)  # what a compiled network depends on
 NORM_FLOOR = 1e-12  # the least squared norm weight normalisation divides by (tf.math.l2_normalize's)
 CLASSIFICATION = {"binary_crossentropy", "sparse_categorical_crossentropy", "categorical_crossentropy"}
 
@@ -76,10 +77,10 @@ def names(layers: list[dict[str, Any]]) -> list[str]:
 
 
 def widths(layers: list[dict[str, Any]], features: int) -> list[int]:
-    """Each layer's output width for inputs of `features` columns (only dense changes it)."""
+    """Each layer's output width for inputs of `features` columns (only dense and rnn change it)."""
     out, width = [], features
     for layer in layers:
-        width = layer["units"] if layer["type"] == "dense" else width
+        width = layer["units"] if layer["type"] in ("dense", "rnn") else width
         out.append(width)
     return out
 
@@ -92,18 +93,28 @@ def parameter_count(layers: list[dict[str, Any]], features: int) -> int:
             total += width * layer["units"] + (layer["units"] if layer.get("use_bias", True) else 0)
             total += layer["units"] if layer.get("weight_norm") else 0  # each unit's g
             width = layer["units"]
+        elif layer["type"] == "rnn":
+            total += recurrent.parameter_count(layer, width)
+            width = layer["units"]
         elif layer["type"] in families.FAMILIES:
             total += width * len(families.get(layer["type"]).params)
     return total
 
 
 def architecture(layers: list[dict[str, Any]]) -> list[Any]:
-    """What a compiled network depends on (types, units, activations, biases), not starting values."""
+    """What a compiled network depends on (types, units, activations, biases), not starting values
+    (nor those of an rnn's gate)."""
     return [
         [lay["type"], lay.get("units"), lay.get("activation"), lay.get("use_bias")]
         + [[key, lay[key]] for key in OPTIONS if lay.get(key) not in (None, False)]
+        + [[key, compiled(lay[key])] for key in RECURRENT if lay.get(key) not in (None, False)]
         for lay in layers
     ]
+
+
+def compiled(value: Any) -> Any:
+    """A layer option as a compiled network depends on it: a gate without its starting values."""
+    return {k: v for k, v in value.items() if not k.endswith("_init")} if isinstance(value, dict) else value
 
 
 def dense_kernel(layer: dict[str, Any], name: str, weights: dict[str, np.ndarray]) -> np.ndarray:
@@ -135,7 +146,10 @@ def table(
     x: np.ndarray, y: np.ndarray, columns: list[str] | None, data: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """A stored dataset as a network's (x, y) by `data.target` and `data.features` (column names),
-    with the names of x's and y's columns; without a target, the stored x and y."""
+    with the names of x's and y's columns; without a target, the stored x and y. Sequences
+    (x of shape (n, timesteps, features)) are taken as they are: their columns are x1.., y1..."""
+    if x.ndim == 3:
+        return sequences(x, y, data)
     names_ = columns or default_columns(x.shape[1], y.shape[1])
     target, features = data.get("target"), data.get("features")
     if target is None:
@@ -168,6 +182,25 @@ def table(
     return full[:, fcols], full[:, tcols], [names_[i] for i in fcols], [names_[i] for i in tcols]
 
 
+def sequences(
+    x: np.ndarray, y: np.ndarray, data: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """A sequence dataset as a network's (x, y) and its default column names; `data.target` and
+    `data.features` may only name those (a job's stored spec does)."""
+    names_ = default_columns(x.shape[2], y.shape[1])
+    xnames, ynames = names_[: x.shape[2]], names_[x.shape[2] :]
+    for field, given, default in (
+        ("data.target", data.get("target"), ynames),
+        ("data.features", data.get("features"), xnames),
+    ):
+        if given is not None and list(given) != default:
+            raise InvalidInput.at(
+                field,
+                f"a sequence dataset's x and y are its arrays: leave {field} out (its columns are {default[:10]})",
+            )
+    return x, y, xnames, ynames
+
+
 def check_targets(y: np.ndarray, loss: str, width: int, names_: list[str], last: int) -> None:
     """Refuse targets the loss cannot train on, naming the row and column: labels outside 0..C-1,
     probabilities outside [0, 1], or a width that is not the last layer's."""
@@ -195,8 +228,9 @@ def check_targets(y: np.ndarray, loss: str, width: int, names_: list[str], last:
 
 
 def statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and (population) variance of each column, as Keras's `Normalization.adapt` computes them."""
-    x64 = x.astype(np.float64)
+    """Mean and (population) variance of each column, as Keras's `Normalization.adapt` computes them
+    (of sequences: each feature's over all rows and timesteps)."""
+    x64 = x.reshape(-1, x.shape[-1]).astype(np.float64)
     return x64.mean(axis=0).astype(np.float32), x64.var(axis=0).astype(np.float32)
 
 
@@ -211,9 +245,10 @@ def destandardize(z: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.n
 
 
 def forward(layers: list[dict[str, Any]], weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """The network on raw feature rows x (n, F) in float32: normalisation (`mean`, `variance` in
-    `weights`, when stored), then each layer with its weights (`<name>/kernel`, `<name>/sigma`, ...),
-    then the outputs in y's units (`target_mean`, `target_variance`, when stored: data.normalize_target)."""
+    """The network on raw feature rows x (n, F), or sequences (n, T, F), in float32: normalisation
+    (`mean`, `variance` in `weights`, when stored), then each layer with its weights (`<name>/kernel`,
+    `<name>/sigma`, ...), then the outputs in y's units (`target_mean`, `target_variance`, when
+    stored: data.normalize_target)."""
     out = x.astype(np.float32)
     if "mean" in weights:
         out = standardize(out, weights["mean"], weights["variance"])
@@ -227,6 +262,8 @@ def forward(layers: list[dict[str, Any]], weights: dict[str, np.ndarray], x: np.
                 out = ACTIVATIONS[layer.get("activation", "linear")](out)
             elif kind == "activation":
                 out = ACTIVATIONS[layer["activation"]](out)
+            elif kind == "rnn":
+                out = recurrent.forward(layer, name, weights, out, ACTIVATIONS[layer.get("activation", "tanh")])
             else:
                 family = families.get(kind)
                 out = family.evaluate(np, out, {p: weights[f"{name}/{p}"] for p in family.params})

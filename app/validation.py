@@ -8,8 +8,8 @@ from typing import Any
 from app.families import FAMILIES
 
 # Discriminated-union tags pydantic puts in error locations after these fields; users never wrote them.
-UNION_TAGS = {"data": {"synthetic", "inline", "dataset"}, "layer": set(FAMILIES)}
-NETWORK_TAGS = {"dense", "activation", *FAMILIES}  # after `model.layers.<i>`
+UNION_TAGS = {"data": {"synthetic", "inline", "dataset"}, "layer": set(FAMILIES), "gate": set(FAMILIES)}
+NETWORK_TAGS = {"dense", "rnn", "activation", *FAMILIES}  # after `model.layers.<i>`
 LAYER_ITEM = object()  # field_path's marker: the last part was a network layer's index
 
 

@@ -9,8 +9,11 @@ features, a 0/1 label; no download), against Keras `fit` of the same network.
    another in this process, and against bump's ReLU twin (the bump layer replaced by a relu,
    8 seeds through the API). Prints every accuracy and the wall-time ratio.
 
-    python -m bench.networks [--epochs 50] [--keras-fits 64]
+    python -m bench.networks [--epochs 50] [--keras-fits 64] [--case bump|rnn|all]
     KERAS_BACKEND=jax python -m bench.networks    # the JAX form (on a GPU where one is lent)
+
+3. The recurrent case (`bench.recurrent`, first; `--case rnn` alone): 16 gated rnn networks
+   (30 epochs unless --epochs says otherwise) as one sweep against 16 Keras fits one by one.
 
 `--keras-fits N` times N of the 64 Keras fits and scales their time to 64 (each fit is the same
 work); the accuracies compared are those of the N fitted.
@@ -160,7 +163,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=50)
     ap.add_argument("--keras-fits", type=int, default=64, help="of the 64 Keras fits, how many to run and time")
+    ap.add_argument("--case", choices=["bump", "rnn", "all"], default="all", help="rnn: the recurrent case alone")
     args = ap.parse_args()
+    if args.case != "bump":
+        from bench import recurrent
+
+        recurrent.main(args.epochs if args.epochs != 50 else 30, args.keras_fits)
+        if args.case == "rnn":
+            return
     x, y, names = table()
     epochs = args.epochs
     print(

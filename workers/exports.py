@@ -26,13 +26,13 @@ def saved_model_tar(keras_file: bytes, version: int) -> bytes:
         path = Path(tmp) / "model.keras"
         path.write_bytes(keras_file)
         model = keras.saving.load_model(path, compile=False)
-        width = model.inputs[0].shape[-1]
+        shape = [None, *model.inputs[0].shape[1:]]  # rows (None, features), or (None, timesteps, features)
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(
             name="serving_default",
             fn=lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, width], tf.float32, name="x")],
+            input_signature=[tf.TensorSpec(shape, tf.float32, name="x")],
         )
         archive.write_out(str(Path(tmp) / "saved_model"), verbose=False)
         out = io.BytesIO()

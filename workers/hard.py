@@ -62,7 +62,9 @@ class PulseLayer(_HardLayer):
         self.surrogate, self.surrogate_width = surrogate, surrogate_width
 
     def call(self, inputs: Any) -> Any:
-        x_max, width = self.params()
+        return self.apply(inputs, *self.params())
+
+    def apply(self, inputs: Any, x_max: Any, width: Any) -> Any:
         hard = functions.pulse(ops, inputs, x_max, width)
         if self.surrogate == "none":
             return no_gradient(hard, inputs, [x_max, width])
@@ -89,7 +91,9 @@ class StepLayer(_HardLayer):
         self.surrogate, self.surrogate_slope = surrogate, surrogate_slope
 
     def call(self, inputs: Any) -> Any:
-        (threshold,) = self.params()
+        return self.apply(inputs, *self.params())
+
+    def apply(self, inputs: Any, threshold: Any) -> Any:
         hard = functions.step(ops, inputs, threshold)
         if self.surrogate == "ste":
             return surrogate(hard, inputs - threshold)

@@ -59,9 +59,12 @@ class _ParamLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras has no typ
         return constraints.NonNeg() if name in families.get(self.FAMILY).nonnegative else None
 
     def call(self, inputs: Any) -> Any:
-        return families.get(self.FAMILY).math(
-            ops, inputs, *(ops.convert_to_tensor(getattr(self, p)) for p in self.PARAMS)
-        )
+        return self.apply(inputs, *(ops.convert_to_tensor(getattr(self, p)) for p in self.PARAMS))
+
+    def apply(self, inputs: Any, *params: Any) -> Any:
+        """The layer's function of `inputs` with the given parameter values (tensors, in `PARAMS`
+        order): what `call` computes, for a caller that read the parameters already (a loop over time)."""
+        return families.get(self.FAMILY).math(ops, inputs, *params)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         shape: tuple[int, ...] = (input_shape[-1],) if self.per_feature else (1,)  # type: ignore[assignment]

@@ -31,6 +31,8 @@ def load_member(session: Any, job: Job, settings: Settings, cache: dict[str, tup
         columns = session.scalar(select(Dataset.columns).where(Dataset.id == d["id"]))
         x, y, _, _ = networks.table(*arrays, columns, {"target": d["target"], "features": d["columns"]})
         return Member(job.id, job.spec, x, y)
+    if arrays[0].ndim == 3:
+        raise InvalidInput.at("data.id", "holds sequences (n, timesteps, features): train an rnn (model.layers) on it")
     return Member(job.id, job.spec, *arrays)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from app import families, networks
+from workers import recurrent
 from workers.hard import options
 from workers.layers import Standardize, layer_for
 
@@ -101,7 +102,12 @@ def _activation(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
 TARGET_LAYER = "target_normalization"  # the artifact's last layer with data.normalize_target: y's units again
 Builder = Callable[[dict[str, Any], str, int], keras.layers.Layer]
 # The fused layer of each type: (its spec, its name, K) -> a layer over (K, batch, in).
-FUSED: dict[str, Builder] = {"dense": _dense, "activation": _activation, **{f: _threshold for f in networks.THRESHOLDS}}
+FUSED: dict[str, Builder] = {
+    "dense": _dense,
+    "rnn": recurrent.fused_layer,
+    "activation": _activation,
+    **{f: _threshold for f in networks.THRESHOLDS},
+}
 # The plain Keras layer of each type, for the artifact.
 PLAIN: dict[str, Callable[[dict[str, Any], str], keras.layers.Layer]] = {
     "dense": lambda s, n: keras.layers.Dense(
@@ -111,6 +117,7 @@ PLAIN: dict[str, Callable[[dict[str, Any], str], keras.layers.Layer]] = {
         kernel_constraint=s.get("kernel_constraint"),  # the artifact's kernel is w, weight-normed or not
         name=n,
     ),
+    "rnn": recurrent.plain_layer,
     "activation": lambda s, n: keras.layers.Activation(s["activation"], name=n),
     **{f: (lambda s, n: layer_for(s["type"])(per_feature=True, name=n, **options(s))) for f in networks.THRESHOLDS},
 }
@@ -121,7 +128,16 @@ def slots(layer: keras.layers.Layer) -> list[str]:
     if isinstance(layer, MembersDense | keras.layers.Dense):
         kernel = ["g", "v"] if getattr(layer, "weight_norm", False) else ["kernel"]
         return [*kernel, "bias"] if layer.use_bias else kernel
+    if isinstance(layer, recurrent.GatedRNN | keras.layers.SimpleRNN):
+        return recurrent.slots(layer)
     return list(getattr(layer, "PARAMS", ()))
+
+
+def weight_of(layer: keras.layers.Layer, slot: str) -> Any:
+    """A layer's weight by its slot name (an rnn's through `workers.recurrent.weight`), or None."""
+    if isinstance(layer, recurrent.GatedRNN | keras.layers.SimpleRNN):
+        return recurrent.weight(layer, slot)
+    return getattr(layer, slot, None)
 
 
 class Stack(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
@@ -141,6 +157,8 @@ class Stack(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hint
         self.tap_widths: list[int] = []  # each threshold layer's output width
         for part in self.parts:
             part.build(shape)
+            if isinstance(part, recurrent.GatedRNN):  # (K, batch, T, units), or (K, batch, units)
+                shape = part.compute_output_shape(shape)
             shape = (*shape[:-1], part.units) if isinstance(part, MembersDense) else shape
             if getattr(part, "PARAMS", ()):
                 self.tap_widths.append(int(shape[-1]))  # type: ignore[arg-type]
@@ -149,6 +167,10 @@ class Stack(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hint
         """The output (K, batch, out), and each threshold layer's output (its share of live outputs)."""
         taps = []
         for part in self.parts:
+            if isinstance(part, recurrent.GatedRNN) and part.gate:  # a gated rnn's tap: its gate's last values
+                x, gate = part(x)
+                taps.append(gate)
+                continue
             x = part(x)
             if getattr(part, "PARAMS", ()):
                 taps.append(x)
@@ -157,10 +179,10 @@ class Stack(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hint
     def named(self) -> dict[str, Any]:
         """Every variable by its weight name (`dense_1/kernel`, `bump_1/sigma`), in layer order."""
         return {
-            f"{part.name}/{slot}": getattr(part, slot)
+            f"{part.name}/{slot}": weight_of(part, slot)
             for part in self.parts
             for slot in slots(part)
-            if getattr(part, slot, None) is not None
+            if weight_of(part, slot) is not None
         }
 
     def thresholds(self) -> dict[str, tuple[str, ...]]:
@@ -170,7 +192,8 @@ class Stack(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hint
 
 def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """One member's starting weights, drawn in layer order from its own generator: dense kernels
-    Glorot-uniform (Keras's default) and zero biases; threshold units as `app.families` says."""
+    Glorot-uniform (Keras's default) and zero biases; threshold units as `app.families` says; an
+    rnn's as `workers.recurrent.initial_weights` says."""
     out: dict[str, np.ndarray] = {}
     width = features
     for spec, name in zip(layers, networks.names(layers), strict=True):
@@ -185,6 +208,9 @@ def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.
             if spec.get("use_bias", True):
                 out[f"{name}/bias"] = np.zeros(spec["units"], np.float32)
             width = spec["units"]
+        elif spec["type"] == "rnn":
+            out.update(recurrent.initial_weights(spec, name, width, rng))
+            width = spec["units"]
         elif spec["type"] in families.FAMILIES:
             size = width if spec.get("per_feature", True) else 1
             values = families.get(spec["type"]).initial_values(spec, size, rng)
@@ -198,11 +224,13 @@ def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.
 STATISTICS: dict[str, tuple[str, bool]] = {"mean": ("normalization", False), "target_mean": (TARGET_LAYER, True)}
 
 
-def plain_model(layers: list[dict[str, Any]], features: int, stats: list[str]) -> tuple[keras.Model, list[str]]:
+def plain_model(
+    layers: list[dict[str, Any]], features: int, stats: list[str], timesteps: int | None = None
+) -> tuple[keras.Model, list[str]]:
     """The network as a plain Keras Sequential (what `keras.saving.load_model` opens), unset, and
     the name in a member's weights of each of its weights, in `model.weights` order: a
     `Standardize` layer first for each of `stats` (`STATISTICS`) that is not inverted, then the
-    layers, then the inverted ones."""
+    layers, then the inverted ones. With `timesteps` its input is sequences (timesteps, features)."""
 
     def standardize(key: str) -> tuple[keras.layers.Layer, list[str]]:
         name, invert = STATISTICS[key]
@@ -213,22 +241,27 @@ def plain_model(layers: list[dict[str, Any]], features: int, stats: list[str]) -
     last = [standardize(key) for key in stats if STATISTICS[key][1]]
     body = [PLAIN[s["type"]](s, name) for s, name in zip(layers, networks.names(layers), strict=True)]
     model = keras.Sequential(
-        [keras.Input(shape=(features,)), *(lay for lay, _ in first), *body, *(lay for lay, _ in last)]
+        [
+            keras.Input(shape=(features,) if timesteps is None else (timesteps, features)),
+            *(lay for lay, _ in first),
+            *body,
+            *(lay for lay, _ in last),
+        ]
     )
     names = [n for _, ns in first for n in ns]
-    names += [
-        f"{layer.name}/{slot}" for layer in body for slot in slots(layer) if getattr(layer, slot, None) is not None
-    ]
+    names += [f"{layer.name}/{slot}" for layer in body for slot in slots(layer) if weight_of(layer, slot) is not None]
     names += [n for _, ns in last for n in ns]
     if len(names) != len(model.weights):
         raise RuntimeError(f"{len(model.weights)} weights in the plain network, {len(names)} named")
     return model, names
 
 
-def plain(layers: list[dict[str, Any]], features: int, weights: dict[str, np.ndarray]) -> keras.Model:
+def plain(
+    layers: list[dict[str, Any]], features: int, weights: dict[str, np.ndarray], timesteps: int | None = None
+) -> keras.Model:
     """The network as a plain Keras Sequential holding one member's `weights` (with, when they hold
     statistics such as `mean` and `variance`, a `Standardize` layer)."""
-    model, names = plain_model(layers, features, [key for key in STATISTICS if key in weights])
+    model, names = plain_model(layers, features, [key for key in STATISTICS if key in weights], timesteps)
     weights = {**weights, **networks.weight_normed_kernels(layers, weights)}
     for var, name in zip(model.weights, names, strict=True):
         var.assign(np.reshape(weights[name], var.shape))

@@ -42,7 +42,8 @@ def spec_signature(spec: dict[str, Any], k: int, device: str) -> Signature:
     """The signature of a group of k jobs of this stored spec: a network's (its architecture, and
     its data's rows, features and target columns) or a single layer's."""
     d = spec["data"]
-    return signature(spec, k, d["n"], d["features"], device, d["outputs"] if plan.is_network(spec) else None)
+    outputs = d["outputs"] if plan.is_network(spec) else None
+    return signature(spec, k, d["n"], d["features"], device, outputs, d.get("timesteps", 0))
 
 
 def shapes(session: Session, device: str, count: int) -> list[Signature]:

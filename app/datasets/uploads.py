@@ -31,7 +31,8 @@ READ_CHUNK = 1 << 20  # bytes inflated per read
 
 
 def parse(filename: str, file: IO[bytes] | bytes, limits: Limits) -> tuple[np.ndarray, np.ndarray]:
-    """An `.npz` (arrays x, y) or a CSV (columns x..., y...; header optional) -> (x, y) float32 (n, F)."""
+    """An `.npz` (arrays x, y) or a CSV (columns x..., y...; header optional) -> (x, y) float32 (n, F), an
+    `.npz` x also (n, timesteps, features)."""
     x, y, _ = read(filename, file, limits)
     return x, y
 
@@ -100,12 +101,14 @@ def _header(zf: zipfile.ZipFile, name: str, limits: Limits) -> _Member:
         raise _bad_npz(f"{name}.npy has no valid .npy header ({exc})") from None
     if dtype.kind not in "fiu" or dtype.hasobject or dtype.fields is not None or dtype.shape != ():
         raise _bad_npz(f"{name} has dtype {dtype.str}; arrays must hold plain integers or floats")
-    if len(shape) not in (1, 2) or any(d < 1 for d in shape):
-        raise _bad_npz(f"{name} has shape {shape}; arrays must be non-empty, 1-D (n) or 2-D (n, features)")
+    ranks = (1, 2, 3) if name == "x" else (1, 2)  # x may be sequences: (n, timesteps, features)
+    if len(shape) not in ranks or any(d < 1 for d in shape):
+        wanted = "1-D (n) or 2-D (n, features)" + (", or 3-D (n, timesteps, features)" if name == "x" else "")
+        raise _bad_npz(f"{name} has shape {shape}; arrays must be non-empty, {wanted}")
     if shape[0] > limits.max_points:
         raise TooLarge.at("file", f"{name} has {shape[0]} rows, more than the limit {limits.max_points}")
-    if len(shape) == 2 and shape[1] > limits.max_features:
-        raise TooLarge.at("file", f"{name} has {shape[1]} features, more than the limit {limits.max_features}")
+    if len(shape) >= 2 and shape[-1] > limits.max_features:
+        raise TooLarge.at("file", f"{name} has {shape[-1]} features, more than the limit {limits.max_features}")
     check_cells("file", f"{name} has", shape[0], math.prod(shape[1:]), limits.max_cells)
     return _Member(name, member, tuple(shape), bool(fortran), dtype)
 
@@ -153,5 +156,7 @@ def read_npz(f: IO[bytes], limits: Limits) -> tuple[np.ndarray, np.ndarray]:
     if len(x2) != len(y2):
         raise InvalidInput.at("file", f"x has {len(x2)} rows but y has {len(y2)}")
     # y may be narrower or wider than x: a network maps x (n, d) to y (n, m); single-layer jobs
-    # check at submission that y is shaped like x.
-    return checked(x2, "file: x", limits.bound), checked(y2, "file: y", limits.bound)
+    # check at submission that y is shaped like x. Sequences keep their shape (a bad value is named
+    # by its row and its place in the row's timesteps x features).
+    xs = checked(x2, "file: x", limits.bound)
+    return (xs.reshape(x.shape) if x.ndim == 3 else xs), checked(y2, "file: y", limits.bound)

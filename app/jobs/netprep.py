@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import data as datalib
-from app import networks
+from app import networks, recurrent
 from app.datasets.models import Dataset
 from app.errors import InvalidInput, TooLarge
 from app.jobs.network import MAX_PARAMETERS
@@ -27,6 +27,16 @@ class Table:
     y: np.ndarray
     columns: list[str]
     target: list[str]
+
+    @property
+    def features(self) -> int:
+        """Columns of x: its last axis (a sequence's x is (n, timesteps, features))."""
+        return int(self.x.shape[-1])
+
+    @property
+    def timesteps(self) -> int | None:
+        """Steps of each sequence, or None for rows."""
+        return int(self.x.shape[1]) if self.x.ndim == 3 else None
 
 
 def inline_arrays(x: Any, y: Any, field: str, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +68,10 @@ def table(session: Session, req: JobRequest, settings: Settings) -> tuple[Table,
         cache[d.id] = (*datalib.from_npz(row.data), row.columns)
     x, y, columns = cache[d.id]
     x, y, xnames, ynames = networks.table(x, y, columns, d.model_dump())
-    if x.shape[1] > settings.max_features:
-        raise TooLarge.at("data.features", f"{x.shape[1]} feature columns, more than the limit {settings.max_features}")
+    if x.shape[-1] > settings.max_features:
+        raise TooLarge.at(
+            "data.features", f"{x.shape[-1]} feature columns, more than the limit {settings.max_features}"
+        )
     return Table(x, y, xnames, ynames), None
 
 
@@ -67,8 +79,9 @@ def check(req: JobRequest, tab: Table, n: int, settings: Settings) -> int:
     """Check the network against its table and the limits; returns its output width."""
     assert req.model is not None
     layers = [lay.model_dump() for lay in req.model.layers]
-    features = tab.x.shape[1]
+    features = tab.features
     check_layers(layers, req.training.loss)
+    recurrent.check_shapes(layers, tab.timesteps is not None)
     count = networks.parameter_count(layers, features)
     if count == 0:
         raise InvalidInput.at("model.layers", "has nothing to train: add a dense or threshold layer")
@@ -82,7 +95,7 @@ def check(req: JobRequest, tab: Table, n: int, settings: Settings) -> int:
             f"standardises a regression target; training.loss {loss} takes labels or probabilities as they are",
         )
     networks.check_targets(tab.y, loss, width, tab.target, len(layers) - 1)
-    compute = n * req.training.epochs * max(count, 1)
+    compute = n * req.training.epochs * max(count, 1) * (tab.timesteps or 1)
     if compute > settings.max_compute:
         raise TooLarge.at(
             "training.epochs",
@@ -127,10 +140,14 @@ def spec_of(spec: dict[str, Any], tab: Table, width: int) -> dict[str, Any]:
     data = spec["data"]
     data["columns"], data["target"] = tab.columns, tab.target
     data["features"], data["outputs"] = len(tab.columns), len(tab.target)
+    if tab.timesteps is not None:
+        data["timesteps"] = tab.timesteps
     return spec
 
 
-def fuse_key(req: JobRequest, n_train: int, n_val: int, features: int, outputs: int) -> list[Any]:
+def fuse_key(
+    req: JobRequest, n_train: int, n_val: int, features: int, outputs: int, timesteps: int | None = None
+) -> list[Any]:
     """What fused network jobs share: architecture, data shape and training settings."""
     assert req.model is not None
     t = req.training
@@ -153,4 +170,5 @@ def fuse_key(req: JobRequest, n_train: int, n_val: int, features: int, outputs: 
         t.shuffle,
         req.device,
         *([target] if target else []),
+        *([["timesteps", timesteps]] if timesteps else []),
     ]

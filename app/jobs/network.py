@@ -120,8 +120,33 @@ def _type(value: Any) -> Any:
     return value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
 
 
+GateLayer = Annotated[
+    Annotated[PulseUnits, Tag("pulse")] | Annotated[BumpUnits, Tag("bump")] | Annotated[GaussianUnits, Tag("gaussian")],
+    Discriminator(
+        _type,
+        custom_error_type="invalid_gate",
+        custom_error_message="needs type 'pulse', 'bump' or 'gaussian': a gate is a threshold layer",
+    ),
+]
+
+
+class RNNLayer(Strict):
+    """A Keras `SimpleRNN` over sequences (x of shape (n, timesteps, features)), optionally gated:
+    with a `gate`, h = g * activation(x W + h U + b) + (1 - g) * h, where g is the gate's threshold
+    layer over its own x W_g + h U_g + b_g (one set of parameters per unit); it starts open (g = 1)."""
+
+    type: Literal["rnn"]
+    units: int = Field(ge=1, le=MAX_UNITS)
+    activation: ActivationName = Field("tanh", description="a Keras activation name")
+    return_sequences: bool = Field(
+        False, description="output every step (n, timesteps, units), not the last (n, units)"
+    )
+    gate: GateLayer | None = Field(None, description="null, or a threshold layer object: pulse, bump or gaussian")
+
+
 NetworkLayer = Annotated[
     Annotated[DenseLayer, Tag("dense")]
+    | Annotated[RNNLayer, Tag("rnn")]
     | Annotated[BumpUnits, Tag("bump")]
     | Annotated[GaussianUnits, Tag("gaussian")]
     | Annotated[PulseUnits, Tag("pulse")]
@@ -130,14 +155,14 @@ NetworkLayer = Annotated[
     Discriminator(
         _type,
         custom_error_type="invalid_layer",
-        custom_error_message="needs type 'dense', 'bump', 'gaussian', 'pulse', 'step' or 'activation'",
+        custom_error_message="needs type 'dense', 'rnn', 'bump', 'gaussian', 'pulse', 'step' or 'activation'",
     ),
 ]
-LAYER_TAGS = frozenset({"dense", "bump", "gaussian", "pulse", "step", "activation"})
+LAYER_TAGS = frozenset({"dense", "rnn", "bump", "gaussian", "pulse", "step", "activation"})
 
 
 class Network(Strict):
-    """Layers in order, as a Keras Sequential over the rows of features."""
+    """Layers in order, as a Keras Sequential over the rows of features (or sequences of them: `rnn`)."""
 
     layers: list[NetworkLayer] = Field(min_length=1, max_length=MAX_LAYERS)
 
@@ -164,6 +189,8 @@ class NetworkLayerSpec(TypedDict, total=False):
     surrogate: str
     surrogate_width: float | None
     surrogate_slope: float
+    return_sequences: bool
+    gate: dict[str, Any] | None
 
 
 class NetworkSpec(TypedDict):

@@ -111,7 +111,7 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
         n = len(tab.x)
         n_train, n_val = _check_split(req, n)
         width = netprep.check(req, tab, n, settings)
-        return Shape(n, tab.x.shape[1], n_train, n_val, inline, tab, width)
+        return Shape(n, tab.features, n_train, n_val, inline, tab, width)
     if d.kind == "synthetic":
         if d.n > settings.max_points:
             raise TooLarge.at("data.n", f"{d.n} is more than the limit {settings.max_points}")
@@ -147,7 +147,8 @@ def fuse_key(req: JobRequest, shape: Shape) -> str:
     """Jobs with equal keys can train together in one compiled model."""
     t = req.training
     if plan.is_network(req):
-        return digest(netprep.fuse_key(req, shape.n_train, shape.n_val, shape.features, shape.outputs))
+        steps = shape.table.timesteps if shape.table is not None else None
+        return digest(netprep.fuse_key(req, shape.n_train, shape.n_val, shape.features, shape.outputs, steps))
     assert req.layer is not None
     return digest(
         [

@@ -139,13 +139,14 @@ class ModelList(BaseModel):
     next_page_token: str | None = Field(None, description="pass as page_token for the next page; null on the last")
 
 
-Rows = list[Finite | list[Finite]]
+Rows = list[Finite | list[Finite] | list[list[Finite]]]  # a sequence model's instances are (timesteps, features)
 
 
 class PredictRequest(BaseModel):
     """Rows to predict, in TensorFlow Serving's row format (`instances`) or its columnar format
     (`inputs`, answered as `outputs`): JSON numbers (never strings or booleans), or lists of them for
-    multi-feature models; each finite and within float32's range."""
+    multi-feature models (lists of such lists, (timesteps, features), for a sequence model); each
+    finite and within float32's range."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -11,8 +11,8 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from app import families, networks, plan
-from app.data import as_matrix
+from app import families, networks, plan, recurrent
+from app.data import FLOAT32_MAX, as_matrix
 from app.errors import InvalidInput, NotFound
 from app.ids import looks_like_id
 from app.jobs.models import Artifact, Job, JobStatus
@@ -142,15 +142,16 @@ def version_job(session: Session, name: str, version: int | None) -> Job:
 def metadata(job: Job) -> Metadata:
     """TensorFlow Serving's metadata of a version: its one signature, `serving_default`, takes and
     gives float32 rows of the trained feature count (a single layer's output is as wide; a
-    network's is its last layer's width)."""
+    network's is its last layer's width); a sequence model takes [-1, timesteps, features]."""
     width, out_width = job.spec["data"].get("features", 1), plan.output_width(job.spec)
+    steps = job.spec["data"].get("timesteps")
 
-    def tensor(name: str, size: int) -> TensorInfo:
-        dims = [Dim(size="-1", name=""), Dim(size=str(size), name="")]
+    def tensor(name: str, *sizes: int) -> TensorInfo:
+        dims = [Dim(size="-1", name=""), *(Dim(size=str(size), name="") for size in sizes)]
         return TensorInfo(dtype="DT_FLOAT", tensor_shape=TensorShape(dim=dims, unknown_rank=False), name=name)
 
     signature = SignatureDef(
-        inputs={"x": tensor("serving_default_x:0", width)},
+        inputs={"x": tensor("serving_default_x:0", *([steps] if steps else []), width)},
         outputs={"output_0": tensor("StatefulPartitionedCall:0", out_width)},
         method_name="tensorflow/serving/predict",
     )
@@ -188,15 +189,19 @@ def infer(session: Session, job: Job, instances: list[Any], settings: Settings, 
 def predict_network(
     job: Job, stored: dict[str, np.ndarray], instances: list[Any], settings: Settings, field: str
 ) -> list[Any]:
-    """A network's outputs for rows of raw features (NumPy, float32, as the artifact computes
-    them): a number per row when the last layer has one unit, else a list."""
-    features = job.spec["data"]["features"]
-    x = as_matrix(instances, field, settings.max_predict_instances, settings.max_features)
-    if x.shape[1] != features:
+    """A network's outputs for rows of raw features, or sequences of them (timesteps, features)
+    (NumPy, float32, as the artifact computes them): a number per row when the last layer has one
+    unit, else a list."""
+    features, steps = job.spec["data"]["features"], job.spec["data"].get("timesteps")
+    if steps:
+        x = recurrent.as_sequences(instances, field, (steps, features), settings.max_predict_instances, FLOAT32_MAX)
+    else:
+        x = as_matrix(instances, field, settings.max_predict_instances, settings.max_features)
+    if x.shape[-1] != features:
         raise InvalidInput.at(
             field,
             f"model {job.model_name} v{job.model_version} takes rows of {features} features "
-            f"({', '.join(job.spec['data'].get('columns', [])[:10])}), got {x.shape[1]}",
+            f"({', '.join(job.spec['data'].get('columns', [])[:10])}), got {x.shape[-1]}",
         )
     y = networks.forward(job.spec["model"]["layers"], stored, x).astype(float)
     out: list[Any] = y[:, 0].tolist() if y.shape[1] == 1 else y.tolist()

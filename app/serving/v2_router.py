@@ -162,8 +162,13 @@ def _infer(name: str, version: str | None, body: Parsed, session: Session, setti
         given = ", ".join(repr(t.name) for t in req.inputs) or "none"
         raise InvalidInput(f"model '{name}' takes one input, '{want_in.name}'; got {given}")
     x = array(req.inputs[0], body.binary.get(0), settings.max_predict_instances * settings.max_features)
-    width = want_in.shape[-1]
-    if not (x.ndim == 2 and x.shape[1] == width) and not (x.ndim == 1 and width == 1):
+    width, instance = want_in.shape[-1], want_in.shape[1:]
+    if len(instance) > 1:  # sequences: [n, timesteps, features] exactly
+        if list(x.shape[1:]) != instance or x.ndim != 3:
+            raise InvalidInput(
+                f"input '{want_in.name}': shape {list(x.shape)} does not match the model's {want_in.shape}"
+            )
+    elif not (x.ndim == 2 and x.shape[1] == width) and not (x.ndim == 1 and width == 1):
         raise InvalidInput(
             f"input '{want_in.name}': shape {list(x.shape)} does not match the model's [-1, {width}] "
             + ("(or [-1])" if width == 1 else "")
@@ -178,7 +183,7 @@ def _infer(name: str, version: str | None, body: Parsed, session: Session, setti
     binary = {o.name for o in asked if (o.parameters or {}).get("binary_data", everything_binary) is True}
     if not asked and everything_binary:
         binary = {want_out.name}
-    rows, field = x.reshape(x.shape[0], -1).tolist(), f"inputs.{want_in.name}"
+    rows, field = (x if x.ndim == 3 else x.reshape(x.shape[0], -1)).tolist(), f"inputs.{want_in.name}"
     values = service.infer(session, job, rows, settings, field)
     y = np.asarray(values, dtype=np.float32).reshape(x.shape[0], -1)
     if x.ndim == 1 and y.shape[1] == 1:

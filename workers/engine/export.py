@@ -97,19 +97,22 @@ def _template(layer_type: str, features: int, per_feature: bool) -> Template:
 @functools.lru_cache(maxsize=32)
 def _network_template(key: str) -> Template:
     """A network shape's template (`key`: its layers without starting values, its input width and
-    the statistics it holds, as JSON)."""
-    layers, features, stats = json.loads(key)
-    model, names = network.plain_model(layers, features, stats)
+    the statistics it holds, and its timesteps where it takes sequences, as JSON)."""
+    layers, features, stats, *steps = json.loads(key)
+    model, names = network.plain_model(layers, features, stats, *steps)
     return template_of(model, names)
 
 
-def network_artifact(layers: list[dict[str, Any]], features: int, weights: dict[str, np.ndarray]) -> bytes:
+def network_artifact(
+    layers: list[dict[str, Any]], features: int, weights: dict[str, np.ndarray], timesteps: int | None = None
+) -> bytes:
     """The `.keras` file of a network (a plain Keras Sequential, `workers.network.plain_model`)
-    holding one member's `weights`, from its shape's template."""
+    holding one member's `weights`, from its shape's template; with `timesteps`, over sequences."""
     shape = [{k: v for k, v in lay.items() if not k.endswith("_init")} for lay in layers]
     stats = [name for name in network.STATISTICS if name in weights]
     weights = {**weights, **networks.weight_normed_kernels(layers, weights)}  # a plain Dense holds w = g v / ||v||
-    return patch(_network_template(json.dumps([shape, features, stats], sort_keys=True)), weights)
+    key = [shape, features, stats] + ([timesteps] if timesteps else [])
+    return patch(_network_template(json.dumps(key, sort_keys=True)), weights)
 
 
 def artifact(layer_type: str, features: int, per_feature: bool, params: dict[str, Any]) -> bytes:

@@ -44,8 +44,9 @@ class Group:
         self.members, self.device, self.k = members, device, len(members)
         self.plan = plan.of(first)
         self.epochs = t["epochs"]
-        n, features = members[0].x.shape
-        self.sig = signature(first, self.k, n, features, device, members[0].y.shape[1])
+        x0 = members[0].x  # rows (n, features), or sequences (n, timesteps, features)
+        n, features, steps = x0.shape[0], x0.shape[-1], (x0.shape[1] if x0.ndim == 3 else 0)
+        self.sig = signature(first, self.k, n, features, device, members[0].y.shape[1], steps)
         n_train = self.sig.n_train
         self.stats = [evaluation.statistics(m.spec, m.x[:n_train], "normalize") for m in members]
         # data.normalize_target is in the fuse key: every member of a group standardises y, or none
@@ -85,12 +86,12 @@ class Group:
             out[:k] = rows
             return out
 
-        n, f, m = sig.n_train, sig.features, sig.y_width
+        n, f, m = sig.n_train, sig.x_shape, sig.y_width
         xs, ys = self.inputs(), self.targets()
         return {
-            "x": stack([x[:n] for x in xs], (n, f)),
+            "x": stack([x[:n] for x in xs], (n, *f)),
             "y": stack([y[:n] for y in ys], (n, m)),
-            "xv": stack([x[n:] for x in xs], (sig.n_val, f)),
+            "xv": stack([x[n:] for x in xs], (sig.n_val, *f)),
             "yv": stack([y[n:] for y in ys], (sig.n_val, m)),
             "keys": stack(keys, (ROUNDS,), np.int32),
             "shuffle": stack([m.spec["training"].get("shuffle", True) for m in self.members], (), np.int32),
@@ -227,7 +228,8 @@ class Group:
             return save_artifact(member, result.params)
         assert result.weights is not None
         result.weights_blob = npz.pack(result.weights)
-        return export.network_artifact(member.spec["model"]["layers"], member.x.shape[1], result.weights)
+        steps = member.x.shape[1] if member.x.ndim == 3 else None
+        return export.network_artifact(member.spec["model"]["layers"], member.x.shape[-1], result.weights, steps)
 
 
 def train_group(

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from app import plan
+from app import networks, plan
 from app.data import split
 from workers.engine.shuffle import ROUNDS, HostOrders, on_host, rows_at
 from workers.network import Stack
@@ -47,6 +47,12 @@ class Signature:
     loss: str
     device: str
     net: str  # the layers as JSON (`workers.network.Stack`), without their starting values
+    timesteps: int = 0  # steps of each sequence (an rnn's x is (n, timesteps, features)); 0: rows
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        """One instance's shape on the device: (features,), or (timesteps, features)."""
+        return (self.timesteps, self.features) if self.timesteps else (self.features,)
 
     @property
     def y_width(self) -> int:
@@ -69,15 +75,18 @@ def bucket(k: int) -> int:
 
 
 def architecture(layers: list[dict[str, Any]]) -> str:
-    """What the compiled model depends on: the layers without their starting values, as JSON."""
-    return json.dumps([{k: v for k, v in lay.items() if not k.endswith("_init")} for lay in layers], sort_keys=True)
+    """What the compiled model depends on: the layers without their starting values (nor those of an
+    rnn's gate), as JSON."""
+    return json.dumps(
+        [{k: networks.compiled(v) for k, v in lay.items() if not k.endswith("_init")} for lay in layers], sort_keys=True
+    )
 
 
 def signature(
-    spec: dict[str, Any], k: int, n: int, features: int, device: str, targets: int | None = None
+    spec: dict[str, Any], k: int, n: int, features: int, device: str, targets: int | None = None, timesteps: int = 0
 ) -> Signature:
     """The compiled step's signature for a group of k jobs of this spec with n rows of `features`
-    (and `targets` columns of y: a single layer's y is shaped like x)."""
+    (and `targets` columns of y: a single layer's y is shaped like x; `timesteps` of each sequence)."""
     t, job = spec["training"], plan.of(spec)
     n_train, n_val = split(n, t["validation_split"])
     return Signature(
@@ -92,13 +101,14 @@ def signature(
         t["loss"],
         device,
         architecture(job.layers),
+        timesteps,
     )
 
 
 def zero_arrays(sig: Signature) -> dict[str, np.ndarray]:
     """Zero arrays of the shapes and dtypes a group of `sig` puts on the device."""
-    k, f, m = sig.k, sig.features, sig.y_width
-    shapes = {"x": (k, sig.n_train, f), "y": (k, sig.n_train, m), "xv": (k, sig.n_val, f), "yv": (k, sig.n_val, m)}
+    k, f, m = sig.k, sig.x_shape, sig.y_width
+    shapes = {"x": (k, sig.n_train, *f), "y": (k, sig.n_train, m), "xv": (k, sig.n_val, *f), "yv": (k, sig.n_val, m)}
     arrays = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
     return {
         **arrays,
@@ -124,7 +134,7 @@ class Compiled:
         self.loss_fn = LOSSES[sig.loss]
         self.layer = Stack(json.loads(sig.net), sig.k, name="network")
         with keras.device(sig.device):
-            self.layer.build((sig.k, None, sig.features))
+            self.layer.build((sig.k, None, *sig.x_shape))
             self.optimizer = OPTIMIZERS[sig.optimizer]()
             self.optimizer.build(self.layer.trainable_variables)
         # The group on the device: x, y (K, n_train, F), xv, yv (K, n_val, F), each member's round keys
@@ -221,8 +231,9 @@ class Compiled:
         return self.gather(x, rows), self.gather(y, rows), w
 
     def gather(self, a: Any, rows: Any) -> Any:
-        """Rows `rows[k]` of member k's array a[k]."""
-        return ops.take_along_axis(a, ops.expand_dims(rows, -1), axis=1)
+        """Rows `rows[k]` of member k's array a[k] (of rows, or of sequences)."""
+        index = ops.expand_dims(rows, -1)
+        return ops.take_along_axis(a, index if len(a.shape) == 3 else ops.expand_dims(index, -1), axis=1)
 
     def zero_stats(self) -> tuple[Any, Any, Any]:
         """The epoch's sums before its first step: loss (K,), |gradient| (K, variables), live (K, taps)."""

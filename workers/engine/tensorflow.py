@@ -21,10 +21,10 @@ class TensorFlowCompiled(Compiled):
         def var(shape: int | tuple[int, ...], dtype: Any = tf.float32) -> Any:
             return tf.Variable(tf.zeros(shape, dtype), trainable=False)
 
-        k, f, m = sig.k, sig.features, sig.y_width
+        k, f, m = sig.k, sig.x_shape, sig.y_width
         with tf.device(sig.device):
-            self.x, self.y = var((k, sig.n_train, f)), var((k, sig.n_train, m))
-            self.xv, self.yv = var((k, sig.n_val, f)), var((k, sig.n_val, m))
+            self.x, self.y = var((k, sig.n_train, *f)), var((k, sig.n_train, m))
+            self.xv, self.yv = var((k, sig.n_val, *f)), var((k, sig.n_val, m))
             self.keys, self.shuffle, self.weight = var((k, ROUNDS), tf.int32), var(k, tf.int32), var(k)
         self._epoch = tf.function(self._epoch_fn, jit_compile=True, autograph=False)
         self._evaluate = tf.function(self._evaluate_fn, autograph=False)  # used once an epoch: not worth an XLA compile
