@@ -170,6 +170,20 @@ class Network(Strict):
 # -- stored specs ---------------------------------------------------------------------------------
 
 
+class GateSpec(TypedDict, total=False):
+    """An rnn layer's gate as the job runs it: a threshold layer's fields."""
+
+    type: str
+    sigma_init: float | None
+    a_init: float
+    b_init: float
+    c_init: float
+    x_max_init: float
+    width_init: float
+    surrogate: str
+    surrogate_width: float | None
+
+
 class NetworkLayerSpec(TypedDict, total=False):
     """One layer of a network as the job runs it (the request's fields, defaults filled in)."""
 
@@ -190,7 +204,7 @@ class NetworkLayerSpec(TypedDict, total=False):
     surrogate_width: float | None
     surrogate_slope: float
     return_sequences: bool
-    gate: dict[str, Any] | None
+    gate: GateSpec | None
 
 
 class NetworkSpec(TypedDict):
