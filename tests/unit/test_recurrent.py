@@ -189,3 +189,26 @@ def test_a_group_of_sequence_members_trains_an_epoch() -> None:
     assert [r.error for r in results] == [None, None]
     assert set(results[0].params) == {"rnn_1"} and len(results[0].params["rnn_1"]["x_max"]) == 2
     assert results[0].params != results[1].params
+
+
+@pytest.mark.heavy  # a SavedModel export: some seconds
+def test_a_gated_rnns_saved_model_predicts_what_the_api_predicts(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from workers.exports import saved_model_tar
+
+    specs = [{"type": "rnn", "units": 4, "activation": "tanh", "return_sequences": False, "gate": PULSE}]
+    specs.append({"type": "dense", "units": 2})
+    rng = np.random.default_rng(1)
+    stored = {
+        n: a if n.endswith("/kernel") else a.reshape(-1) for n, a in network.initial_weights(specs, F, rng).items()
+    }
+    x = rng.normal(size=(7, T, F)).astype(np.float32)
+    tarfile.open(fileobj=io.BytesIO(saved_model_tar(export.network_artifact(specs, F, stored, T), 1))).extractall(
+        tmp_path
+    )
+    (pb,) = tmp_path.rglob("saved_model.pb")
+    serving = tf.saved_model.load(str(pb.parent)).signatures["serving_default"]
+    (got,) = serving(x=tf.constant(x)).values()
+    np.testing.assert_allclose(got.numpy(), networks.forward(specs, stored, x), atol=1e-6)
