@@ -80,8 +80,9 @@ class Caller:
 
 
 def is_prediction(path: str) -> bool:
-    """True for the prediction routes: TF Serving's `...:predict` and V2's `.../infer`."""
-    return (path.startswith("/v1/models/") and path.endswith(":predict")) or (
+    """True for the prediction routes: TF Serving's `...:predict` and V2's `.../infer`, and the questions
+    asked of a model, `...:bounds` and `...:optimize`."""
+    return (path.startswith("/v1/models/") and path.endswith((":predict", ":bounds", ":optimize"))) or (
         path.startswith("/v2/models/") and path.endswith("/infer")
     )
 

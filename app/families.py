@@ -110,6 +110,7 @@ register(
         target={"x_max": 0.9, "width": 0.3},
         label="1 where x_max - width < |x| < x_max, else 0",
         nonnegative=frozenset({"x_max", "width"}),
+        extremes=functions.pulse_extremes,
     )
 )
 register(
@@ -120,5 +121,6 @@ register(
         inits={"threshold": 0.0},
         target={"threshold": 0.0},
         label="1 where x > threshold, else 0",
+        extremes=functions.step_extremes,
     )
 )

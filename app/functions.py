@@ -79,6 +79,26 @@ def step(xp: Any, x: Any, threshold: Any) -> Any:
     return xp.where(x > threshold, xp.ones_like(x), xp.zeros_like(x))
 
 
+def pulse_extremes(xp: Any, lo: Any, hi: Any, x_max: Any, width: Any) -> tuple[Any, Any]:
+    """(argmin, argmax) of `pulse` over x in [lo, hi]: of the ends, 0 and the window's edges (where it
+    is 0 if anywhere) and the middles of the window's two sides within [lo, hi] (where it is 1 if anywhere)."""
+    a, b = x_max - width, x_max
+    mids = [(xp.maximum(lo, p) + xp.minimum(hi, q)) / 2 for p, q in ((a, b), (-b, -a))]
+    edges = [xp.clip(e, lo, hi) for e in (0.0 * a, a, b, -a, -b)]
+    candidates = xp.stack([lo + 0.0 * a, hi + 0.0 * a, *[xp.clip(m, lo, hi) for m in mids], *edges])
+    values = pulse(xp, candidates, x_max, width)
+
+    def take(i: Any) -> Any:
+        return xp.take_along_axis(candidates, i[None], axis=0)[0]
+
+    return take(xp.argmin(values, axis=0)), take(xp.argmax(values, axis=0))
+
+
+def step_extremes(xp: Any, lo: Any, hi: Any, threshold: Any) -> tuple[Any, Any]:
+    """(argmin, argmax) of `step` over x in [lo, hi]: it never falls, so its ends."""
+    return lo + 0.0 * threshold, hi + 0.0 * threshold
+
+
 def sigmoid(xp: Any, z: Any) -> Any:
     """1 / (1 + exp(-z)) written with tanh, finite for every finite z in either namespace."""
     return 0.5 * (xp.tanh(0.5 * z) + 1.0)

@@ -11,6 +11,7 @@ from starlette.types import Scope
 from app import __version__, handlers, openapi
 from app.auth import parse_keys
 from app.boundary import Boundary, parse_hosts
+from app.bounds.router import router as bounds_router
 from app.dashboard.router import router as dashboard_router
 from app.datasets.router import router as datasets_router
 from app.jobs.router import router as jobs_router
@@ -90,6 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(TrustBoundary, boundary=Boundary(parse_hosts(settings.allowed_hosts), frozenset(origins)))
     app.add_middleware(Observe)
     routers = (jobs_router, sweeps_router, serving_router, v2_router, datasets_router, webhooks_router, ops_router)
-    for router in (*routers, dashboard_router):
+    for router in (*routers, bounds_router, dashboard_router):
         app.include_router(router)
     return app

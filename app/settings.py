@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         "sent again until a job of the sweep changes; 0: none",
     )
     max_predict_instances: int = Field(100_000, gt=0)
+    bounds_budget_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="seconds one `:bounds` or `:optimize` request may spend at most (its `budget_s` is capped "
+        "by this); past it the answer holds the bounds found so far, marked `complete: false`",
+    )
 
     # limits per caller: an API key, or the client address where keys are off (docs/access.md)
     rate_limit: str = Field(

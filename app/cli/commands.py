@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from app.cli.analysis import COMMANDS as ANALYSIS_COMMANDS
 from app.cli.manage import COMMANDS as LIFECYCLE_COMMANDS
 from app.cli.remote import COMMANDS as CLIENT_COMMANDS
 from app.settings import Settings, load_settings
@@ -262,5 +263,5 @@ def migrate(database_url: str | None, wait: float) -> None:
     click.echo(f"database at migration {m.head()}")
 
 
-for _command in (*CLIENT_COMMANDS, *LIFECYCLE_COMMANDS):  # submit ... jobs; models, label, delete ...
+for _command in (*CLIENT_COMMANDS, *LIFECYCLE_COMMANDS, *ANALYSIS_COMMANDS):  # submit ... jobs; models ...; bounds
     main.add_command(_command)

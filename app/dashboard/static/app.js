@@ -1,6 +1,6 @@
 "use strict";
-// The bumpfit dashboard: hash routes #/ (jobs), #/jobs/ID, #/sweeps, #/sweeps/ID, #/models, #/datasets
-// and #/new (submit).
+// The bumpfit dashboard: hash routes #/ (jobs), #/jobs/ID, #/sweeps, #/sweeps/ID, #/models, #/datasets,
+// #/new (submit) and #/bounds/NAME (bounds.js).
 // It talks only to the JSON API it is served by; the vendored uPlot draws the charts. With API keys on it
 // asks for a key, keeps it for the tab (sessionStorage) and sends it as `Authorization: Bearer` on every
 // call, its event streams included (read with fetch: EventSource sends no headers).
@@ -753,7 +753,8 @@ async function modelsView(root) {
   list, h("div", { class: "toolbar more" }, more));
   let token = null;
   const section = (m) => h("section", { class: "card model", "data-model": m.name },
-    h("h2", {}, m.name), endpoints(m), h("table", { class: "versions" },
+    h("h2", {}, m.name, h("a", { href: `#/bounds/${encodeURIComponent(m.name)}`, class: "bounds-link" },
+      "what it can output")), endpoints(m), h("table", { class: "versions" },
       h("thead", {}, h("tr", {}, VERSION_COLUMNS.map((c) => h("th", {}, c === "actions" ? "" : c.replace("-", " "))))),
       h("tbody", {}, m.versions.map((v) => versionRow(m, v, render)))));
   const empty = () => h("p", { class: "muted" }, "No models yet: a model appears when a job succeeds.");
@@ -915,7 +916,8 @@ function route() {
   const pages = { sweeps: sweepsView, models: modelsView, datasets: datasetsView, new: submitView };
   const page = kind === "jobs" && id ? jobView(root, decodeURIComponent(id))
     : kind === "sweeps" && id ? sweepView(root, decodeURIComponent(id))
-      : (Object.hasOwn(pages, kind) ? pages[kind] : jobsView)(root);
+      : kind === "bounds" && id ? boundsView(root, decodeURIComponent(id)) // bounds.js
+        : (Object.hasOwn(pages, kind) ? pages[kind] : jobsView)(root);
   Promise.resolve(page).catch(report);
 }
 
