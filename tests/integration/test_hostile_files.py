@@ -68,10 +68,10 @@ REFUSED_NPZ = [
         "no valid .npy header",
     ),
     (
-        "3-D",
+        "4-D",  # x may be sequences (n, timesteps, features), not more
         npz(
             {
-                "x.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", bytes(32)),
+                "x.npy": npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2, 2), }", bytes(64)),
                 "y.npy": good_y(),
             }
         ),
