@@ -1,12 +1,12 @@
-"""Alembic environment: the URL comes from the config (set by app.migrate) or BUMPFIT_DATABASE_URL."""
+"""Alembic environment: the URL comes from the config (set by app.store.migrate) or BUMPFIT_DATABASE_URL."""
 
 from logging.config import fileConfig
 
 from alembic import context
 
-from app.db import make_engine
-from app.models import Base
 from app.settings import get_settings
+from app.store.db import make_engine
+from app.store.models import Base
 
 config = context.config
 if config.config_file_name is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 FIELDS = ("job_id", "worker", "request_id")
 # The API key of the request being answered, by its id (never the key): `key` in each line logged
-# while it is answered, uvicorn's access log included (set by app.quota.PerCaller).
+# while it is answered, uvicorn's access log included (set by app.http.quota.PerCaller).
 KEY_ID: ContextVar[str | None] = ContextVar("key_id", default=None)
 
 

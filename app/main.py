@@ -8,18 +8,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from starlette.types import Scope
 
-from app import __version__, handlers, openapi
-from app.auth import parse_keys
-from app.boundary import Boundary, parse_hosts
+from app import __version__
 from app.bounds.router import router as bounds_router
 from app.dashboard.router import router as dashboard_router
 from app.datasets.router import router as datasets_router
+from app.http import handlers, openapi
+from app.http.auth import parse_keys
+from app.http.boundary import Boundary, parse_hosts
+from app.http.middleware import BodyLimit, Observe, RequireKey, TrustBoundary
+from app.http.quota import PerCaller, Streams
 from app.jobs.router import router as jobs_router
-from app.middleware import BodyLimit, Observe, RequireKey, TrustBoundary
 from app.ops.metrics import REGISTRY, QueueCollector
 from app.ops.router import router as ops_router
 from app.outbox.router import router as webhooks_router
-from app.quota import PerCaller, Streams
 from app.serving.router import router as serving_router
 from app.serving.v2_router import router as v2_router
 from app.settings import Settings, get_settings
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
         title="bumpfit",
-        docs_url=None,  # app/openapi.py serves /docs and /redoc from local assets
+        docs_url=None,  # app/http/openapi.py serves /docs and /redoc from local assets
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
         version=__version__,

@@ -189,10 +189,10 @@ class Settings(BaseSettings):
     def _readable(cls, value: str, info: ValidationInfo) -> str:
         """These settings are read by their modules' parsers (imported here: they import settings),
         which raise ValueError naming the bad entry."""
-        from app.auth import parse_keys
-        from app.boundary import parse_hosts
+        from app.http.auth import parse_keys
+        from app.http.boundary import parse_hosts
+        from app.http.quota import parse_rate
         from app.outbox.egress import networks
-        from app.quota import parse_rate
 
         parsers: dict[str, Callable[[str], object]] = {
             "webhook_allow_cidrs": networks,

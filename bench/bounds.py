@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from app import networks
 from app.bounds import analyse, crown
 from app.bounds.box import as_float32
 from app.bounds.model import network_ops
+from app.model import networks
 from app.settings import Settings
 
 SHAPES = {"5-10-4": [5, 10, 4], "5-32-32-4": [5, 32, 32, 4]}

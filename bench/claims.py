@@ -14,8 +14,8 @@ import uuid
 
 from sqlalchemy import create_engine, event, text
 
-from app import migrate, queue
-from app.db import engine_for, session_scope
+from app.store import migrate, queue
+from app.store.db import engine_for, session_scope
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

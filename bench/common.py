@@ -23,7 +23,7 @@ def seed_fit(sigma: float, epochs: int, n: int = N, seed: int = 0) -> tuple[floa
     import keras
     import numpy as np
 
-    from app import data
+    from app.model import data
     from workers.layers import BumpLayer
 
     x, y = data.synthetic("bump", {"sigma": sigma}, n, (-1.0, 1.0), 0.0, seed)

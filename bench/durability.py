@@ -14,9 +14,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from app import db, migrate, queue
 from app.main import create_app
 from app.settings import Settings
+from app.store import db, migrate, queue
 from tests.service import seed_job
 
 

@@ -35,7 +35,7 @@ def run(
 ) -> tuple[list[Any], float]:
     """Train the table's jobs fused as the queue would: (results in table order, wall seconds);
     `warm`: one epoch per group, only to compile its shape."""
-    from app import data
+    from app.model import data
     from workers.engine import Member, train_group
 
     groups: dict[int, list[tuple[int, Any]]] = {}

@@ -16,8 +16,8 @@ import uuid
 
 from sqlalchemy import create_engine, func, select, text
 
-from app.db import session_scope
 from app.jobs.models import HistoryRow, Job
+from app.store.db import session_scope
 from tests.service import Service, seed_job
 
 DEADLINE_S = 900  # the whole run gives up after this long

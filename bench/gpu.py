@@ -27,7 +27,7 @@ BATCH, LR = 32, 1e-3
 
 def members(k: int, n: int, epochs: int) -> list[Any]:
     """K jobs over the seed table's 99 sigmas (data shared between jobs of one sigma), seeds 0..K-1."""
-    from app import data
+    from app.model import data
     from workers.engine import Member
 
     sigmas = [s for s, _ in seed_table()]
@@ -55,7 +55,7 @@ def minimal_epoch(k: int, n: int) -> Callable[..., Any]:
     import jax
     import jax.numpy as jnp
 
-    from app import functions
+    from app.model import functions
 
     steps = math.ceil(n / BATCH)
 

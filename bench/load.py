@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from app import migrate
+from app.store import migrate
 from tests.service import answers, free_port, seed_job, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

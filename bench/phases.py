@@ -26,9 +26,9 @@ from sqlalchemy.engine import Engine
 
 import workers.engine.tensorflow as compiled
 import workers.runner as runner
-from app import migrate, queue
 from app.main import create_app
 from app.settings import Settings
+from app.store import migrate, queue
 from bench.common import seed_table as table
 from bench.scale import PG, sweep_body
 from bench.sweep import sweep_body as seed_sweep

@@ -21,10 +21,10 @@ import orjson
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from app import migrate
-from app.db import engine_for, session_scope
 from app.main import create_app
 from app.settings import Settings
+from app.store import migrate
+from app.store.db import engine_for, session_scope
 from app.sweeps.service import Answers
 from bench.scale import PG, sweep_body
 

@@ -160,7 +160,7 @@ def large(url: str, size: int, workers: int) -> str:
 
 def in_process(size: int) -> float:
     """The engine alone on the same jobs: data made, then train_group per group of MAX_FUSE."""
-    from app import data
+    from app.model import data
     from workers.engine import Member, train_group
 
     body = sweep_body(size)

@@ -12,7 +12,7 @@ from bench.common import N, engine_spec, seed_table
 
 
 def main() -> None:
-    from app import data
+    from app.model import data
     from workers.engine import Member, train
 
     start = time.perf_counter()

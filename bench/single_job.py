@@ -14,7 +14,7 @@ from bench.common import engine_spec, seed_fit
 def main() -> None:
     import tensorflow as tf  # noqa: F401 - imported before timing, as in a running worker
 
-    from app import data
+    from app.model import data
     from workers.engine import Member, factory, train
 
     def engine() -> tuple[float, float]:

@@ -34,7 +34,7 @@ TIMEOUT_S = 900  # give up on the sweep after this long
 
 def in_process(table: list[tuple[float, int]]) -> float:
     """Seconds for the engine to train the sweep's jobs (same data, seeds and groups) in this process."""
-    from app import data
+    from app.model import data
     from workers.engine import Member, factory, train_group
 
     groups: dict[int, list[Member]] = {}

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app import migrate
-from app.db import engine_for
 from app.main import create_app
-from app.models import Base
 from app.settings import Settings
+from app.store import migrate
+from app.store.db import engine_for
+from app.store.models import Base
 from tests import postgres
 from tests.service import ROOT, Service, answers, free_port, seed_job, wait_for
 
@@ -27,7 +27,7 @@ __all__ = ["ROOT", "Service", "answers", "free_port", "seed_job", "wait_for"]
 TESTS_OWN = ("BUMPFIT_TEST_PG", "BUMPFIT_DOCS_SCREENSHOTS", "BUMPFIT_DIST")
 for _name in [n for n in os.environ if n.startswith("BUMPFIT_") and n not in TESTS_OWN]:
     del os.environ[_name]
-# Starlette's TestClient sends `Host: testserver`, a name the keyless mode refuses (app/boundary.py): the
+# Starlette's TestClient sends `Host: testserver`, a name the keyless mode refuses (app/http/boundary.py): the
 # in-process apps answer it too. The boundary's own tests set `allowed_hosts` explicitly.
 os.environ["BUMPFIT_ALLOWED_HOSTS"] = "testserver"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import keras
 
 import workers.layers  # noqa: F401 - registers the layers, so the `.keras` file opens
-from app.db import session_scope
 from app.serving import exports
+from app.store.db import session_scope
 
 log = logging.getLogger("bumpfit.worker")
 

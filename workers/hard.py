@@ -3,7 +3,7 @@ through surrogate gradients (as snnTorch, SpikingJelly and Norse train spiking n
 
 The output is `hard + (soft - stop_gradient(soft))`: exactly the hard 0/1 value forward (soft - soft
 is 0 in floating point), and soft's gradient backward, with `keras.ops` only, so the same code
-trains on TensorFlow and JAX. Both forms of math are `app.functions`', which the API serves with.
+trains on TensorFlow and JAX. Both forms of math are `app.model.functions`', which the API serves with.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from app import functions
+from app.model import functions
 from workers.layers import LAYERS, _ParamLayer
 
 # The least surrogate width of a pulse whose width is null: half the width of a pulse that has shrunk
@@ -49,7 +49,7 @@ class _HardLayer(_ParamLayer):
 @keras.saving.register_keras_serializable(package="bumpfit")
 class PulseLayer(_HardLayer):
     """1 where x_max - width < |x| < x_max, else 0, with trainable x_max, width >= 0. Its gradient is
-    that of `app.functions.pulse_window` (`surrogate="sigmoid"`), whose ramps at both edges are
+    that of `app.model.functions.pulse_window` (`surrogate="sigmoid"`), whose ramps at both edges are
     `surrogate_width` wide (None: half the pulse's width as it trains); `"none"` has none."""
 
     FAMILY, PARAMS = "pulse", ("x_max", "width")

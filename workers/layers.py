@@ -1,7 +1,7 @@
-"""Keras layers for the layer families of `app.families` (modelled on keras' PReLU).
+"""Keras layers for the layer families of `app.model.families` (modelled on keras' PReLU).
 
 Each family's layer reads its parameters, starting values, constraints and math from the
-registry: the math is `app.functions` run on `keras.ops`, the same code the API serves with NumPy.
+registry: the math is `app.model.functions` run on `keras.ops`, the same code the API serves with NumPy.
 Importing this module registers the layers, so `keras.saving.load_model` opens bumpfit models.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from app import families
+from app.model import families
 
 
 class _ParamLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hints
@@ -22,7 +22,7 @@ class _ParamLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras has no typ
     (K, batch, features): the fused form that trains a sweep's jobs in one compiled step.
     """
 
-    FAMILY = ""  # the name of its family in app.families
+    FAMILY = ""  # the name of its family in app.model.families
     PARAMS: tuple[str, ...] = ()
 
     def __init__(self, per_feature: bool = False, members: int | None = None, **kwargs: Any) -> None:
@@ -98,7 +98,7 @@ class _ParamLayer(keras.layers.Layer):  # type: ignore[misc]  # Keras has no typ
 class BumpLayer(_ParamLayer):
     """exp(-sigma / (sigma - x^2)) where |x| < sigma and x^2 < sigma, else 0; trainable sigma >= 0.
 
-    Finite output and gradients for every finite x and sigma >= 0 (see app.functions.bump).
+    Finite output and gradients for every finite x and sigma >= 0 (see app.model.functions.bump).
     """
 
     FAMILY, PARAMS = "bump", families.get("bump").params

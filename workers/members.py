@@ -8,13 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app import data as datalib
-from app import lifecycle, networks, plan
 from app.datasets.models import Dataset
-from app.db import session_scope
 from app.errors import BumpfitError, InvalidInput
 from app.jobs.models import Job
+from app.model import data as datalib
+from app.model import networks, plan
 from app.settings import Settings
+from app.store import lifecycle
+from app.store.db import session_scope
 from workers.engine import Member
 
 log = logging.getLogger("bumpfit.worker")

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from app import families, networks
+from app.model import families, networks
 from workers import recurrent
 from workers.hard import options
 from workers.layers import Standardize, layer_for
@@ -66,7 +66,7 @@ class MembersDense(keras.layers.Layer):  # type: ignore[misc]  # Keras has no ty
         )
 
     def effective_kernel(self) -> Any:
-        """The kernel the layer multiplies by: its own, or g * v / ||v|| (`app.networks.dense_kernel`)."""
+        """The kernel the layer multiplies by: its own, or g * v / ||v|| (`app.model.networks.dense_kernel`)."""
         if not self.weight_norm:
             return self.kernel
         v = ops.convert_to_tensor(self.v)
@@ -124,7 +124,7 @@ PLAIN: dict[str, Callable[[dict[str, Any], str], keras.layers.Layer]] = {
 
 
 def slots(layer: keras.layers.Layer) -> list[str]:
-    """A layer's weights in the order of its variables, as `app.networks.forward` names them."""
+    """A layer's weights in the order of its variables, as `app.model.networks.forward` names them."""
     if isinstance(layer, MembersDense | keras.layers.Dense):
         kernel = ["g", "v"] if getattr(layer, "weight_norm", False) else ["kernel"]
         return [*kernel, "bias"] if layer.use_bias else kernel
@@ -192,7 +192,7 @@ class Stack(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type hint
 
 def initial_weights(layers: list[dict[str, Any]], features: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """One member's starting weights, drawn in layer order from its own generator: dense kernels
-    Glorot-uniform (Keras's default) and zero biases; threshold units as `app.families` says; an
+    Glorot-uniform (Keras's default) and zero biases; threshold units as `app.model.families` says; an
     rnn's as `workers.recurrent.initial_weights` says."""
     out: dict[str, np.ndarray] = {}
     width = features

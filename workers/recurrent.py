@@ -1,5 +1,5 @@
 """Recurrent layers in Keras: `GatedRNN`, Keras's SimpleRNN with an optional threshold gate
-(`app.recurrent` says the math), in its fused form (`members=K`: inputs (K, batch, T, F), weights
+(`app.model.recurrent` says the math), in its fused form (`members=K`: inputs (K, batch, T, F), weights
 with a leading K) and its plain form (the artifact's layer, inputs (batch, T, F)). A network's rnn
 without a gate is a plain `keras.layers.SimpleRNN` in its artifact.
 
@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from app import families, recurrent
+from app.model import families, recurrent
 from workers.hard import options
 from workers.layers import layer_for
 
@@ -72,7 +72,7 @@ class GatedRNN(keras.layers.Layer):  # type: ignore[misc]  # Keras has no type h
             self.gate_layer.build((*lead, None, u))
 
     def variable(self, slot: str) -> Any:
-        """The weight `slot` names (`app.recurrent.slots`): the cell's, or its gate's parameters."""
+        """The weight `slot` names (`app.model.recurrent.slots`): the cell's, or its gate's parameters."""
         if slot in self.PARAMS:
             return getattr(self.gate_layer, slot)
         return getattr(self, slot, None)
@@ -176,7 +176,7 @@ def fused_layer(spec: dict[str, Any], name: str, k: int) -> keras.layers.Layer:
 
 
 def slots(layer: keras.layers.Layer) -> list[str]:
-    """A recurrent layer's weights in the order of its variables (`app.recurrent.slots`)."""
+    """A recurrent layer's weights in the order of its variables (`app.model.recurrent.slots`)."""
     return recurrent.slots({"gate": getattr(layer, "gate", None)})
 
 
@@ -197,7 +197,7 @@ def orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def initial_gate(gate: dict[str, Any], units: int, rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """A gate's starting parameters (its family's, drawn from `rng` where its spec says so) and its
-    bias at their opening (`app.recurrent.opening`), where the gate is open."""
+    bias at their opening (`app.model.recurrent.opening`), where the gate is open."""
     values = families.get(gate["type"]).initial_values(gate, units, rng or np.random.default_rng(0))
     params = {p: v.astype(np.float32) for p, v in values.items()}
     start = np.broadcast_to(recurrent.opening(gate["type"], params), (units,))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from app import queue
-from app.db import session_scope
+from app.store import queue
+from app.store.db import session_scope
 from workers.engine import EpochReport, Member, Result
 
 

@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from app import dberrors, queue
-from app.db import session_scope
 from app.errors import InvalidInput
 from app.jobs.models import Job
 from app.ops import service as workers
 from app.settings import Settings
+from app.store import dberrors, queue
+from app.store.db import session_scope
 from workers import exports, warmup
 from workers.engine import BACKEND, EpochReport, Member, Result, default_device, train_group
 from workers.members import load_member, retain

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from app import wake
+from app.store import wake
 
 log = logging.getLogger("bumpfit.worker")
 LISTEN_RETRY_MIN = 0.5  # first pause before reopening a lost LISTEN connection; doubles each try ...

@@ -21,10 +21,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import plan
-from app.db import session_scope
 from app.jobs.models import Job
 from app.jobs.schemas import JobRequest
+from app.model import plan
+from app.store.db import session_scope
 from workers.engine import export
 from workers.engine.factory import compiled_for
 from workers.engine.step import Signature, signature

@@ -1,6 +1,6 @@
 """owner: who made a job, a dataset or a webhook, for the limits per caller; datasets.sha256 indexed
 
-`owner` is the caller of the request that made the row (app.auth.Caller.id): `key:<first 8 hex of
+`owner` is the caller of the request that made the row (app.http.auth.Caller.id): `key:<first 8 hex of
 the API key's hash>`, or `addr:<client address>` where keys are off; null for rows made before this
 revision, which no caller's caps count. The caps (BUMPFIT_MAX_QUEUED_JOBS, BUMPFIT_MAX_WEBHOOKS,
 BUMPFIT_MAX_DATASET_BYTES) count a caller's rows by it. An upload finds an earlier upload with the same

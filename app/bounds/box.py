@@ -9,13 +9,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import data as datalib
-from app import networks, plan
 from app.bounds.relax import Array
 from app.bounds.schemas import Box
 from app.datasets.models import Dataset
 from app.errors import InvalidInput
 from app.jobs.models import Job
+from app.model import data as datalib
+from app.model import networks, plan
 from app.settings import Settings
 
 

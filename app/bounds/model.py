@@ -3,7 +3,7 @@ features' standardisation, dense layers, the target's destandardisation) and ele
 
 Each layer type reaches the list through its entry in `LAYERS`, the registry of relaxations: a type
 without one (or an activation without its extremes) is refused with a 422 that names the layer,
-never bounded by a guess. Threshold families enter by their `extremes` (app.families).
+never bounded by a guess. Threshold families enter by their `extremes` (app.model.families).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from app import families, networks
 from app.bounds.relax import ACTIVATION_EXTREMES, U32, Array, Elementwise, Softmax
 from app.errors import InvalidInput
+from app.model import families, networks
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def _family(index: int, layer: dict[str, Any], name: str, weights: dict[str, Arr
 
 
 # The registry of relaxations, by layer type: how a layer enters the bounds. A family enters with its
-# `extremes` (app.families); a type missing here is refused by name.
+# `extremes` (app.model.families); a type missing here is refused by name.
 LAYERS: dict[str, Builder] = {"dense": _dense, "activation": _activation_layer}
 
 
@@ -112,7 +112,7 @@ def builder(kind: str) -> Builder | None:
 
 
 def standardisation(mean: Array, variance: Array, invert: bool) -> Affine:
-    """Keras's Normalization (or its inverse) as an affine map, as `app.networks.standardize` computes it."""
+    """Keras's Normalization (or its inverse) as an affine map, as `app.model.networks.standardize` computes it."""
     scale = np.maximum(np.sqrt(variance.astype(np.float64)), networks.EPSILON)
     if invert:
         return Affine("the target's destandardisation", scale, mean.astype(np.float64), extra=3)

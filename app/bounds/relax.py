@@ -2,7 +2,7 @@
 relaxation, sound for the float32 forward pass that predictions use.
 
 A threshold family says where it takes its extremes over an interval (`Family.extremes`, beside its
-math in `app.functions`); an activation says it here, beside the forms of `app.networks.ACTIVATIONS`.
+math in `app.model.functions`); an activation says it here, beside the forms of `app.model.networks.ACTIVATIONS`.
 From those extremes every operation gets the same two bounds: its range over an interval (the
 values at the extremes, widened for float32's rounding), and linear bounds a x + b below and above it,
 found by cutting the interval into pieces and shifting a few candidate lines until they clear the
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app import networks
+from app.model import networks
 
 Array = np.ndarray
 Extremes = Callable[[Array, Array], tuple[Array, Array]]  # (lo, hi) -> (argmin, argmax), element-wise

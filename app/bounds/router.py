@@ -7,8 +7,8 @@ from fastapi import APIRouter
 
 from app.bounds import service
 from app.bounds.schemas import BoundsRequest, BoundsResponse, OptimizeRequest, OptimizeResponse
-from app.deps import ReadSessionDep, SettingsDep
-from app.responses import ERRORS
+from app.http.deps import ReadSessionDep, SettingsDep
+from app.http.responses import ERRORS
 from app.serving import service as serving
 from app.serving.router import LabelPath, VersionPath
 

@@ -11,7 +11,6 @@ import numpy as np
 from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
-from app import families, plan
 from app.bounds import analyse
 from app.bounds import box as boxes
 from app.bounds.model import family_op, network_ops
@@ -28,7 +27,8 @@ from app.bounds.schemas import (
 )
 from app.errors import InvalidInput
 from app.jobs.models import Job
-from app.networks import default_columns, forward
+from app.model import families, plan
+from app.model.networks import default_columns, forward
 from app.serving import service as serving
 from app.settings import Settings
 

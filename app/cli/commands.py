@@ -143,11 +143,11 @@ def serve(host: str | None, port: int | None, database_url: str | None, workers:
     """Migrate the database, start the API and N workers; Ctrl-C / SIGTERM stops them all."""
     import uvicorn
 
-    from app import migrate, queue
-    from app.auth import is_loopback, parse_keys
+    from app.http.auth import is_loopback, parse_keys
     from app.logs import configure
     from app.main import create_app
     from app.outbox.dispatch import Dispatcher
+    from app.store import migrate, queue
 
     settings = _settings(host=host, port=port, database_url=database_url, workers=workers)
     configure(settings.log_level)
@@ -228,7 +228,7 @@ def new_key(scope: str, dotenv: bool) -> None:
     """Print a new API key (shown once) and the BUMPFIT_API_KEYS entry that stores its hash."""
     from sqlalchemy.engine import make_url
 
-    from app.auth import new_key as make
+    from app.http.auth import new_key as make
 
     key, entry = make(scope)
     if not dotenv:
@@ -255,7 +255,7 @@ def new_key(scope: str, dotenv: bool) -> None:
 )
 def migrate(database_url: str | None, wait: float) -> None:
     """Bring the database to the latest migration (what `alembic upgrade head` does)."""
-    from app import migrate as m
+    from app.store import migrate as m
 
     url = _settings(database_url=database_url).database_url
     m.wait_for_database(url, wait)

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app import plan
 from app.cli.client import (
     WATCH_INTERVAL,
     Api,
@@ -28,6 +27,7 @@ from app.cli.client import (
     url_option,
 )
 from app.jobs.models import FINISHED, JobStatus
+from app.model import plan
 
 
 @click.command()

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from app import data as datalib
 from app.dashboard.plots import job_svg
-from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
+from app.http.deps import SessionDep, SettingsDep
+from app.http.responses import ERRORS
 from app.jobs import service
 from app.jobs.resource import HistoryItem
-from app.responses import ERRORS
+from app.model import data as datalib
 
 STATIC = Path(__file__).resolve().parent / "static"
 # The dashboard runs its own files only (no inline script or style, no other site) and is never framed.

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app import functions
-from app.data import bound_problem, first_bad
 from app.errors import InvalidInput
+from app.model import functions
+from app.model.data import bound_problem, first_bad
 from app.settings import DEFAULT_MAX_CELLS
 
 

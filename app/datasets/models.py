@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import LargeBinary, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
+from app.store.db import Base, utcnow
 
 
 class Dataset(Base):
@@ -22,10 +22,10 @@ class Dataset(Base):
     features: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64), index=True)  # an upload's: of the file sent
     data: Mapped[bytes] = mapped_column(LargeBinary)
-    # A job's or a sweep's inline data: deleted with the last job that uses it (app.lifecycle).
+    # A job's or a sweep's inline data: deleted with the last job that uses it (app.store.lifecycle).
     inline: Mapped[bool] = mapped_column(default=False, server_default=false())
-    # The names of the columns of x then y (a CSV's header); null: x1..xF, y1..yM (app.networks).
+    # The names of the columns of x then y (a CSV's header); null: x1..xF, y1..yM (app.model.networks).
     columns: Mapped[list[Any] | None]
     outputs: Mapped[int | None]  # columns of y: 0 for a table whose target a network names; null: features
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that stored it (app.quota)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that stored it (app.http.quota)

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, UploadFile
 
-from app import lifecycle
 from app.datasets import service
 from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetList, DatasetOut
-from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
-from app.quota import CallerDep
-from app.responses import ERRORS
+from app.http.deps import SessionDep, SettingsDep
+from app.http.quota import CallerDep
+from app.http.responses import ERRORS
+from app.store import lifecycle
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 

@@ -10,16 +10,17 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
-from app import data as datalib
-from app import pages, quota
-from app.auth import Caller
 from app.datasets import uploads
 from app.datasets.limits import Limits
 from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetList, DatasetOut
 from app.errors import TooLarge
-from app.ids import new_id
+from app.http import quota
+from app.http.auth import Caller
+from app.model import data as datalib
 from app.settings import Settings
+from app.store import pages
+from app.store.ids import new_id
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import IO
 
 import numpy as np
 
-from app.data import FLOAT32_MAX, bound_problem, check_cells, first_bad
 from app.datasets.limits import Limits
 from app.errors import InvalidInput, TooLarge
+from app.model.data import FLOAT32_MAX, bound_problem, check_cells, first_bad
 
 TEXT_CHUNK = 1 << 20  # characters of CSV text decoded at a time
 NUMBER_CHARS = 80  # generous room per cell: '-1.234567890123456789e-308' plus quotes and spaces

@@ -18,10 +18,10 @@ from typing import IO, Any
 import numpy as np
 from numpy.lib import format as npformat
 
-from app.data import check_cells
 from app.datasets.limits import Limits, checked
 from app.datasets.table import read_csv
 from app.errors import InvalidInput, TooLarge
+from app.model.data import check_cells
 
 ZIP_MAGIC = b"PK\x03\x04"
 EOCD = struct.Struct("<4s4H2LH")  # the zip "end of central directory" record

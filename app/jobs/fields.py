@@ -9,11 +9,11 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic import Strict as StrictType
 
-from app.functions import DATA_MAX
-from app.ids import looks_like_id
+from app.model.functions import DATA_MAX
+from app.store.ids import looks_like_id
 
 # Every float of a job request is finite and within +-DATA_MAX, where the training computation it
-# feeds stays finite in float32 (see app.functions.DATA_MAX).
+# feeds stays finite in float32 (see app.model.functions.DATA_MAX).
 Finite = Annotated[float, StrictType(), Field(allow_inf_nan=False)]
 Bounded = Annotated[Finite, Field(ge=-DATA_MAX, le=DATA_MAX)]
 NonNegative = Annotated[Finite, Field(ge=0, le=DATA_MAX)]

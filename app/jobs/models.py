@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
+from app.store.db import Base, utcnow
 
 
 class JobStatus(StrEnum):
-    """A job's state; the values are what the `status` column stores. `app.queue` changes them."""
+    """A job's state; the values are what the `status` column stores. `app.store.queue` changes them."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -69,7 +69,7 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that submitted it (app.quota)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that submitted it (app.http.quota)
 
 
 class HistoryRow(Base):

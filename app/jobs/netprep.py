@@ -10,12 +10,12 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import data as datalib
-from app import networks, recurrent
 from app.datasets.models import Dataset
 from app.errors import InvalidInput, TooLarge
 from app.jobs.network import MAX_PARAMETERS
 from app.jobs.schemas import JobRequest
+from app.model import data as datalib
+from app.model import networks, recurrent
 from app.settings import Settings
 
 

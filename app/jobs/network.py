@@ -28,7 +28,7 @@ ActivationName = Literal[
     "silu",
     "swish",
     "mish",
-]  # Keras's names; app.networks.ACTIVATIONS holds each one's NumPy form (a test checks they match)
+]  # Keras's names; app.model.networks.ACTIVATIONS holds each one's NumPy form (a test checks they match)
 RegressionLoss = Literal["mse", "mae", "huber"]
 ClassificationLoss = Literal["binary_crossentropy", "sparse_categorical_crossentropy", "categorical_crossentropy"]
 # Keras's metric names; `accuracy` means the accuracy of the loss, as in Keras's `compile`.

@@ -11,16 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app import lifecycle
-from app.db import session_scope
-from app.deps import SessionDep, SettingsDep
 from app.errors import NotFound
+from app.http.deps import SessionDep, SettingsDep
+from app.http.quota import CallerDep, ClosingStream
+from app.http.responses import ERRORS
 from app.jobs import service
 from app.jobs.models import FINISHED, JobStatus
 from app.jobs.resource import History, HistoryItem, JobList, JobOut
 from app.jobs.schemas import JobRequest
-from app.quota import CallerDep, ClosingStream
-from app.responses import ERRORS
+from app.store import lifecycle
+from app.store.db import session_scope
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENT_POLL_SECONDS = 0.5  # how often the events stream looks for progress

@@ -13,9 +13,9 @@ from pydantic import (
     model_validator,
 )
 
-from app import families
 from app.jobs.fields import Bounded, Finite, LearningRate, ModelName, NonNegative, Strict, struct_f32
 from app.jobs.network import ClassificationLoss, MetricName, Network, RegressionLoss
+from app.model import families
 
 FUNCTION_DEFAULTS: dict[str, dict[str, float]] = {name: f.target for name, f in families.FAMILIES.items()}
 NONNEGATIVE = families.nonnegative()

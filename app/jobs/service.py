@@ -13,19 +13,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import data as datalib
-from app import pages, plan, queue, quota
-from app.auth import Caller
 from app.datasets import service as datasets
 from app.datasets.models import Dataset
-from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound, TooLarge
-from app.ids import new_id
+from app.http import quota
+from app.http.auth import Caller
 from app.jobs import netprep
 from app.jobs.models import FINISHED, HistoryRow, Job, JobStatus
 from app.jobs.resource import JobList, JobOut
 from app.jobs.schemas import JobRequest
+from app.model import data as datalib
+from app.model import plan
 from app.settings import Settings
+from app.store import pages, queue
+from app.store.db import utcnow
+from app.store.ids import new_id
 
 
 def digest(obj: Any) -> str:

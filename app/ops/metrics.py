@@ -10,10 +10,10 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import select
 
-from app.db import session_scope, utcnow
 from app.jobs.models import JobStatus
 from app.ops.models import JobTotal, Worker
 from app.ops.totals import BUCKETS
+from app.store.db import session_scope, utcnow
 
 REGISTRY = CollectorRegistry()
 PREDICTIONS = Counter("bumpfit_predictions", "Instances predicted", registry=REGISTRY)

@@ -6,12 +6,12 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import migrate
-from app.deps import SessionDep, SettingsDep
 from app.errors import Unavailable
+from app.http.deps import SessionDep, SettingsDep
+from app.http.responses import ErrorResponse
 from app.ops import service
 from app.ops.schemas import Health, Readiness, WorkerList
-from app.responses import ErrorResponse
+from app.store import migrate
 
 router = APIRouter(tags=["operations"])
 

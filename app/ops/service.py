@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import session_scope, utcnow
 from app.ops.models import Worker
 from app.ops.schemas import WorkerOut
+from app.store.db import session_scope, utcnow
 
 
 def alive(worker: Worker, now: datetime, lease_seconds: float) -> bool:

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook as Signer
 
 from app import __version__
-from app.db import session_scope, utcnow
 from app.ops.metrics import OUTBOX_DEAD
 from app.outbox import transport
 from app.outbox.egress import Policy, Refused
 from app.outbox.events import MLFLOW
 from app.outbox.models import Delivery, OutboxEvent, Webhook
 from app.settings import Settings, public_url
+from app.store.db import session_scope, utcnow
 
 log = logging.getLogger("bumpfit.outbox")
 LEASE_SECONDS = 120.0  # a claimed delivery is due again after this if its dispatcher died

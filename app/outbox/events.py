@@ -1,5 +1,5 @@
 """Writing events into the outbox, inside the transaction that changed the state they report (called
-by `app.queue` and `app.serving.labels`). Delivery is `app.outbox.dispatch`'s, after commit."""
+by `app.store.queue` and `app.serving.labels`). Delivery is `app.outbox.dispatch`'s, after commit."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
 from app.jobs.models import FINISHED, Job
 from app.outbox.models import Delivery, OutboxEvent, Webhook
 from app.settings import get_settings
+from app.store.db import utcnow
 
 JOB_EVENTS = {"succeeded": "job.succeeded", "failed": "job.failed", "cancelled": "job.cancelled"}
 SWEEP_DONE = "sweep.done"

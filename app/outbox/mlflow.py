@@ -18,7 +18,6 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import session_scope
 from app.jobs.models import Artifact, HistoryRow, Job
 from app.outbox import transport
 from app.outbox.dispatch import Retry
@@ -28,6 +27,7 @@ from app.outbox.models import OutboxEvent
 from app.outbox.runs import as_number, flatten, millis, numbers, tags_of
 from app.serving.models import ModelLabel
 from app.settings import Settings, public_url
+from app.store.db import session_scope
 
 log = logging.getLogger("bumpfit.outbox")
 API = "/api/2.0/mlflow"

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
+from app.store.db import Base, utcnow
 
 
 class Webhook(Base):
@@ -22,7 +22,7 @@ class Webhook(Base):
     events: Mapped[list[Any]]
     description: Mapped[str] = mapped_column(String(256), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that registered it (app.quota)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that registered it (app.http.quota)
 
 
 class OutboxEvent(Base):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app.auth import Caller
-from app.deps import SessionDep, SettingsDep
+from app.http.auth import Caller
+from app.http.deps import SessionDep, SettingsDep
+from app.http.quota import CallerDep, check_webhooks
+from app.http.responses import ERRORS
 from app.outbox import service
 from app.outbox.egress import Policy
 from app.outbox.schemas import WebhookCreated, WebhookList, WebhookOut, WebhookRequest
-from app.quota import CallerDep, check_webhooks
-from app.responses import ERRORS
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

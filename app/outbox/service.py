@@ -11,10 +11,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, NotFound
-from app.ids import new_id
 from app.outbox.egress import Policy, Refused
 from app.outbox.models import Delivery, Webhook
 from app.outbox.schemas import WebhookCreated, WebhookList, WebhookOut, WebhookRequest
+from app.store.ids import new_id
 
 PENDING = "pending"
 

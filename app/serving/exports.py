@@ -9,10 +9,10 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
 from app.errors import Forbidden, NotFound
 from app.jobs.models import Artifact, Job
 from app.serving.models import ModelExport
+from app.store.db import utcnow
 
 SAVED_MODEL = "saved_model"  # a tar of a SavedModel directory named by the version number
 PENDING, RUNNING, READY, FAILED = "pending", "running", "ready", "failed"

@@ -7,12 +7,12 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
 from app.errors import InvalidInput, NotFound
 from app.outbox import events
 from app.serving import service
 from app.serving.models import ModelLabel
 from app.serving.schemas import LABEL_PATTERN, LabelOut
+from app.store.db import utcnow
 
 
 def check_name(label: str) -> None:

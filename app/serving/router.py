@@ -9,12 +9,11 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from app import lifecycle
-from app.deps import ReadSessionDep, SessionDep, SettingsDep, WriteSessionDep
 from app.errors import BumpfitError
+from app.http.deps import ReadSessionDep, SessionDep, SettingsDep, WriteSessionDep
+from app.http.quota import CallerDep
+from app.http.responses import ERRORS, ErrorResponse
 from app.ops.metrics import PREDICTIONS
-from app.quota import CallerDep
-from app.responses import ERRORS, ErrorResponse
 from app.serving import exports, labels, service
 from app.serving.schemas import (
     ExportPending,
@@ -28,6 +27,7 @@ from app.serving.schemas import (
     PredictResponse,
     VersionStatus,
 )
+from app.store import lifecycle
 
 
 class LabelConvertor(StringConvertor):

@@ -11,11 +11,10 @@ import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from app import families, networks, plan, recurrent
-from app.data import FLOAT32_MAX, as_matrix
 from app.errors import InvalidInput, NotFound
-from app.ids import looks_like_id
 from app.jobs.models import Artifact, Job, JobStatus
+from app.model import families, networks, plan, recurrent
+from app.model.data import FLOAT32_MAX, as_matrix
 from app.serving.models import ModelLabel
 from app.serving.schemas import (
     SIGNATURE,
@@ -33,6 +32,7 @@ from app.serving.schemas import (
     VersionStatus,
 )
 from app.settings import Settings
+from app.store.ids import looks_like_id
 
 
 def _version(job: Job) -> Version:

@@ -12,9 +12,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.orm import Session
 
-from app import __version__, pages
-from app.deps import ReadSessionDep, SessionDep, SettingsDep
+from app import __version__
 from app.errors import InvalidInput, is_v2
+from app.http.deps import ReadSessionDep, SessionDep, SettingsDep
 from app.jobs.models import Job
 from app.ops.metrics import PREDICTIONS
 from app.ops.router import readyz
@@ -33,6 +33,7 @@ from app.serving.v2_schemas import (
 )
 from app.serving.v2_tensors import HEADER_LENGTH, Parsed, array, output, parse, render
 from app.settings import Settings
+from app.store import pages
 
 router = APIRouter(prefix="/v2", tags=["inference"])
 EXTENSIONS = ["binary_tensor_data"]

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import ValidationError
 
-from app import pages
 from app.errors import InvalidInput, TooLarge
 from app.serving.v2_schemas import InferRequest, InferResponse, RequestInput, ResponseOutput
+from app.store import pages
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 # The numeric V2 datatypes and their little-endian NumPy forms; BOOL, BYTES and BF16 are refused.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from app import pages
 from app.errors import InvalidInput, TooLarge
+from app.store import pages
 from app.sweeps.schemas import SweepRequest
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, utcnow
+from app.store.db import Base, utcnow
 
 
 class Sweep(Base):

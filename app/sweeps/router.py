@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.deps import ReadSessionDep, SessionDep, SettingsDep
-from app.quota import CallerDep
-from app.responses import ERRORS
+from app.http.deps import ReadSessionDep, SessionDep, SettingsDep
+from app.http.quota import CallerDep
+from app.http.responses import ERRORS
 from app.sweeps import service
 from app.sweeps.schemas import SweepCreated, SweepList, SweepOut, SweepRequest
 

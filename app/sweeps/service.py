@@ -11,20 +11,24 @@ from pydantic import ValidationError
 from sqlalchemy import Text, cast, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from app import bulk, pages, plan, quota
-from app import data as datalib
-from app.auth import Caller
 from app.datasets import service as datasets
-from app.db import utcnow
 from app.errors import BumpfitError, InvalidInput, NotFound
-from app.ids import new_id
+from app.http import quota
+from app.http.auth import Caller
+from app.http.validation import validation_details
 from app.jobs import netprep
 from app.jobs import service as jobs
 from app.jobs.models import FINISHED, Job
 from app.jobs.schemas import InlineData, JobRequest
-from app.progress import JOBS
-from app.queue import notify
+from app.model import data as datalib
+from app.model import plan
 from app.settings import Settings
+from app.store import bulk, pages
+from app.store.db import utcnow
+from app.store.ids import new_id
+from app.store.progress import JOBS
+from app.store.queue import notify
+from app.store.wake import is_postgres
 from app.sweeps.grid import apply, expand, touches_data
 from app.sweeps.models import Sweep
 from app.sweeps.schemas import (
@@ -35,11 +39,9 @@ from app.sweeps.schemas import (
     SweepRequestEcho,
     SweepSummary,
 )
-from app.validation import validation_details
-from app.wake import is_postgres
 
 CHUNK = 10_000  # jobs prepared and inserted at a time: a 100,000-job sweep never holds every row at once
-# A sweep's job rows, inserted in one statement a chunk (app.bulk): each column and its type there.
+# A sweep's job rows, inserted in one statement a chunk (app.store.bulk): each column and its type there.
 JOB_COLUMNS = {
     **dict.fromkeys(["id", "status", "fuse_key", "device_request", "model_name", "request_hash"], "text"),
     **dict.fromkeys(["epochs", "max_attempts", "progress_epoch", "attempts"], "int"),

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from app import queue
 from app.cli import main
-from app.db import session_scope
+from app.store import queue
+from app.store.db import session_scope
 from tests.conftest import ROOT, Service
 
 

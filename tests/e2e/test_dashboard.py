@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from app import queue
-from app.auth import new_key
 from app.dashboard.plots import job_svg, nice_ticks
-from app.db import session_scope
+from app.http.auth import new_key
+from app.store import queue
+from app.store.db import session_scope
 from tests.conftest import Service, seed_job
 from tests.e2e.conftest import screenshot
 

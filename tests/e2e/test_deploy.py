@@ -18,8 +18,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from app.auth import hash_key, new_key, parse_keys
 from app.cli import main as cli
+from app.http.auth import hash_key, new_key, parse_keys
 from app.settings import Settings
 from tests.conftest import ROOT, answers, free_port, seed_job, wait_for
 from tests.conftest import _truncate as truncate
@@ -184,8 +184,8 @@ def test_compose_commands_complete_a_job_on_postgresql(pg_server_url: str, tmp_p
 def test_readyz_is_503_until_the_database_is_reachable_and_migrated(url: str, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from app import migrate
     from app.main import create_app
+    from app.store import migrate
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}" if url == "fresh-sqlite" else url
     with TestClient(create_app(Settings(database_url=url))) as client:
@@ -264,8 +264,8 @@ def test_keys_new_dotenv_adds_a_key_and_makes_the_database_password_once(tmp_pat
 def test_worker_healthcheck_follows_the_heartbeat(db_url: str) -> None:
     import socket
 
-    from app.db import session_scope, utcnow
     from app.ops.models import Worker
+    from app.store.db import session_scope, utcnow
 
     def check() -> int:
         env = {**os.environ, "BUMPFIT_DATABASE_URL": db_url, "BUMPFIT_LEASE_SECONDS": "30"}

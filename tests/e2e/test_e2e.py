@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import workers.layers  # noqa: F401 - registers the layers for load_model
-from app import functions
+from app.model import functions
 from tests.conftest import Service, seed_job, wait_for
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.auth import new_key
+from app.http.auth import new_key
 from tests.conftest import ROOT
 
 _, ENTRY = new_key("read")  # an API key's stored form, as the quick start appends it to .env

@@ -38,7 +38,7 @@ def test_the_wheel_installs_and_serves_a_job_from_an_empty_directory(tmp_path: P
     python = bin_ / "python"
 
     # Nothing the wheel installs shadows a library, and the migrations are inside the package.
-    probe = "import alembic, app.migrate as m; print(alembic.__file__); print(m.SCRIPTS)"
+    probe = "import alembic, app.store.migrate as m; print(alembic.__file__); print(m.SCRIPTS)"
     found = subprocess.run(
         [python, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout.split()

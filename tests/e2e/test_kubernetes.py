@@ -23,10 +23,10 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app import migrate, queue
-from app.db import engine_for, session_scope
 from app.main import create_app
 from app.settings import Settings
+from app.store import migrate, queue
+from app.store.db import engine_for, session_scope
 from tests.conftest import ROOT, _truncate, free_port, seed_job, wait_for
 
 DEPLOY = ROOT / "deploy"
@@ -232,7 +232,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 def test_the_pods_commands_and_probes_run_as_local_processes(
     pg_server_url: str, processes: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
-    from app.auth import new_key
+    from app.http.auth import new_key
 
     key, entry = new_key("submit")
     docs = render("base")

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.db import session_scope
 from app.outbox.models import Delivery
+from app.store.db import session_scope
 from tests.conftest import Service, seed_job, wait_for
 from tests.mlflow_server import MlflowServer, read_back
 

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import delete, update
 
 from app.datasets.models import Dataset
-from app.db import session_scope
 from app.jobs.models import Job
+from app.store.db import session_scope
 from tests.conftest import Service
 from tests.integration.test_security import READ, READ_ENTRY, SUBMIT, SUBMIT_ENTRY
 

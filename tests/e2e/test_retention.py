@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from app import migrate
-from app.db import session_scope, utcnow
 from app.jobs.models import Job
+from app.store import migrate
+from app.store.db import session_scope, utcnow
 from tests.conftest import Service, seed_job, wait_for
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.db import session_scope
 from app.jobs.models import HistoryRow, Job
+from app.store.db import session_scope
 from tests.conftest import Service, wait_for
 
 JOBS, EPOCHS = 2000, 8

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app import migrate
 from app.main import create_app
 from app.settings import Settings
+from app.store import migrate
 
 
 @pytest.fixture(scope="module")

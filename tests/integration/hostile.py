@@ -12,8 +12,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from app.datasets import uploads
-from app.db import session_scope
 from app.jobs.models import JobStatus
+from app.store.db import session_scope
 
 LIMITS = uploads.Limits(max_bytes=64 << 20, max_points=2_000_000, max_features=64)
 

@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app import queue
-from app.db import session_scope
 from app.jobs.models import Job
 from app.main import create_app
 from app.settings import Settings
+from app.store import queue
+from app.store.db import session_scope
 from tests.conftest import seed_job
 
 

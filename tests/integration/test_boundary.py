@@ -1,4 +1,4 @@
-"""The keyless mode's trust boundary (app/boundary.py): loopback Host names only (no DNS rebinding), no
+"""The keyless mode's trust boundary (app/http/boundary.py): loopback Host names only (no DNS rebinding), no
 cross-site writes (form posts, uploads), and the dashboard's security headers. Requests go to
 127.0.0.1; only the headers name another site."""
 
@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app.auth import new_key
+from app.http.auth import new_key
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import seed_job

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app import networks
-from app.db import session_scope
 from app.jobs.models import Artifact, Job
+from app.model import networks
+from app.store.db import session_scope
 
 RNG = np.random.default_rng(3)
 X = RNG.uniform([-1.0, 0.0], [1.0, 2.0], (40, 2)).astype(np.float32)

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app import migrate, networks
-from app.db import session_scope
 from app.main import create_app
+from app.model import networks
 from app.serving import service as serving
 from app.settings import Settings
+from app.store import migrate
+from app.store.db import session_scope
 from tests.integration.training import train_queued
 
 pytestmark = pytest.mark.heavy

@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, event, select, text, update
 
-from app import migrate
-from app.db import engine_for, session_scope, utcnow
 from app.jobs.models import Job
 from app.main import create_app
 from app.serving.models import ModelLabel
 from app.settings import Settings
+from app.store import migrate
+from app.store.db import engine_for, session_scope, utcnow
 from tests.integration.test_queue import claim, finish, submit
 from workers.runner import Worker
 

@@ -18,14 +18,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app import migrate
-from app.db import session_scope
 from app.main import create_app
 from app.ops.metrics import REGISTRY
 from app.outbox import events
 from app.outbox.dispatch import Dispatcher
 from app.outbox.models import Delivery
 from app.settings import Settings
+from app.store import migrate
+from app.store.db import session_scope
 from tests.conftest import seed_job, wait_for
 from tests.integration.test_webhooks import deliveries, run_job
 from tests.receiver import Receiver, receiver

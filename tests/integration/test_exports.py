@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import session_scope
 from app.jobs.models import Artifact
 from app.serving import exports
+from app.store.db import session_scope
 from tests.conftest import seed_job
 from tests.integration.test_hostile_requests import succeeded
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app import migrate
 from app.main import create_app
 from app.settings import Settings
+from app.store import migrate
 from tests.integration.training import train_queued
 
 PULSE = {"type": "pulse", "x_max_init": 0.75, "width_init": 0.25}

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from app.db import session_scope
 from app.jobs.models import Job
+from app.store.db import session_scope
 from tests.conftest import seed_job
 from tests.integration.hostile import (
     count,

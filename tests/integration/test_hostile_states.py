@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app import queue
 from app.datasets.models import Dataset
-from app.db import session_scope, utcnow
 from app.jobs.models import Job
 from app.main import create_app
 from app.settings import Settings
+from app.store import queue
+from app.store.db import session_scope, utcnow
 from tests.conftest import Service, seed_job
 from tests.integration.hostile import (
     CANCELLED,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from app.db import session_scope
 from app.jobs.models import Job
 from app.jobs.schemas import JobRequest
 from app.jobs.service import digest
+from app.store.db import session_scope
 from tests.conftest import seed_job
 
 # What the first release (7288e4e) stored as request_hash for seed_job(): its filled-in request,

@@ -12,15 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from app import lifecycle, queue
-from app.auth import new_key
 from app.datasets.models import Dataset
-from app.db import session_scope, utcnow
+from app.http.auth import new_key
 from app.jobs.models import Artifact, HistoryRow, Job
 from app.main import create_app
 from app.outbox.models import Delivery, OutboxEvent
 from app.serving.models import ModelLabel
 from app.settings import Settings
+from app.store import lifecycle, queue
+from app.store.db import session_scope, utcnow
 from tests.conftest import seed_job
 
 

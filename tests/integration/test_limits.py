@@ -15,14 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.auth import hash_key, new_key
 from app.datasets.models import Dataset
-from app.db import session_scope
+from app.http.auth import hash_key, new_key
 from app.jobs.models import Artifact, Job
 from app.main import create_app
 from app.outbox.models import Webhook
 from app.serving.models import ModelExport
 from app.settings import Settings
+from app.store.db import session_scope
 from tests.conftest import Service, seed_job
 from tests.integration.test_hostile_requests import succeeded
 
@@ -258,8 +258,8 @@ def test_a_read_keys_get_of_a_saved_model_makes_no_work(secured: tuple[TestClien
 def test_existing_entries_stay_valid_and_keys_new_makes_each_scope(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from app.auth import parse_keys
     from app.cli import main
+    from app.http.auth import parse_keys
 
     old = f"{hash_key('a')}:read,{hash_key('b')}:submit"
     assert parse_keys(old) == {hash_key("a"): "read", hash_key("b"): "submit"}

@@ -10,10 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from app import migrate
-from app.data import to_npz
-from app.db import engine_for
-from app.models import Base
+from app.model.data import to_npz
+from app.store import migrate
+from app.store.db import engine_for
+from app.store.models import Base
 
 
 def diff(url: str) -> list:

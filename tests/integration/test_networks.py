@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app import migrate
 from app.main import create_app
 from app.settings import Settings
+from app.store import migrate
 from tests.integration.training import train_queued
 
 TABLE = b"age,income,label\n30,1.5,0\n40,2.5,1\n50,3.5,1\n60,4.5,0\n35,2.0,1\n45,3.0,0\n"

@@ -19,16 +19,16 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 from sqlalchemy import delete, update
 
-from app import migrate, queue
-from app.auth import is_open
 from app.datasets.models import Dataset
-from app.db import session_scope, utcnow
 from app.errors import is_v2
+from app.http.auth import is_open
 from app.jobs import resource
 from app.jobs import schemas as jobs
 from app.jobs.models import Job
 from app.main import create_app
 from app.settings import Settings
+from app.store import migrate, queue
+from app.store.db import session_scope, utcnow
 from tests.integration.test_security import READ_ENTRY, SUBMIT_ENTRY
 
 
@@ -314,6 +314,6 @@ def test_docs_and_redoc_load_only_local_assets(secured: TestClient) -> None:
 
 
 def test_asset_files_ship(tmp_path: Path) -> None:
-    from app.openapi import ASSET_FILES, assets_dir
+    from app.http.openapi import ASSET_FILES, assets_dir
 
     assert all((assets_dir() / name).is_file() for name in ASSET_FILES)

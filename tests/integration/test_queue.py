@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 
-from app import functions, queue
-from app.db import session_scope
 from app.jobs.models import Job
+from app.model import functions
 from app.ops import totals
 from app.ops.models import JobTotal
+from app.store import queue
+from app.store.db import session_scope
 from app.sweeps.models import Sweep
 from tests.conftest import seed_job
 
@@ -186,7 +187,7 @@ def test_a_groups_epochs_and_successes_take_as_many_statements_whatever_its_size
 ) -> None:
     from sqlalchemy import event
 
-    from app.db import engine_for
+    from app.store.db import engine_for
 
     statements: list[str] = []
 
@@ -237,7 +238,7 @@ def test_a_groups_epochs_and_successes_take_as_many_statements_whatever_its_size
 def test_a_large_sweep_is_submitted_in_as_many_statements_as_a_small_one(client: TestClient, db_url: str) -> None:
     from sqlalchemy import event
 
-    from app.db import engine_for
+    from app.store.db import engine_for
 
     executions: list[int] = []
 

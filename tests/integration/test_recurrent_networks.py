@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app import migrate
-from app.db import session_scope
 from app.jobs.models import Job
 from app.main import create_app
 from app.settings import Settings
+from app.store import migrate
+from app.store.db import session_scope
 from tests.integration.training import train_queued
 
 DENSE = {"type": "dense", "units": 1, "activation": "sigmoid"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth import hash_key, new_key, parse_keys
+from app.http.auth import hash_key, new_key, parse_keys
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import ROOT, seed_job
@@ -145,8 +145,8 @@ def test_upload_and_predict_limits(db_url: str) -> None:
         job = c.post("/v1/jobs", json=seed_job()).json()
         from sqlalchemy import update
 
-        from app.db import session_scope
         from app.jobs.models import Job
+        from app.store.db import session_scope
 
         with session_scope(db_url) as s:  # a succeeded model without running a worker
             s.execute(update(Job).values(status="succeeded", params={"sigma": 0.5}, model_version=1))

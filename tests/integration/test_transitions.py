@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import queue
-from app.db import session_scope, utcnow
 from app.jobs.models import Job, JobStatus
+from app.store import queue
+from app.store.db import session_scope, utcnow
 from tests.conftest import seed_job
 
 Q, R, S, F, C = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED

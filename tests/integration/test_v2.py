@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.auth import new_key
+from app.http.auth import new_key
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import seed_job

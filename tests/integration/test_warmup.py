@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from fastapi.testclient import TestClient
 
-from app.db import session_scope
+from app.store.db import session_scope
 from tests.integration.test_queue import claim, submit
 from tests.unit.test_training import bump_member
 from workers import warmup

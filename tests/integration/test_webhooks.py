@@ -14,14 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
-from app import queue
-from app.auth import new_key
-from app.db import engine_for, session_scope
+from app.http.auth import new_key
 from app.jobs.models import Job
 from app.main import create_app
 from app.outbox.dispatch import Dispatcher, backoff
 from app.outbox.models import Delivery, OutboxEvent
 from app.settings import Settings
+from app.store import queue
+from app.store.db import engine_for, session_scope
 from tests.conftest import seed_job
 from tests.receiver import receiver
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app import queue
-from app.db import session_scope
 from app.settings import Settings
+from app.store import queue
+from app.store.db import session_scope
 
 
 def train_queued(settings: Settings) -> None:

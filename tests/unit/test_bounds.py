@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app import functions, networks
 from app.bounds import analyse, crown, milp, search, split
 from app.bounds import box as boxes
 from app.bounds.model import family_op, forward, network_ops
 from app.bounds.relax import ACTIVATION_EXTREMES, Elementwise
 from app.bounds.schemas import Box
 from app.errors import InvalidInput
+from app.model import functions, networks
 
 RNG = np.random.default_rng(7)
 

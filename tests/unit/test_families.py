@@ -1,5 +1,5 @@
 """A test-only layer family added by the steps of CONTRIBUTING.md "Adding a layer family" and
-nothing else: its math and registry entry in app/families.py serve data, predictions, the
+nothing else: its math and registry entry in app/model/families.py serve data, predictions, the
 workers' Keras layer, training and the `.keras` artifact."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from app import data, families
+from app.model import data, families
 from workers.engine import Member, save_artifact, train
 from workers.layers import LAYERS
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keras import ops
 
-from app import functions
+from app.model import functions
 
 
 def seed_bump(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -16,14 +16,15 @@ from pydantic import ValidationError
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
-from app import data, migrate
 from app.datasets import uploads
-from app.db import engine_for
 from app.errors import InvalidInput
 from app.jobs.schemas import JobRequest
 from app.main import create_app
-from app.models import Base
+from app.model import data
 from app.settings import Settings
+from app.store import migrate
+from app.store.db import engine_for
+from app.store.models import Base
 
 DB = f"sqlite:///{Path(tempfile.mkdtemp()) / 'fuzz.db'}"
 migrate.upgrade(DB)

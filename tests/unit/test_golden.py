@@ -13,8 +13,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from app import data
 from app.jobs.schemas import JobRequest
+from app.model import data
 from workers.engine import Member, train
 
 GOLDEN = Path(__file__).parent / "golden" / "single_layer_jobs.json"

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from app import functions, networks
+from app.model import functions, networks
 from workers import network
 from workers.engine import export
 from workers.hard import PulseLayer, StepLayer

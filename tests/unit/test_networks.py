@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from app import networks
+from app.model import networks
 from workers import network
 from workers.engine import Member, train_group
 

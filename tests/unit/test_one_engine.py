@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import networks
+from app.model import networks
 from workers.engine import Member, npz, train_group
 
 TRAINING = {

@@ -3,8 +3,8 @@ its layers; requests and stored specs are told apart the same way."""
 
 from __future__ import annotations
 
-from app import plan
 from app.jobs.schemas import JobRequest
+from app.model import plan
 
 FIRST_RELEASE_ROW = {  # a single-layer spec as the first release stored it: no `model` key at all
     "layer": {"type": "gaussian", "a_init": 1.0, "b_init": 1.0, "c_init": 0.0, "per_feature": True},

@@ -15,8 +15,8 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from app import networks, recurrent
 from app.errors import InvalidInput
+from app.model import networks, recurrent
 from workers import network
 from workers.engine import Member, export, train_group
 from workers.recurrent import GatedRNN

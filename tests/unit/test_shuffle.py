@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from app import data
+from app.model import data
 from tests.unit.test_training import bump_member, spec
 from workers.engine import Group, Member, bucket, factory, shuffle, train, train_group
 from workers.layers import build_model

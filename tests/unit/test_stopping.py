@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from app import data
+from app.model import data
 from tests.unit.test_training import spec
 from workers.engine import Group, Member, train, train_group
 

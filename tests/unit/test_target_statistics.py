@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app import networks
+from app.model import networks
 from workers import network
 
 LAYERS = [{"type": "dense", "units": 5, "activation": "tanh"}, {"type": "bump"}, {"type": "dense", "units": 2}]

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 
-from app import data, families
+from app.model import data, families
 from tests.conftest import ROOT
 from workers.engine import EpochReport, Member, save_artifact, train, train_group
 from workers.engine.backend import BACKEND

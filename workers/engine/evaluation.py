@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from keras import ops
 
-from app import networks
+from app.model import networks
 from workers.engine import netmetrics
 from workers.engine.diagnostics import num
 from workers.engine.step import Compiled

@@ -19,7 +19,7 @@ import h5py
 import keras
 import numpy as np
 
-from app import networks
+from app.model import networks
 from workers import network
 from workers.layers import build_model
 

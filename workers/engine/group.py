@@ -1,4 +1,4 @@
-"""A group: jobs that share a fuse key train together as one `members=K` network (`app.plan`: a
+"""A group: jobs that share a fuse key train together as one `members=K` network (`app.model.plan`: a
 single layer is a one-layer network whose parameters are shared across features unless
 `per_feature`). One group class trains every job.
 
@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from app import networks, plan
+from app.model import networks, plan
 from workers import network
 from workers.engine import diagnostics, evaluation, export, npz
 from workers.engine.backend import default_device

@@ -1,4 +1,4 @@
-"""A network member's weights as the `.npz` the API predicts with (`app.networks.unpack` reads it),
+"""A network member's weights as the `.npz` the API predicts with (`app.model.networks.unpack` reads it),
 written from a template per layout as the `.keras` artifacts are: `np.savez` writes the layout's
 archive once, and each member's file is a copy with its numbers over the template's and each
 array's CRC set (some 40 microseconds a member instead of 0.7 ms)."""
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from app import networks
+from app.model import networks
 
 Layout = tuple[tuple[str, tuple[int, ...], str], ...]  # each array's name, shape and dtype, in order
 CENTRAL_HEADER = 46  # a central directory entry's bytes before its name (CRC at 16)
@@ -51,7 +51,7 @@ def _template(layout: Layout) -> Template:
 
 
 def pack(weights: dict[str, np.ndarray]) -> bytes:
-    """`weights` as `app.networks.pack` writes them, from their layout's template."""
+    """`weights` as `app.model.networks.pack` writes them, from their layout's template."""
     values = [np.ascontiguousarray(a) for a in weights.values()]
     t = _template(tuple((name, a.shape, a.dtype.str) for name, a in zip(weights, values, strict=True)))
     out = bytearray(t.data)

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from app import networks, plan
-from app.data import split
+from app.model import networks, plan
+from app.model.data import split
 from workers.engine.shuffle import ROUNDS, HostOrders, on_host, rows_at
 from workers.network import Stack
 

@@ -1,11 +1,11 @@
 """Every ORM model, imported in one place for Alembic and the tests."""
 
 from app.datasets.models import Dataset
-from app.db import Base
 from app.jobs.models import Artifact, HistoryRow, Job
 from app.ops.models import Worker
 from app.outbox.models import Delivery, OutboxEvent, Webhook
 from app.serving.models import ModelExport, ModelLabel
+from app.store.db import Base
 from app.sweeps.models import Sweep
 
 __all__ = [

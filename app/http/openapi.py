@@ -2,8 +2,8 @@
 
 - Operation ids are short and unique: `<tag>_<function>`, the tag's own word dropped from the
   function's name (`jobs_get`, `jobs_list`, `models_predict_latest`); a route may name its own.
-- The bearer scheme is declared, and every route that `app.auth.check_key` guards lists it with
-  its 401 (and, for writes, 403) and the 429 of the limits per caller (`app.quota`); the routes it
+- The bearer scheme is declared, and every route that `app.http.auth.check_key` guards lists it with
+  its 401 (and, for writes, 403) and the 429 of the limits per caller (`app.http.quota`); the routes it
   leaves open list none. With no keys configured,
   each guarded route lists the scheme as optional. The document only
   describes: the keys-first middleware decides, as before.
@@ -24,13 +24,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.routing import APIRoute
 
-from app.auth import READ_METHODS, is_open
 from app.errors import NotFound, is_v2
-from app.responses import ErrorResponse
+from app.http.auth import READ_METHODS, is_open
+from app.http.responses import ErrorResponse
 from app.serving import v2_router
 
 SCHEME = "bearer"
-ASSETS = "/docs/assets"  # open to all (app.auth.OPEN_PREFIXES)
+ASSETS = "/docs/assets"  # open to all (app.http.auth.OPEN_PREFIXES)
 ASSET_FILES = {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png"}
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 

@@ -1,7 +1,7 @@
 """The registry of layer families: what each is, written once.
 
 A family names its trainable parameters, their starting values, which must stay >= 0, the
-synthetic target's default parameters, its math (from `app.functions`, against NumPy or
+synthetic target's default parameters, its math (from `app.model.functions`, against NumPy or
 `keras.ops`) and its label for plots. The API's validation, predictions and synthetic data, the
 workers' Keras layers (`workers.layers.layer_for`) and their starting values all read it here.
 Adding a family: CONTRIBUTING.md, "Adding a layer family".
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from app import functions
+from app.model import functions
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.progress import JOBS
+from app.store.progress import JOBS
 
 
 def next_version(job_id: Any) -> Any:

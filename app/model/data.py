@@ -15,9 +15,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import families, functions
 from app.datasets.models import Dataset
 from app.errors import InvalidInput, TooLarge
+from app.model import families, functions
 from app.settings import Settings
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

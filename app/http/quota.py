@@ -1,4 +1,4 @@
-"""Limits per caller (an API key, or the client address where keys are off; `app.auth.Caller`): the
+"""Limits per caller (an API key, or the client address where keys are off; `app.http.auth.Caller`): the
 request rate, and caps on queued jobs, webhooks, stored upload bytes and open event streams. A cap is
 checked before anything is created, and its error names its setting (docs/access.md). Every limit is
 off by default."""
@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import logs
-from app.auth import Caller
 from app.datasets.models import Dataset
 from app.errors import BumpfitError, Conflict, TooLarge, TooMany, shaped
+from app.http.auth import Caller
 from app.jobs.models import Job, JobStatus
 from app.outbox.models import Webhook
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from app.auth import is_loopback
 from app.errors import BumpfitError, Forbidden, InvalidHost
+from app.http.auth import is_loopback
 
 # No Origin check: browsers send these cross-site freely, and they change nothing.
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}

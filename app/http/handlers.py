@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import dberrors
 from app.errors import BumpfitError, Unavailable, shaped
-from app.validation import validation_details
+from app.http.validation import validation_details
+from app.store import dberrors
 
 log = logging.getLogger("bumpfit.api")
 HTTP_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}

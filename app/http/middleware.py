@@ -14,11 +14,11 @@ from collections.abc import Callable
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import pages
-from app.auth import check_key
-from app.boundary import Boundary
 from app.errors import BumpfitError, TooLarge, shaped
+from app.http.auth import check_key
+from app.http.boundary import Boundary
 from app.ops.metrics import LATENCY, REQUESTS
+from app.store import pages
 
 log = logging.getLogger("bumpfit.api")
 
@@ -71,7 +71,7 @@ class Observe:
 
 
 class TrustBoundary:
-    """Refuse a Host name or a cross-site write outside the `boundary` (app/boundary.py) before anything
+    """Refuse a Host name or a cross-site write outside the `boundary` (app/http/boundary.py) before anything
     of the request is read: 400 for the host, 403 for the write, each naming the reason."""
 
     def __init__(self, app: ASGIApp, boundary: Boundary) -> None:

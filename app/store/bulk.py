@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import FromClause
 from sqlalchemy.types import TypeEngine
 
-from app.wake import is_postgres
+from app.store.wake import is_postgres
 
 TYPES: dict[str, TypeEngine[Any]] = {
     "text": String(),

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 
-from app.db import engine_for
+from app.store.db import engine_for
 
 # The repository keeps the scripts in alembic/ at its root; app/migrations links to it, so the wheel
 # carries them as package data and an editable checkout finds them in place.

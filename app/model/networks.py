@@ -2,7 +2,7 @@
 table as x and y, normalisation statistics and the forward pass the API serves predictions with.
 
 The workers train the same networks with Keras (`workers.network`); the activations here are the
-NumPy forms of Keras's, the threshold families are `app.families`' math, and the normalisation is
+NumPy forms of Keras's, the threshold families are `app.model.families`' math, and the normalisation is
 Keras's `Normalization` layer's formula, so API predictions and the `.keras` artifact agree.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from app import families, recurrent
 from app.errors import InvalidInput
+from app.model import families, recurrent
 
 EPSILON = 1e-7  # keras.backend.epsilon(): the least standard deviation Normalization divides by
 

@@ -3,7 +3,7 @@
 The jobs table is the queue. A claim takes a lease token; every later write by the worker is
 fenced by `lease_token = token AND status = 'running'`, so a worker that lost its lease (it was
 reaped, or the job was cancelled) changes nothing. Fenced writes that change no state (a group's
-start and epochs) live in `app.progress`; waking workers in `app.wake`.
+start and epochs) live in `app.store.progress`; waking workers in `app.store.wake`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, select, update
 from sqlalchemy.orm import Session
 
-from app import bulk
-from app.data import finite
-from app.db import utcnow
 from app.jobs.models import FINISHED, Artifact, Job, JobStatus
+from app.model.data import finite
 from app.outbox import events as outbox
-from app.progress import JOBS, add_epoch, held, held_under, start_group
-from app.versions import next_version, versions
-from app.wake import CHANNEL, is_postgres, notify, on_enqueue
+from app.store import bulk
+from app.store.db import utcnow
+from app.store.progress import JOBS, add_epoch, held, held_under, start_group
+from app.store.versions import next_version, versions
+from app.store.wake import CHANNEL, is_postgres, notify, on_enqueue
 
 __all__ = [
     "CHANNEL",

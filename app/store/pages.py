@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, or_
 
 from app.errors import InvalidInput
-from app.ids import ID_PATTERN
+from app.store.ids import ID_PATTERN
 
 
 def decimal(text: str) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.families import FAMILIES
+from app.model.families import FAMILIES
 
 # Discriminated-union tags pydantic puts in error locations after these fields; users never wrote them.
 UNION_TAGS = {"data": {"synthetic", "inline", "dataset"}, "layer": set(FAMILIES), "gate": set(FAMILIES)}

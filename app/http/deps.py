@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from app.db import session_scope, write_lock
 from app.settings import Settings
+from app.store.db import session_scope, write_lock
 
 
 def get_app_settings(request: Request) -> Settings:

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from app import families
 from app.errors import InvalidInput, TooLarge
+from app.model import families
 
 GATES = ("pulse", "bump", "gaussian")  # the threshold types a gate may be
 GATE_SCALE = {"bump": math.e}  # each gate's factor to a peak of 1 (1 where not named)

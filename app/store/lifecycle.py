@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.datasets.models import Dataset
-from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.jobs import service as jobs
 from app.jobs.models import FINISHED, Artifact, HistoryRow, Job, JobStatus
@@ -19,6 +18,7 @@ from app.outbox.models import Delivery, OutboxEvent
 from app.serving import labels
 from app.serving import service as serving
 from app.serving.models import ModelExport, ModelLabel
+from app.store.db import utcnow
 
 
 def _refuse_labelled(session: Session, job: Job, what: str | None = None) -> None:

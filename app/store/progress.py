@@ -1,7 +1,7 @@
 """A held group's fenced writes that change no state: its start and each epoch's progress.
 
 Every statement is fenced by the lease: only jobs still `running` under the worker's token are
-written, in set-based statements whose count does not grow with the group (`app.bulk`: the rows
+written, in set-based statements whose count does not grow with the group (`app.store.bulk`: the rows
 as one JSON parameter, joined by an `UPDATE ... FROM` or an `INSERT ... SELECT`).
 """
 
@@ -12,10 +12,10 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from app import bulk
-from app.db import UTCDateTime, utcnow
 from app.jobs.models import HistoryRow, Job, JobStatus
-from app.wake import is_postgres
+from app.store import bulk
+from app.store.db import UTCDateTime, utcnow
+from app.store.wake import is_postgres
 
 JOBS = cast(Table, Job.__table__)  # Core statements with one bound parameter set per job
 
