@@ -153,3 +153,13 @@ def test_upload_and_predict_limits(db_url: str) -> None:
         r = c.post(f"/v1/models/{job['id']}:predict", json={"instances": [0.1] * 4})
         assert r.status_code == 413 and "limit 3" in r.json()["error"]["message"]
         assert c.post(f"/v1/models/{job['id']}:predict", json={"instances": [0.1] * 3}).status_code == 200
+
+
+def test_asking_a_model_for_bounds_or_an_optimum_needs_the_predict_scope(db_url: str) -> None:
+    predict, predict_entry = new_key("predict")
+    settings = Settings(database_url=db_url, api_keys=f"{READ_ENTRY},{predict_entry}")
+    with TestClient(create_app(settings)) as c:
+        for question in (":bounds", ":optimize"):
+            assert c.post(f"/v1/models/nope{question}", json={}, headers=bearer(READ)).status_code == 403
+            # past the key, the model is looked up: the predict scope may ask
+            assert c.post(f"/v1/models/nope{question}", json={}, headers=bearer(predict)).status_code == 404
