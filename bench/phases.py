@@ -32,7 +32,7 @@ from app.store import migrate, queue
 from bench.common import seed_table as table
 from bench.scale import PG, sweep_body
 from bench.sweep import sweep_body as seed_sweep
-from workers.engine import diagnostics, factory
+from workers.engine import evaluation, factory
 from workers.engine import group as groups
 
 PHASES = [  # (owner, attribute, label)
@@ -43,7 +43,8 @@ PHASES = [  # (owner, attribute, label)
     (groups.Group, "run", "Group.run (epochs and their writes)"),
     (compiled.TensorFlowCompiled, "epoch", "compiled epochs"),
     (runner.Worker, "record_epoch", "epoch writes"),
-    (diagnostics, "metrics", "final metrics"),
+    (evaluation.Evaluator, "epoch_rows", "validation loss and metrics after each epoch"),
+    (evaluation.Evaluator, "final", "final metrics"),
     (groups, "save_artifact", "artifacts"),
     (runner.Worker, "finish", "successes"),
 ]
