@@ -12,12 +12,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.jobs.models import FINISHED, Job
+from app.jobs.models import FINISHED, Job, JobStatus
 from app.outbox.models import Delivery, OutboxEvent, Webhook
 from app.settings import get_settings
 from app.store.db import utcnow
 
-JOB_EVENTS = {"succeeded": "job.succeeded", "failed": "job.failed", "cancelled": "job.cancelled"}
+JOB_EVENTS: dict[str, str] = {
+    status: f"job.{status}" for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+}
 SWEEP_DONE = "sweep.done"
 LABELS = "model.labels"  # a model's labels changed: MLflow's aliases follow
 WEBHOOK_EVENTS = (*JOB_EVENTS.values(), SWEEP_DONE)
@@ -30,7 +32,7 @@ def _mlflow() -> bool:
 
 
 def _job_data(job: Any) -> dict[str, Any]:
-    model = {"name": job.model_name, "version": job.model_version} if job.status == "succeeded" else None
+    model = {"name": job.model_name, "version": job.model_version} if job.status == JobStatus.SUCCEEDED else None
     return {
         "id": job.id,
         "status": job.status,

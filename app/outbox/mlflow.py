@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.jobs.models import Artifact, HistoryRow, Job
+from app.jobs.models import Artifact, HistoryRow, Job, JobStatus
 from app.outbox import transport
 from app.outbox.dispatch import Retry
 from app.outbox.egress import Policy, Refused
@@ -33,7 +33,11 @@ log = logging.getLogger("bumpfit.outbox")
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 EXPERIMENT = "bumpfit"  # every run goes to this experiment, created on first use
-RUN_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "cancelled": "KILLED"}
+RUN_STATUS: dict[str, str] = {
+    JobStatus.SUCCEEDED: "FINISHED",
+    JobStatus.FAILED: "FAILED",
+    JobStatus.CANCELLED: "KILLED",
+}
 BATCH = 900  # metrics per log-batch call (MLflow takes up to 1000)
 KERAS_PATH = "model/model.keras"
 CALL_SECONDS = 120.0  # one REST call's deadline, all told (an artifact upload included)
@@ -151,7 +155,7 @@ class Exporter:
             if run is not None:  # a crash mid-export: start again rather than log twice
                 self.call("POST", f"{API}/runs/delete", {"run_id": run["info"]["run_id"]})
             run_id = self.log_run(job, history, keras)
-        if job.status == "succeeded" and keras is not None and (job.model_version or 0) > 0:
+        if job.status == JobStatus.SUCCEEDED and keras is not None and (job.model_version or 0) > 0:
             self.register(job, run_id)
             self.sync_aliases(url, job.model_name)
 
