@@ -35,7 +35,16 @@ def statistics(spec: dict[str, Any], x: np.ndarray, key: str, prefix: str = "") 
 class Evaluator:
     """The numbers of a group's members: after each epoch and when they end."""
 
-    def __init__(self, model: Compiled, spec: dict[str, Any], single: bool, ys: list[np.ndarray]) -> None:
+    def __init__(
+        self,
+        model: Compiled,
+        spec: dict[str, Any],
+        single: bool,
+        ys: list[np.ndarray],
+        target_stats: list[dict[str, np.ndarray]],
+    ) -> None:
+        """`ys`: each member's raw y; `target_stats`: each member's target statistics when y is
+        standardised on the device (all members or none: `data.normalize_target` is in the fuse key)."""
         self.model, self.sig, self.single = model, model.sig, single
         t = spec["training"]
         self.loss = t["loss"]
@@ -43,11 +52,6 @@ class Evaluator:
         self.final_metrics = SINGLE_LAYER_METRICS if single else self.epoch_metrics
         n = self.sig.n_train
         self.raw = {"": [y[:n] for y in ys], "val_": [y[n:] for y in ys]}
-        self.target_stats: list[dict[str, np.ndarray]] = []
-        self.scaled = False
-
-    def scale(self, target_stats: list[dict[str, np.ndarray]]) -> None:
-        """Members' target statistics: y is standardised on the device (all members or none)."""
         self.target_stats, self.scaled = target_stats, bool(target_stats and target_stats[0])
 
     def splits(self, train: bool) -> list[tuple[str, Any, Any]]:

@@ -72,8 +72,8 @@ class Group:
             for index, (spec, name) in enumerate(zip(self.plan.layers, networks.names(self.plan.layers), strict=True))
             if (params := stack.thresholds().get(name))
         ]
-        self.evaluator = evaluation.Evaluator(self.model, first, self.plan.single, [m.y for m in members])
-        self.evaluator.scale(self.target_stats)
+        ys = [m.y for m in members]
+        self.evaluator = evaluation.Evaluator(self.model, first, self.plan.single, ys, self.target_stats)
         self.best: dict[int, dict[str, np.ndarray]] = {}  # early stopping's best weights, by member
         self.host_seconds: list[float] = []  # each epoch's host work after its compiled step (bench/gpu.py)
 
