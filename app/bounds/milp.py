@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
 from app.bounds.crown import Pass
 from app.bounds.model import Affine, Op
@@ -90,6 +88,9 @@ class Program:
                 rows.append(([y, a], [1.0, -high], -np.inf, 0.0))  # y <= high a
             cur = list(range(start, start + len(b)))
         self.last, self.size = cur, len(var_lo)
+        from scipy.optimize import Bounds, LinearConstraint  # SciPy on first use: not on the API's start-up
+        from scipy.sparse import coo_matrix
+
         cols = [c for r in rows for c in r[0]]
         data = [v for r in rows for v in r[1]]
         rix = [i for i, r in enumerate(rows) for _ in r[0]]
@@ -99,6 +100,8 @@ class Program:
 
     def maximise(self, objective: Array, seconds: float) -> Exact:
         """max objective . f over the box, within `seconds`."""
+        from scipy.optimize import milp
+
         c = np.zeros(self.size)
         c[self.last] = -(objective @ self.w)
         offset = float(objective @ self.b)

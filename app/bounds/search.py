@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from scipy.optimize import minimize
 
 from app.bounds.relax import Array
 
@@ -65,6 +64,8 @@ def _climb(
         span = np.clip(x + step, lo, hi) - np.clip(x - step, lo, hi)
         grad = np.where(span > 0, (v[1 : n + 1] - v[n + 1 :]) / np.where(span > 0, span, 1.0), 0.0)
         return -float(v[0]), -grad
+
+    from scipy.optimize import minimize  # SciPy on first use: not on the API's start-up
 
     res = minimize(negative, x0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": MAX_ITER})
     x = np.clip(res.x, lo, hi)
