@@ -121,24 +121,14 @@ def diagnose(
         return
     for name, g in zip(names, grad_abs, strict=True):
         if g == 0 and not any(w["parameter"] == name for w in result.warnings):
-            result.warnings.append(
-                {
-                    "type": "zero_gradient",
-                    "parameter": name,
-                    "epoch": str(epoch),
-                    "message": zero_gradient_advice(layer_type, name, epoch, row["params"]),
-                }
-            )
+            advice = zero_gradient_advice(layer_type, name, epoch, row["params"])
+            result.warnings.append(warning("zero_gradient", name, epoch, advice))
     if layer_type == "bump" and live < SPARSE_SUPPORT and not result.warnings:
-        result.warnings.append(
-            {
-                "type": "sparse_support",
-                "parameter": "sigma",
-                "epoch": str(epoch),
-                "message": f"only {live:.2e} of the samples fell inside the support |x| < sigma = "
-                f"{row['params']['sigma']} in epoch {epoch}, so sigma gets almost no gradient. " + SIGMA_FIX,
-            }
+        advice = (
+            f"only {live:.2e} of the samples fell inside the support |x| < sigma = "
+            f"{row['params']['sigma']} in epoch {epoch}, so sigma gets almost no gradient. " + SIGMA_FIX
         )
+        result.warnings.append(warning("sparse_support", "sigma", epoch, advice))
 
 
 def zero_gradient_advice(layer_type: str, name: str, epoch: int, params: dict[str, Any]) -> str:
