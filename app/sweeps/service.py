@@ -18,6 +18,7 @@ from app.http.auth import Caller
 from app.http.validation import validation_details
 from app.jobs import netprep
 from app.jobs import service as jobs
+from app.jobs.fingerprints import fingerprint
 from app.jobs.models import FINISHED, Job
 from app.jobs.schemas import InlineData, JobRequest
 from app.model import data as datalib
@@ -115,7 +116,7 @@ def job_row(
         ) from None
     except BumpfitError as exc:
         raise type(exc)(f"{label}: {exc.message}", details={"point": i, "error": exc.details}) from None
-    row = jobs.job_values(job_req, spec, key, settings, request_hash=jobs.fingerprint(job_req), point=point)
+    row = jobs.job_values(job_req, spec, key, settings, request_hash=fingerprint(job_req), point=point)
     del row["created_at"]  # one time for the sweep's jobs, bound once
     return row
 
