@@ -27,5 +27,6 @@ class Dataset(Base):
     # The names of the columns of x then y (a CSV's header); null: x1..xF, y1..yM (app.model.networks).
     columns: Mapped[list[Any] | None]
     outputs: Mapped[int | None]  # columns of y: 0 for a table whose target a network names; null: features
+    timesteps: Mapped[int | None]  # steps of each sequence where x is (n, timesteps, features); null: rows
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     owner: Mapped[str | None] = mapped_column(String(64))  # the caller that stored it (app.http.quota)

@@ -25,6 +25,9 @@ class DatasetOut(BaseModel):
     outputs: int | None = Field(
         None, description="columns of y; 0 for a table (a header of other names): `features` holds every column"
     )
+    timesteps: int | None = Field(
+        None, description="steps of each sequence where x is (n, timesteps, features), which an `rnn` layer takes"
+    )
 
 
 class DatasetList(BaseModel):

@@ -69,6 +69,7 @@ def store(session: Session, parsed: Parsed, caller: Caller | None = None, max_by
         inline=False,
         columns=parsed.columns,
         outputs=parsed.y.shape[1],
+        timesteps=parsed.x.shape[1] if parsed.x.ndim == 3 else None,
         owner=caller.id if caller is not None else None,
     )
     session.add(ds)
@@ -111,6 +112,7 @@ def list_datasets(session: Session, limit: int, page_token: str | None) -> Datas
         Dataset.created_at,
         Dataset.columns,
         Dataset.outputs,
+        Dataset.timesteps,
     )
     stmt = pages.after(select(*cols), Dataset.created_at, Dataset.id, page_token).limit(limit + 1)
     rows = session.execute(stmt).all()

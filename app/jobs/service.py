@@ -76,10 +76,17 @@ def data_shape(session: Session, req: JobRequest, settings: Settings) -> Shape:
         )
         n, features = inline[0].shape
     else:
-        row = session.execute(select(Dataset.n, Dataset.features, Dataset.outputs).where(Dataset.id == d.id)).first()
+        cols = (Dataset.n, Dataset.features, Dataset.outputs, Dataset.timesteps)
+        row = session.execute(select(*cols).where(Dataset.id == d.id)).first()
         if row is None:
             raise InvalidInput.at("data.id", f"no dataset with id {d.id!r}; upload one with POST /v1/datasets")
         n, features = row.n, row.features
+        if row.timesteps is not None:
+            raise InvalidInput.at(
+                "data.id",
+                f"dataset {d.id!r} holds sequences of {row.timesteps} timesteps: a layer acts on rows; "
+                "train a network whose first layer is an rnn (model.layers) on it",
+            )
         if row.outputs is not None and row.outputs != features:
             raise InvalidInput.at(
                 "data.id",

@@ -72,7 +72,7 @@ def rows(api: TestClient) -> str:
 
 def test_an_npz_of_sequences_is_stored_as_sequences(api: TestClient, sequences: str) -> None:
     listed = {d["id"]: d for d in api.get("/v1/datasets").json()["datasets"]}
-    assert listed[sequences]["n"] == 64 and listed[sequences]["features"] == 1
+    assert (listed[sequences]["n"], listed[sequences]["features"], listed[sequences]["timesteps"]) == (64, 1, 4)
     r = api.post(
         "/v1/jobs", json=body(sequences, [{**GATED[0], "gate": {"type": "pulse", "width_init": 1.5}}, GATED[1]])
     )
@@ -92,6 +92,18 @@ def test_an_npz_of_sequences_is_stored_as_sequences(api: TestClient, sequences: 
             "surrogate_width": None,
         },
     }
+
+
+def test_a_single_layer_on_sequences_is_refused_at_submission_naming_the_dataset(
+    api: TestClient, sequences: str
+) -> None:
+    """y as wide as x's last axis passes the element-wise check, yet a layer acts on rows: a 422
+    naming data.id, and no job is queued."""
+    before = api.get("/v1/jobs").json()["jobs"]
+    r = api.post("/v1/jobs", json={"layer": {"type": "bump"}, "data": {"kind": "dataset", "id": sequences}})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["loc"] == "data.id" and "sequences" in r.json()["error"]["message"]
+    assert api.get("/v1/jobs").json()["jobs"] == before
 
 
 @pytest.mark.parametrize(
