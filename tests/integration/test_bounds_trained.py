@@ -4,7 +4,6 @@ inputs, a single bump layer exact, and seed 002's question (one input fixed, the
 
 from __future__ import annotations
 
-import io
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from app.serving import service as serving
 from app.settings import Settings
 from app.store import migrate
 from app.store.db import session_scope
-from tests.integration.training import train_queued
+from tests.integration.training import train_queued, upload_npz
 
 pytestmark = pytest.mark.heavy
 RNG = np.random.default_rng(11)
@@ -51,21 +50,13 @@ NETS: dict[str, tuple[list[dict[str, Any]], str]] = {
 }
 
 
-def upload(c: TestClient, x: np.ndarray, y: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.savez(buf, x=x, y=y)
-    r = c.post("/v1/datasets", files={"file": ("t.npz", buf.getvalue())})
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
 @pytest.fixture(scope="module")
 def trained() -> Iterator[tuple[TestClient, Settings]]:
     url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'bounds.db'}"
     migrate.upgrade(url)
     settings = Settings(database_url=url, bounds_budget_s=60)
     with TestClient(create_app(settings)) as c:
-        data = {"five": upload(c, X, Y), "two": upload(c, X2, Y2)}
+        data = {"five": upload_npz(c, X, Y), "two": upload_npz(c, X2, Y2)}
         for name, (layers, table) in NETS.items():
             body = {
                 "model": {"layers": layers},

@@ -6,7 +6,6 @@ predict what the API predicts."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,9 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from app.store import migrate
-from tests.integration.training import train_queued
+from tests.integration.training import train_queued, upload_npz
 
 PULSE = {"type": "pulse", "x_max_init": 0.75, "width_init": 0.25}
-
-
-def upload(api: TestClient, x: np.ndarray, y: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.savez(buf, x=x.astype(np.float32), y=y.astype(np.float32))
-    r = api.post("/v1/datasets", files={"file": ("d.npz", buf.getvalue())})
-    assert r.status_code == 201, r.text
-    return r.json()["id"]  # type: ignore[no-any-return]
 
 
 def body(dataset: str, layers: list[dict[str, Any]], loss: str = "mse", **training: Any) -> dict[str, Any]:
@@ -51,7 +42,7 @@ def body(dataset: str, layers: list[dict[str, Any]], loss: str = "mse", **traini
 def band(api: TestClient) -> str:
     """Seed 002's band: label 1 where 0.6 < |x| < 0.9."""
     x = np.random.default_rng(0).uniform(-1.2, 1.2, size=(2000, 1))
-    return upload(api, x, (np.abs(x) > 0.6) & (np.abs(x) < 0.9))
+    return upload_npz(api, x, (np.abs(x) > 0.6) & (np.abs(x) < 0.9))
 
 
 @pytest.mark.parametrize(
@@ -107,7 +98,7 @@ def test_a_pulse_learns_the_band_and_stands_still_without_its_surrogate(tmp_path
     c, settings = trained(tmp_path, "pulse.db")
     with c:
         x = np.random.default_rng(0).uniform(-1.2, 1.2, size=(2000, 1))
-        dataset = upload(c, x, (np.abs(x) > 0.6) & (np.abs(x) < 0.9))
+        dataset = upload_npz(c, x, (np.abs(x) > 0.6) & (np.abs(x) < 0.9))
         ids = [
             c.post("/v1/jobs", json=body(dataset, [{**PULSE, "surrogate": s}], epochs=40)).json()["id"]
             for s in ("sigmoid", "none")
@@ -129,7 +120,7 @@ def test_a_network_ending_in_a_step_predicts_zeros_and_ones(tmp_path: Path) -> N
     c, settings = trained(tmp_path, "step.db")
     with c:
         x = np.random.default_rng(1).normal(size=(1000, 4))
-        dataset = upload(c, x, x[:, :1] + 2 * x[:, 1:2] - 0.5 * x[:, 2:3] > 0.3)
+        dataset = upload_npz(c, x, x[:, :1] + 2 * x[:, 1:2] - 0.5 * x[:, 2:3] > 0.3)
         layers = [{"type": "dense", "units": 1}, {"type": "step"}]
         job = c.post("/v1/jobs", json=body(dataset, layers, epochs=20)).json()["id"]
         train_queued(settings)
@@ -157,7 +148,7 @@ def test_weight_norm_and_constraints_train_as_well_and_their_artifacts_honour_th
     c, settings = trained(tmp_path, "bc.db")
     with c:
         table = load_breast_cancer()
-        dataset = upload(c, table.data, table.target[:, None])
+        dataset = upload_npz(c, table.data, table.target[:, None])
         jobs = []
         for opts in [{}, *OPTIONS]:
             layers = [{"type": "dense", "units": 16, "activation": "relu", **opts}, {"type": "dense", "units": 1}]

@@ -6,7 +6,6 @@ Serving's and V2's routes as its `.keras` artifact does; (heavy) a gated rnn lea
 
 from __future__ import annotations
 
-import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,10 @@ from app.main import create_app
 from app.settings import Settings
 from app.store import migrate
 from app.store.db import session_scope
-from tests.integration.training import train_queued
+from tests.integration.training import train_queued, upload_npz
 
 DENSE = {"type": "dense", "units": 1, "activation": "sigmoid"}
 GATED = [{"type": "rnn", "units": 3, "gate": {"type": "pulse"}}, DENSE]
-
-
-def upload(api: TestClient, x: np.ndarray, y: np.ndarray) -> str:
-    buf = io.BytesIO()
-    np.savez(buf, x=x.astype(np.float32), y=y.astype(np.float32))
-    r = api.post("/v1/datasets", files={"file": ("seq.npz", buf.getvalue())})
-    assert r.status_code == 201, r.text
-    return r.json()["id"]  # type: ignore[no-any-return]
 
 
 def sums(n: int, steps: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -61,13 +52,13 @@ def body(dataset: str, layers: list[dict[str, Any]], **training: Any) -> dict[st
 @pytest.fixture(scope="module")
 def sequences(api: TestClient) -> str:
     x, y = sums(64, steps=4)
-    return upload(api, x, y)
+    return upload_npz(api, x, y)
 
 
 @pytest.fixture(scope="module")
 def rows(api: TestClient) -> str:
     x = np.random.default_rng(0).normal(size=(64, 2))
-    return upload(api, x, x[:, :1] > 0)
+    return upload_npz(api, x, x[:, :1] > 0)
 
 
 def test_an_npz_of_sequences_is_stored_as_sequences(api: TestClient, sequences: str) -> None:
@@ -135,7 +126,7 @@ def test_a_gated_rnn_trains_and_predicts_sequences_as_its_artifact_does(tmp_path
     migrate.upgrade(settings.database_url)
     with TestClient(create_app(settings)) as c:
         x, y = sums(64, steps=4)
-        job = c.post("/v1/jobs", json={**body(upload(c, x, y), GATED), "model_name": "seq"}).json()
+        job = c.post("/v1/jobs", json={**body(upload_npz(c, x, y), GATED), "model_name": "seq"}).json()
         train_queued(settings)
         done = c.get(f"/v1/jobs/{job['id']}").json()
         assert done["status"] == "succeeded", done.get("error")
@@ -166,7 +157,7 @@ def test_a_gated_rnn_learns_a_task_that_needs_memory_and_a_sweep_of_16_fuses(tmp
     migrate.upgrade(settings.database_url)
     with TestClient(create_app(settings)) as c:
         x, y = sums(2000)
-        base = body(upload(c, x, y), [{"type": "rnn", "units": 16, "gate": {"type": "pulse"}}, DENSE], epochs=30)
+        base = body(upload_npz(c, x, y), [{"type": "rnn", "units": 16, "gate": {"type": "pulse"}}, DENSE], epochs=30)
         r = c.post("/v1/sweeps", json={"base": base, "grid": {"training.seed": list(range(16))}})
         assert r.status_code == 201, r.text
         train_queued(settings)
