@@ -15,11 +15,10 @@ from app.datasets.limits import Limits
 from app.datasets.models import Dataset
 from app.datasets.schemas import DatasetList, DatasetOut
 from app.errors import TooLarge
-from app.http import quota
 from app.http.auth import Caller
 from app.model import data as datalib
 from app.settings import Settings
-from app.store import pages
+from app.store import caps, pages
 from app.store.ids import new_id
 
 
@@ -58,7 +57,7 @@ def store(session: Session, parsed: Parsed, caller: Caller | None = None, max_by
     caller past `max_bytes` (BUMPFIT_MAX_DATASET_BYTES) of uploads."""
     data = datalib.to_npz(parsed.x, parsed.y)
     if caller is not None:
-        quota.check_dataset_bytes(session, caller, len(data), max_bytes)
+        caps.check_dataset_bytes(session, caller, len(data), max_bytes)
     ds = Dataset(
         id=new_id(),
         filename=parsed.filename,

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from app.datasets import service as datasets
 from app.datasets.models import Dataset
 from app.errors import Conflict, InvalidInput, NotFound, TooLarge
-from app.http import quota
 from app.http.auth import Caller
 from app.jobs import netprep
 from app.jobs.fingerprints import digest, fingerprint, older_fingerprints
@@ -24,7 +23,7 @@ from app.jobs.schemas import JobRequest
 from app.model import data as datalib
 from app.model import plan
 from app.settings import Settings
-from app.store import pages, queue
+from app.store import caps, pages, queue
 from app.store.db import utcnow
 from app.store.ids import new_id
 
@@ -194,7 +193,7 @@ def create(
         if found is not None:
             return found, False
     if caller is not None:
-        quota.check_queued(session, caller, 1, settings.max_queued_jobs)
+        caps.check_queued(session, caller, 1, settings.max_queued_jobs)
     spec, key = prepare(session, req, settings)
     owner = caller.id if caller is not None else None
     job = build_job(req, spec, key, settings, request_hash=request_hash, idempotency_key=idempotency_key, owner=owner)

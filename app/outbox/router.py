@@ -7,11 +7,12 @@ from fastapi import APIRouter, Response
 
 from app.http.auth import Caller
 from app.http.deps import SessionDep, SettingsDep
-from app.http.quota import CallerDep, check_webhooks
+from app.http.quota import CallerDep
 from app.http.responses import ERRORS
 from app.outbox import service
 from app.outbox.egress import Policy
 from app.outbox.schemas import WebhookCreated, WebhookList, WebhookOut, WebhookRequest
+from app.store.caps import check_webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 

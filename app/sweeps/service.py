@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from app.datasets import service as datasets
 from app.errors import BumpfitError, InvalidInput, NotFound
-from app.http import quota
 from app.http.auth import Caller
 from app.http.validation import validation_details
 from app.jobs import netprep
@@ -24,7 +23,7 @@ from app.jobs.schemas import InlineData, JobRequest
 from app.model import data as datalib
 from app.model import plan
 from app.settings import Settings
-from app.store import bulk, pages
+from app.store import bulk, caps, pages
 from app.store.db import utcnow
 from app.store.ids import new_id
 from app.store.progress import JOBS
@@ -75,7 +74,7 @@ def create(session: Session, req: SweepRequest, settings: Settings, caller: Call
     raises and the transaction creates nothing."""
     points = expand(req, settings.max_sweep_jobs)
     if caller is not None:
-        quota.check_queued(session, caller, len(points), settings.max_queued_jobs)
+        caps.check_queued(session, caller, len(points), settings.max_queued_jobs)
     owner = caller.id if caller is not None else None
     where = "points" if req.points is not None else "grid"
     base = req.base
