@@ -1,8 +1,8 @@
 """The seed's full table (99 sigmas, n 100000, batch 32, Adam 1e-3, 3/5/10 epochs) submitted as ONE
 sweep over HTTP to a real `bumpfit serve` on SQLite (a new service each round); the engine on the
 same groups in a new process each round, as a new worker; with --first-release, the same sweep
-through the first release's API (a checkout of commit 7288e4e with its own venv), in the same run;
-then the seed's one-by-one Keras loop on a few of the same sigmas, for the per-job ratio. Loopback
+through another checkout's API (the first release, commit 7288e4e, or any earlier commit, with its
+own venv), in the same run, both compiling from nothing; then the seed's one-by-one Keras loop on a few of the same sigmas, for the per-job ratio. Loopback
 only; stops by itself.
 
     python -m bench.sweep [--workers 1] [--seed-samples 3] [--first-release /tmp/first]
@@ -30,6 +30,10 @@ from bench.common import engine_spec, job_spec, seed_fit, seed_table
 from tests.service import ROOT, Service, free_port, wait_for
 
 TIMEOUT_S = 900  # give up on the sweep after this long
+# No compile from an earlier run, for both trees: a new deployment. A tree that has the persistent
+# compilation cache (BUMPFIT_COMPILE_CACHE_DIR, default ~/.cache/bumpfit) would otherwise load every
+# shape an earlier round compiled; a tree that predates it ignores the variable.
+FRESH = {"BUMPFIT_COMPILE_CACHE_DIR": ""}
 
 
 def in_process(table: list[tuple[float, int]]) -> float:
@@ -86,13 +90,17 @@ def run_sweep(http: httpx.Client, workers: int, table: list[tuple[float, int]]) 
 
 def first_release(root: Path, workers: int, table: list[tuple[float, int]], tmp: str) -> float:
     """Seconds for the same sweep through the first release's `bumpfit serve` (its checkout at
-    `root`, its venv at `root`/.venv), on SQLite."""
+    `root`, its venv at `root`/.venv), on SQLite, compiling from nothing as this tree's does."""
     port = free_port()
     python = root / ".venv" / "bin" / "python"
     args = [str(python), "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]
     with open(f"{tmp}/first.log", "wb") as log:
         proc = subprocess.Popen(
-            [*args, "--database-url", f"sqlite:///{tmp}/first.db"], cwd=root, stdout=log, stderr=subprocess.STDOUT
+            [*args, "--database-url", f"sqlite:///{tmp}/first.db"],
+            cwd=root,
+            env={**os.environ, **FRESH},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
         try:
@@ -117,7 +125,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed-samples", type=int, default=3, help="sigmas to time with the seed's Keras loop")
-    ap.add_argument("--first-release", type=Path, help="a checkout of commit 7288e4e with its venv in .venv")
+    ap.add_argument(
+        "--first-release",
+        type=Path,
+        help="a checkout (the first release: 7288e4e, or any earlier commit) with its venv in .venv",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="rounds of the three, interleaved; the best of each counts")
     args = ap.parse_args()
     table = seed_table()
@@ -127,8 +139,7 @@ def main() -> None:
     engines: list[float] = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
-            env = {"BUMPFIT_COMPILE_CACHE_DIR": ""}  # no compile from an earlier run: a new deployment
-            svc = Service(f"sqlite:///{tmp}/bench.db", workers=args.workers, env=env, log=Path(tmp) / "serve.log")
+            svc = Service(f"sqlite:///{tmp}/bench.db", workers=args.workers, env=FRESH, log=Path(tmp) / "serve.log")
             try:
                 wall, detected, sweep = run_sweep(svc.http, args.workers, table)
                 walls.append(wall)
@@ -166,7 +177,7 @@ def main() -> None:
     if firsts:
         first_s = min(firsts)
         print(
-            f"the first release's API (7288e4e, same run), best of {len(firsts)}: {first_s:.2f} s ({runs(firsts)}); "
+            f"the API of {args.first_release} (same run), best of {len(firsts)}: {first_s:.2f} s ({runs(firsts)}); "
             f"API / first release: {wall / first_s:.2f}x"
         )
     if not args.seed_samples:
