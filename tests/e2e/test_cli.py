@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
@@ -194,3 +195,59 @@ def test_jobs_lists_a_network_job_with_its_layers_and_learned_params(service: Se
     row = next(line for line in table.stdout.splitlines() if job_id in line)
     assert "succeeded" in row and "dense-bump-dense" in row and "0.25" in row
     assert "bump_1.sigma=median 0.5 in [0.4, 0.7] (3 units)" in row
+
+
+def test_bounds_and_optimize_ask_a_served_model_what_it_can_output(service: Service) -> None:
+    """`bumpfit bounds` and `bumpfit optimize` against the service: a single bump layer's range over
+    a box is exact (its peak e^-1 at 0, its least value at the box's end farthest from 0), and the
+    best input's value is what `bumpfit predict` gives for it."""
+    job_id = run(service, "submit", "--sigma", "0.5", "--model-name", "cli-bounds", *SMALL).stdout.strip()
+    job = service.wait_job(job_id)
+    assert job["status"] == "succeeded", job
+    sigma = job["params"]["sigma"]
+    box = ["--lower", "-0.3", "--upper", "0.4"]
+
+    answer = run(service, "bounds", "cli-bounds", *box, "--json")
+    assert answer.exit_code == 0, answer.output
+    (out,) = json.loads(answer.stdout)["outputs"]
+    least = math.exp(-sigma / (sigma - 0.16))  # at x = 0.4
+    assert out["lower"] == pytest.approx(least, abs=1e-5) and out["lower"] <= least
+    assert out["upper"] == pytest.approx(math.exp(-1), abs=1e-5) and out["upper"] >= math.exp(-1) - 1e-7
+    table = run(service, "bounds", "cli-bounds", *box)
+    assert table.exit_code == 0 and "(exact)" in table.stdout, table.output
+
+    found = run(service, "optimize", "cli-bounds", *box, "--min", "--json")
+    assert found.exit_code == 0, found.output
+    best = json.loads(found.stdout)
+    assert best["goal"] == "min" and best["x"] == pytest.approx([0.4]) and 0 <= best["gap"] <= 1e-5
+    predicted = float(run(service, "predict", "cli-bounds", str(best["x"][0])).stdout)
+    assert best["value"] == pytest.approx(predicted, rel=1e-6)
+
+    bad = run(service, "bounds", "cli-bounds", "--lower", "-0.3")
+    assert bad.exit_code != 0 and "give both --lower and --upper" in bad.output
+
+
+def test_optimize_holds_the_inputs_fixed_by_name(service: Service) -> None:
+    """Seed 002's two-input question: the best x2 for a fixed x1, on a network the service trained."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(200, 2))
+    body = {
+        "model": {"layers": [{"type": "dense", "units": 8, "activation": "tanh"}, {"type": "dense", "units": 1}]},
+        "data": {"kind": "inline", "x": x.tolist(), "y": (x[:, :1] * x[:, 1:]).tolist()},
+        "training": {"epochs": 2, "seed": 0},
+        "model_name": "cli-optimize",
+    }
+    job = service.wait_job(service.http.post("/v1/jobs", json=body).json()["id"])
+    assert job["status"] == "succeeded", job
+
+    found = run(service, "optimize", "cli-optimize", "--fix", "x1=0.5", "--lower", "-1,-1", "--upper", "1,1", "--json")
+    assert found.exit_code == 0, found.output
+    best = json.loads(found.stdout)
+    assert best["x"][0] == 0.5 and -1 <= best["x"][1] <= 1 and best["gap"] >= 0
+    predicted = service.http.post("/v1/models/cli-optimize:predict", json={"instances": [best["x"]]}).json()
+    assert best["value"] == pytest.approx(predicted["predictions"][0], rel=1e-5, abs=1e-6)
+    shown = run(service, "optimize", "cli-optimize", "--fix", "x1=0.5")
+    assert shown.exit_code == 0 and shown.stdout.startswith("x ") and "gap" in shown.stdout, shown.output
+
+    bad = run(service, "optimize", "cli-optimize", "--fix", "x1")
+    assert bad.exit_code != 0 and "'x1' is not NAME=VALUE" in bad.output
