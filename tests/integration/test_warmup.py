@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.store.db import session_scope
 from tests.integration.test_queue import claim, submit
+from tests.integration.training import upload_npz
 from tests.unit.test_training import bump_member
 from workers import warmup
 from workers.engine import Member, factory, step
@@ -118,3 +119,24 @@ def test_a_network_shape_warmed_is_the_compile_its_group_trains_with() -> None:
     assert group.model is factory._CACHE[sig]  # not compiled again
     result = group.run(None)[0]
     assert result.error is None and len(result.history) == 2 and len(result.params["bump_1"]["sigma"]) == 4
+
+
+def test_a_recurrent_shape_is_warmed_with_its_timesteps_and_is_the_compile_its_group_trains_with(
+    client: TestClient, db_url: str
+) -> None:
+    x = np.random.default_rng(0).normal(size=(40, 6, 2)).astype(np.float32)
+    y = (x.sum(axis=(1, 2)) > 0)[:, None].astype(np.float32)
+    layers = [{"type": "rnn", "units": 3, "gate": {"type": "pulse"}}, {"type": "dense", "units": 1}]
+    body = {"model": {"layers": layers}, "data": {"kind": "dataset", "id": upload_npz(client, x, y)}}
+    job_id = client.post("/v1/jobs", json={**body, "training": {**NET_TRAINING, "seed": 1}}).json()["id"]
+    claim(db_url)
+    with session_scope(db_url) as s:
+        sig = warmup.shapes(s, "CPU:0", 4)[0]
+    spec = client.get(f"/v1/jobs/{job_id}").json()["spec"]
+    assert sig == signature(spec, 1, 40, 2, "CPU:0", 1, 6) and sig.layer_type == "network"
+    factory._CACHE.clear()
+    warmup.warm(sig)
+    group = Group([Member(job_id, spec, x, y)], "CPU:0")
+    assert list(factory._CACHE) == [sig] and group.model is factory._CACHE[sig]  # not compiled again
+    result = group.run(None)[0]
+    assert result.error is None and len(result.history) == 2 and len(result.params["rnn_1"]["width"]) == 3
