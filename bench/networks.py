@@ -57,20 +57,25 @@ def layers(sigma: float | None, relu: bool = False) -> list[dict[str, Any]]:
     return [{"type": "dense", "units": 16}, middle, {"type": "dense", "units": 1, "activation": "sigmoid"}]
 
 
+def training(epochs: int, seed: int) -> dict[str, Any]:
+    """The benches' training settings for a binary label (bench.recurrent's too)."""
+    return {
+        "loss": "binary_crossentropy",
+        "metrics": ["accuracy"],
+        "validation_split": VALIDATION,
+        "epochs": epochs,
+        "batch_size": BATCH,
+        "learning_rate": LEARNING_RATE,
+        "seed": seed,
+    }
+
+
 def request(dataset: str, sigma: float | None, seed: int, epochs: int, relu: bool = False) -> dict[str, Any]:
     """The job request of one network."""
     return {
         "model": {"layers": layers(sigma, relu)},
         "data": {"kind": "dataset", "id": dataset, "target": ["label"], "normalize": "standard"},
-        "training": {
-            "loss": "binary_crossentropy",
-            "metrics": ["accuracy"],
-            "validation_split": VALIDATION,
-            "epochs": epochs,
-            "batch_size": BATCH,
-            "learning_rate": LEARNING_RATE,
-            "seed": seed,
-        },
+        "training": training(epochs, seed),
     }
 
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.networks import BATCH, LEARNING_RATE, VALIDATION, training
 from tests.conftest import Service, wait_for
 
 N, STEPS, UNITS, NETWORKS = 2000, 20, 16, 16
-BATCH, LEARNING_RATE, VALIDATION = 32, 0.01, 0.2
 GATE = {"type": "pulse", "x_max_init": 1.0, "width_init": 0.5}
 
 
@@ -35,23 +35,11 @@ def task() -> tuple[np.ndarray, np.ndarray]:
 
 def request(dataset: str, epochs: int) -> dict[str, Any]:
     """The sweep's base job: the gated rnn on the uploaded sequences."""
+    layers = [{"type": "rnn", "units": UNITS, "gate": GATE}, {"type": "dense", "units": 1, "activation": "sigmoid"}]
     return {
-        "model": {
-            "layers": [
-                {"type": "rnn", "units": UNITS, "gate": GATE},
-                {"type": "dense", "units": 1, "activation": "sigmoid"},
-            ]
-        },
+        "model": {"layers": layers},
         "data": {"kind": "dataset", "id": dataset, "normalize": "standard"},
-        "training": {
-            "loss": "binary_crossentropy",
-            "metrics": ["accuracy"],
-            "validation_split": VALIDATION,
-            "epochs": epochs,
-            "batch_size": BATCH,
-            "learning_rate": LEARNING_RATE,
-            "seed": 0,
-        },
+        "training": training(epochs, 0),
     }
 
 

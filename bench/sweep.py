@@ -2,8 +2,8 @@
 sweep over HTTP to a real `bumpfit serve` on SQLite (a new service each round); the engine on the
 same groups in a new process each round, as a new worker; with --first-release, the same sweep
 through another checkout's API (the first release, commit 7288e4e, or any earlier commit, with its
-own venv), in the same run, both compiling from nothing; then the seed's one-by-one Keras loop on a few of the same sigmas, for the per-job ratio. Loopback
-only; stops by itself.
+own venv), in the same run, both compiling from nothing; then the seed's one-by-one Keras loop on a
+few of the same sigmas, for the per-job ratio. Loopback only; stops by itself.
 
     python -m bench.sweep [--workers 1] [--seed-samples 3] [--first-release /tmp/first]
     KERAS_BACKEND=jax python -m bench.sweep --seed-samples 0   # workers on the JAX form
