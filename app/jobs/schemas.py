@@ -114,6 +114,18 @@ class InlineData(Strict):
     )
     normalize_target: Normalize | None = Field(None, description=NORMALIZE_TARGET)
 
+    @field_validator("x", mode="before")
+    @classmethod
+    def _rows(cls, value: Any) -> Any:
+        """Sequences are uploads: a 3-deep x is named as such, not as thousands of non-numbers."""
+        if isinstance(value, list) and value and isinstance(value[0], list) and value[0]:
+            if isinstance(value[0][0], list):
+                raise ValueError(
+                    "inline x is rows (n, features); sequences (n, timesteps, features) come as an .npz "
+                    "upload (POST /v1/datasets)"
+                )
+        return value
+
 
 class DatasetData(Strict):
     """An uploaded dataset, by id."""

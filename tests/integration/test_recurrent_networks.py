@@ -97,6 +97,15 @@ def test_a_single_layer_on_sequences_is_refused_at_submission_naming_the_dataset
     assert api.get("/v1/jobs").json()["jobs"] == before
 
 
+def test_inline_sequences_are_refused_naming_data_x_and_the_upload_to_use(api: TestClient) -> None:
+    x, y = sums(8, steps=3)
+    body = {"model": {"layers": GATED}, "data": {"kind": "inline", "x": x.tolist(), "y": y.astype(float).tolist()}}
+    r = api.post("/v1/jobs", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["message"].startswith("data.x: inline x is rows (n, features); sequences")
+    assert ".npz upload" in r.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     "data,layers,where",
     [
