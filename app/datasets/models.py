@@ -29,4 +29,4 @@ class Dataset(Base):
     outputs: Mapped[int | None]  # columns of y: 0 for a table whose target a network names; null: features
     timesteps: Mapped[int | None]  # steps of each sequence where x is (n, timesteps, features); null: rows
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that stored it (app.http.quota)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that stored it (app.store.caps)

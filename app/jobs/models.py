@@ -69,7 +69,7 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that submitted it (app.http.quota)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that submitted it (app.store.caps)
 
 
 class HistoryRow(Base):

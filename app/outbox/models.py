@@ -22,7 +22,7 @@ class Webhook(Base):
     events: Mapped[list[Any]]
     description: Mapped[str] = mapped_column(String(256), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that registered it (app.http.quota)
+    owner: Mapped[str | None] = mapped_column(String(64))  # the caller that registered it (app.store.caps)
 
 
 class OutboxEvent(Base):
